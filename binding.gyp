@@ -1,0 +1,20 @@
+{
+  "targets": [
+    {
+      "target_name": "vswitchd_native",
+      "sources": [
+        "native/addon.cc",
+        "native/datapath.cc",
+        "native/fdb_table.cc",
+        "native/hot_loop.cc",
+        "native/xsk.cc"
+      ],
+      "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
+      "defines": ["NAPI_VERSION=9", "NAPI_CPP_EXCEPTIONS"],
+      "cflags!": ["-fno-exceptions"],
+      "cflags_cc!": ["-fno-exceptions", "-std=gnu++17"],
+      "cflags_cc": ["-std=c++20", "-O2", "-Wall", "-Wextra", "-Wno-unused-parameter", "-Wno-missing-field-initializers"],
+      "libraries": ["<!@(pkg-config --libs libxdp libbpf)"]
+    }
+  ]
+}

@@ -1,0 +1,321 @@
+// Node-API glue: thin wrappers over the C++ datapath; errors become JS
+// exceptions with the context the C++ side gave them. The addon is
+// context-aware: it loads in the main thread (control plane) and in every
+// worker thread (hot loops), which reach the one process-wide Datapath.
+#include <napi.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <stdexcept>
+
+#include "datapath.h"
+#include "xsk.h"
+
+namespace vswitchd {
+
+namespace {
+
+bool parseMac(const std::string& s, uint8_t out[6]) {
+  unsigned b[6];
+  char tail;
+  if (std::sscanf(s.c_str(), "%2x:%2x:%2x:%2x:%2x:%2x%c", &b[0], &b[1], &b[2], &b[3], &b[4], &b[5], &tail) != 6)
+    return false;
+  for (int i = 0; i < 6; i++) out[i] = static_cast<uint8_t>(b[i]);
+  return true;
+}
+
+std::string formatMac(const uint8_t* m) {
+  char buf[18];
+  std::snprintf(buf, sizeof(buf), "%02x:%02x:%02x:%02x:%02x:%02x", m[0], m[1], m[2], m[3], m[4], m[5]);
+  return buf;
+}
+
+uint16_t argU16(const Napi::CallbackInfo& info, size_t i, const char* name) {
+  if (!info[i].IsNumber()) throw Napi::TypeError::New(info.Env(), std::string(name) + " must be a number");
+  const int64_t v = info[i].As<Napi::Number>().Int64Value();
+  if (v < 0 || v > 0xffff) throw Napi::RangeError::New(info.Env(), std::string(name) + " out of range");
+  return static_cast<uint16_t>(v);
+}
+
+void argMac(const Napi::CallbackInfo& info, size_t i, uint8_t out[6]) {
+  if (!info[i].IsString() || !parseMac(info[i].As<Napi::String>().Utf8Value(), out))
+    throw Napi::TypeError::New(info.Env(), "mac must be a string like 02:00:00:00:00:01");
+}
+
+std::vector<uint16_t> argPorts(const Napi::CallbackInfo& info, size_t i) {
+  if (!info[i].IsArray()) throw Napi::TypeError::New(info.Env(), "expected an array of numbers");
+  auto arr = info[i].As<Napi::Array>();
+  std::vector<uint16_t> out;
+  for (uint32_t k = 0; k < arr.Length(); k++) out.push_back(static_cast<uint16_t>(arr.Get(k).As<Napi::Number>().Uint32Value()));
+  return out;
+}
+
+Napi::Object fdbRecordToJs(Napi::Env env, const FdbRecord& r) {
+  auto o = Napi::Object::New(env);
+  o.Set("vlan", r.vlan);
+  o.Set("mac", formatMac(r.mac));
+  o.Set("port", r.port);
+  o.Set("flags", r.flags);
+  o.Set("lastSeenMs", static_cast<double>(r.last_seen_ms));
+  return o;
+}
+
+// Runs f, turning C++ exceptions into JS ones.
+template <typename F>
+auto guarded(Napi::Env env, F f) -> decltype(f()) {
+  try {
+    return f();
+  } catch (const Napi::Error&) {
+    throw;
+  } catch (const std::exception& e) {
+    throw Napi::Error::New(env, e.what());
+  }
+}
+
+class DatapathWrap : public Napi::ObjectWrap<DatapathWrap> {
+ public:
+  static Napi::Function Define(Napi::Env env) {
+    return DefineClass(env, "Datapath",
+                       {
+                           InstanceMethod<&DatapathWrap::AddPort>("addPort"),
+                           InstanceMethod<&DatapathWrap::RemovePort>("removePort"),
+                           InstanceMethod<&DatapathWrap::SetPortVlan>("setPortVlan"),
+                           InstanceMethod<&DatapathWrap::SetPortActive>("setPortActive"),
+                           InstanceMethod<&DatapathWrap::SetFloodSet>("setFloodSet"),
+                           InstanceMethod<&DatapathWrap::Commit>("commit"),
+                           InstanceMethod<&DatapathWrap::PortCounters>("portCounters"),
+                           InstanceMethod<&DatapathWrap::WorkerCounters>("workerCounters"),
+                           InstanceMethod<&DatapathWrap::FdbPut>("fdbPut"),
+                           InstanceMethod<&DatapathWrap::FdbDelete>("fdbDelete"),
+                           InstanceMethod<&DatapathWrap::FdbGet>("fdbGet"),
+                           InstanceMethod<&DatapathWrap::FdbEntries>("fdbEntries"),
+                           InstanceMethod<&DatapathWrap::FdbClear>("fdbClear"),
+                           InstanceMethod<&DatapathWrap::FdbInfo>("fdbInfo"),
+                           InstanceMethod<&DatapathWrap::Close>("close"),
+                       });
+  }
+
+  explicit DatapathWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<DatapathWrap>(info) {
+    Napi::Env env = info.Env();
+    if (!info[0].IsObject()) throw Napi::TypeError::New(env, "new Datapath({ workers, framesPerWorker, fdbCapacity, bpfObject })");
+    auto o = info[0].As<Napi::Object>();
+    Datapath::Options opts{o.Get("workers").As<Napi::Number>().Uint32Value(),
+                           o.Get("framesPerWorker").As<Napi::Number>().Uint32Value(),
+                           o.Get("fdbCapacity").As<Napi::Number>().Uint32Value(),
+                           o.Get("bpfObject").As<Napi::String>().Utf8Value()};
+    if (Datapath::current()) throw Napi::Error::New(env, "a datapath already exists in this process");
+    dp_ = guarded(env, [&] { return std::make_shared<Datapath>(opts); });
+    Datapath::setCurrent(dp_);
+  }
+
+ private:
+  Datapath& dp(Napi::Env env) {
+    if (!dp_) throw Napi::Error::New(env, "datapath is closed");
+    return *dp_;
+  }
+
+  Napi::Value AddPort(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    const uint16_t index = argU16(info, 0, "index");
+    const std::string name = info[1].As<Napi::String>().Utf8Value();
+    const int queues = info[2].As<Napi::Number>().Int32Value();
+    const std::string mode = info[3].As<Napi::String>().Utf8Value();
+    const int tap_fd = info[4].IsNumber() ? info[4].As<Napi::Number>().Int32Value() : -1;
+    auto r = guarded(env, [&] { return dp(env).addPort(index, name, queues, mode, tap_fd); });
+    auto o = Napi::Object::New(env);
+    o.Set("xdpMode", r.xdp_mode);
+    auto owners = Napi::Array::New(env, r.owners.size());
+    for (uint32_t i = 0; i < r.owners.size(); i++) owners.Set(i, r.owners[i]);
+    o.Set("owners", owners);
+    return o;
+  }
+
+  void RemovePort(const Napi::CallbackInfo& info) {
+    guarded(info.Env(), [&] { dp(info.Env()).removePort(argU16(info, 0, "index")); });
+  }
+
+  void SetPortVlan(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    const uint16_t index = argU16(info, 0, "index");
+    auto o = info[1].As<Napi::Object>();
+    const bool trunk = o.Get("trunk").ToBoolean();
+    const uint16_t access = static_cast<uint16_t>(o.Get("accessVlan").ToNumber().Uint32Value());
+    const uint16_t native = static_cast<uint16_t>(o.Get("nativeVlan").ToNumber().Uint32Value());
+    std::vector<uint16_t> trunks;
+    if (o.Get("trunks").IsArray()) {
+      auto arr = o.Get("trunks").As<Napi::Array>();
+      for (uint32_t k = 0; k < arr.Length(); k++) trunks.push_back(static_cast<uint16_t>(arr.Get(k).As<Napi::Number>().Uint32Value()));
+    }
+    guarded(env, [&] { dp(env).setPortVlan(index, trunk, access, native, trunks); });
+  }
+
+  void SetPortActive(const Napi::CallbackInfo& info) {
+    guarded(info.Env(), [&] { dp(info.Env()).setPortActive(argU16(info, 0, "index"), info[1].ToBoolean()); });
+  }
+
+  void SetFloodSet(const Napi::CallbackInfo& info) {
+    guarded(info.Env(), [&] { dp(info.Env()).setFloodSet(argU16(info, 0, "vlan"), argPorts(info, 1)); });
+  }
+
+  void Commit(const Napi::CallbackInfo& info) {
+    guarded(info.Env(), [&] { dp(info.Env()).commit(); });
+  }
+
+  Napi::Value PortCounters(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    const uint16_t port = argU16(info, 0, "index");
+    if (port >= kMaxPorts) throw Napi::RangeError::New(env, "port index out of range");
+    Datapath& d = dp(env);
+    auto o = Napi::Object::New(env);
+    o.Set("rx_packets", static_cast<double>(d.counter(port, kRxPackets)));
+    o.Set("rx_bytes", static_cast<double>(d.counter(port, kRxBytes)));
+    o.Set("tx_packets", static_cast<double>(d.counter(port, kTxPackets)));
+    o.Set("tx_bytes", static_cast<double>(d.counter(port, kTxBytes)));
+    o.Set("flood_packets", static_cast<double>(d.counter(port, kFloodPackets)));
+    auto drops = Napi::Object::New(env);
+    for (int r = 0; r < kDropCount; r++) drops.Set(kDropReasonNames[r], static_cast<double>(d.counter(port, kDropBase + r)));
+    o.Set("drops", drops);
+    return o;
+  }
+
+  Napi::Value WorkerCounters(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    const uint32_t w = info[0].As<Napi::Number>().Uint32Value();
+    Datapath& d = dp(env);
+    if (w >= d.workers()) throw Napi::RangeError::New(env, "worker out of range");
+    static const char* const names[kWorkerCounterCount] = {"loops",    "rx_batches", "rx_frames", "wakeups", "busy_ns",
+                                                           "total_ns", "learn_events", "tx_kicks", "handoffs"};
+    auto o = Napi::Object::New(env);
+    for (int i = 0; i < kWorkerCounterCount; i++) o.Set(names[i], static_cast<double>(d.workerCounter(w, i)));
+    return o;
+  }
+
+  Napi::Value FdbPut(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    uint8_t mac[6];
+    argMac(info, 1, mac);
+    const uint16_t vlan = argU16(info, 0, "vlan");
+    const uint16_t port = argU16(info, 2, "port");
+    const uint16_t flags = info[3].IsNumber() ? argU16(info, 3, "flags") : 0;
+    if (vlan == 0 || vlan > 4094) throw Napi::RangeError::New(env, "vlan must be in 1..4094");
+    return Napi::Boolean::New(env, dp(env).fdb().put(vlan, mac, port, flags, monotonicMs()));
+  }
+
+  Napi::Value FdbDelete(const Napi::CallbackInfo& info) {
+    uint8_t mac[6];
+    argMac(info, 1, mac);
+    return Napi::Boolean::New(info.Env(), dp(info.Env()).fdb().remove(argU16(info, 0, "vlan"), mac));
+  }
+
+  Napi::Value FdbGet(const Napi::CallbackInfo& info) {
+    uint8_t mac[6];
+    argMac(info, 1, mac);
+    FdbRecord r;
+    if (!dp(info.Env()).fdb().get(argU16(info, 0, "vlan"), mac, &r)) return info.Env().Undefined();
+    return fdbRecordToJs(info.Env(), r);
+  }
+
+  Napi::Value FdbEntries(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    const auto records = dp(env).fdb().entries();
+    auto arr = Napi::Array::New(env, records.size());
+    for (uint32_t i = 0; i < records.size(); i++) arr.Set(i, fdbRecordToJs(env, records[i]));
+    return arr;
+  }
+
+  Napi::Value FdbClear(const Napi::CallbackInfo& info) {
+    return Napi::Number::New(info.Env(), dp(info.Env()).fdb().clear());
+  }
+
+  Napi::Value FdbInfo(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    auto o = Napi::Object::New(env);
+    o.Set("size", dp(env).fdb().size());
+    o.Set("capacity", dp(env).fdb().capacity());
+    o.Set("mapFd", dp(env).fdb().mapFd());
+    return o;
+  }
+
+  // Detaches every port and frees the UMEM once the workers have let go.
+  void Close(const Napi::CallbackInfo&) {
+    if (!dp_) return;
+    Datapath::setCurrent(nullptr);
+    dp_.reset();
+  }
+
+  std::shared_ptr<Datapath> dp_;
+};
+
+// Called by a worker thread: runs its hot loop for up to budget_ms.
+Napi::Value WorkerRun(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const uint32_t worker = info[0].As<Napi::Number>().Uint32Value();
+  if (!info[1].IsTypedArray() || info[1].As<Napi::TypedArray>().TypedArrayType() != napi_int32_array)
+    throw Napi::TypeError::New(env, "stop flag must be an Int32Array over a SharedArrayBuffer");
+  const int32_t* stop = info[1].As<Napi::Int32Array>().Data();
+  const uint32_t budget = info[2].As<Napi::Number>().Uint32Value();
+  std::shared_ptr<Datapath> dp = Datapath::current();
+  if (!dp) throw Napi::Error::New(env, "no datapath in this process");
+  if (worker >= dp->workers()) throw Napi::RangeError::New(env, "worker id out of range");
+  const auto learned = guarded(env, [&] { return dp->run(worker, stop, budget); });
+  auto arr = Napi::Array::New(env, learned.size());
+  for (uint32_t i = 0; i < learned.size(); i++) {
+    auto o = Napi::Object::New(env);
+    o.Set("vlan", learned[i].vlan);
+    o.Set("mac", formatMac(learned[i].mac));
+    o.Set("port", learned[i].port);
+    arr.Set(i, o);
+  }
+  return arr;
+}
+
+Napi::Value MonotonicMs(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(), static_cast<double>(monotonicMs()));
+}
+
+Napi::Value OpenTap(const Napi::CallbackInfo& info) {
+  std::string error;
+  const int fd = openTap(info[0].As<Napi::String>().Utf8Value(), info[1].ToBoolean(), &error);
+  if (fd < 0) throw Napi::Error::New(info.Env(), error);
+  return Napi::Number::New(info.Env(), fd);
+}
+
+void SetTapPersist(const Napi::CallbackInfo& info) {
+  std::string error;
+  if (!setTapPersist(info[0].As<Napi::String>().Utf8Value(), info[1].ToBoolean(), &error))
+    throw Napi::Error::New(info.Env(), error);
+}
+
+void CloseFd(const Napi::CallbackInfo& info) { close(info[0].As<Napi::Number>().Int32Value()); }
+
+class Addon : public Napi::Addon<Addon> {
+ public:
+  Addon(Napi::Env env, Napi::Object exports) {
+    auto reasons = Napi::Array::New(env, kDropCount);
+    for (int i = 0; i < kDropCount; i++) reasons.Set(i, kDropReasonNames[i]);
+    DefineAddon(exports, {
+                             InstanceValue("Datapath", DatapathWrap::Define(env)),
+                             InstanceValue("dropReasons", reasons),
+                             InstanceValue("maxPorts", Napi::Number::New(env, kMaxPorts)),
+                             InstanceMethod<&Addon::Run>("workerRun"),
+                             InstanceMethod<&Addon::Now>("monotonicMs"),
+                             InstanceMethod<&Addon::Tap>("openTap"),
+                             InstanceMethod<&Addon::Persist>("setTapPersist"),
+                             InstanceMethod<&Addon::Close>("closeFd"),
+                         });
+  }
+
+ private:
+  Napi::Value Run(const Napi::CallbackInfo& info) { return WorkerRun(info); }
+  Napi::Value Now(const Napi::CallbackInfo& info) { return MonotonicMs(info); }
+  Napi::Value Tap(const Napi::CallbackInfo& info) { return OpenTap(info); }
+  void Persist(const Napi::CallbackInfo& info) { SetTapPersist(info); }
+  void Close(const Napi::CallbackInfo& info) { CloseFd(info); }
+};
+
+}  // namespace
+
+}  // namespace vswitchd
+
+using VswitchdAddon = vswitchd::Addon;
+NODE_API_ADDON(VswitchdAddon)

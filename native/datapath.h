@@ -1,0 +1,176 @@
+// The process-wide datapath: one UMEM, the ports and their sockets, the FDB,
+// and one context per worker thread. The control plane (main thread) changes
+// configuration by building a new immutable View and publishing it; each
+// worker picks up the newest View between bursts and acknowledges it, so the
+// hot loop never takes a lock and never sees a half-applied change.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "fdb_table.h"
+#include "spsc_ring.h"
+#include "xsk.h"
+
+struct xdp_program;
+
+namespace vswitchd {
+
+constexpr int kMaxPorts = 256;
+constexpr int kMaxWorkers = 16;
+constexpr int kBurst = 64;
+constexpr int kPortWords = kMaxPorts / 64;
+
+enum DropReason : int {
+  kDropRunt = 0,          // shorter than an Ethernet header
+  kDropMalformed,         // truncated 802.1Q tag
+  kDropTooBig,            // longer than a UMEM frame can carry
+  kDropMulticastSource,   // multicast or broadcast source MAC
+  kDropVlanNotAllowed,    // tag not in the port's trunks, or a tagged frame on an access port
+  kDropUntaggedNoNative,  // untagged frame on a trunk without native VLAN
+  kDropSamePort,          // destination learned on the ingress port
+  kDropNoBuffer,          // no free UMEM frame for a flood copy
+  kDropTxFull,            // egress TX ring or hand-off ring full
+  kDropPortDown,          // egress or ingress port inactive
+  kDropCount
+};
+extern const char* const kDropReasonNames[kDropCount];
+
+enum PortCounter : int {
+  kRxPackets = 0,
+  kRxBytes,
+  kTxPackets,
+  kTxBytes,
+  kFloodPackets,  // frames this port sent as part of a flood
+  kDropBase,      // followed by kDropCount drop counters
+  kPortCounterCount = kDropBase + kDropCount
+};
+
+enum WorkerCounter : int {
+  kLoops = 0,       // iterations of the loop
+  kRxBatches,       // bursts that received at least one frame
+  kRxFrames,        // frames received (rx_frames / rx_batches = mean batch)
+  kWakeups,         // returns from poll() with something to do
+  kBusyNs,          // time spent working (not in poll)
+  kTotalNs,         // time inside run()
+  kLearnEvents,     // source MACs reported to the control plane
+  kTxKicks,         // sendto() calls
+  kHandoffs,        // frames passed to another worker's port
+  kWorkerCounterCount
+};
+
+// One socket (veth/tap queue) or one tap fd (the internal port), owned by one worker.
+struct Queue {
+  enum Kind : uint8_t { kXsk, kTapFd } kind;
+  uint16_t port;
+  uint32_t queue_id;
+  uint16_t owner;
+  int fd;                          // socket or tap fd, for poll()
+  std::unique_ptr<XskSocket> xsk;  // kXsk only
+  uint32_t fill_target = 0;        // frames to keep in the fill ring
+  uint32_t rx_outstanding = 0;     // frames given to the fill ring and not yet received
+  bool tx_pending = false;         // frames on the TX ring not yet kicked
+};
+
+struct PortView {
+  uint8_t active = 0;
+  uint8_t trunk = 0;
+  uint16_t access_vlan = 0;
+  uint16_t native_vlan = 0;        // 0: untagged frames are dropped (trunk only)
+  uint64_t allowed[64] = {};       // trunk VLAN bitmap
+  Queue* tx_queue[kMaxWorkers] = {};  // the queue each worker transmits on, if it owns one
+  int16_t tx_worker = -1;          // otherwise hand the frame to this worker
+};
+
+struct View {
+  uint64_t gen = 0;
+  PortView ports[kMaxPorts];
+  uint64_t flood[4096][kPortWords] = {};  // per VLAN: member ports
+  std::vector<Queue*> worker_queues[kMaxWorkers];
+};
+
+struct Handoff {
+  uint64_t addr;
+  uint32_t len;
+  uint16_t port;
+};
+
+struct LearnRecord {
+  uint16_t vlan;
+  uint16_t port;
+  uint8_t mac[6];
+};
+
+struct Worker;
+
+struct PortInfo {
+  std::string name;
+  int ifindex = 0;
+  bool tap_fd_port = false;        // the internal port: the daemon holds its tap fd
+  int tap_fd = -1;
+  xdp_program* prog = nullptr;
+  int xsks_map_fd = -1;
+  std::string xdp_mode;            // "native" | "generic" | "none"
+  std::vector<std::unique_ptr<Queue>> queues;
+};
+
+class Datapath {
+ public:
+  struct Options {
+    uint32_t workers;
+    uint32_t frames_per_worker;
+    uint32_t fdb_capacity;
+    std::string bpf_object;  // path of xsk_steer.bpf.o
+  };
+  explicit Datapath(const Options& opts);  // throws
+  ~Datapath();
+
+  // The one instance of the process (created by the main thread).
+  static std::shared_ptr<Datapath> current();
+  static void setCurrent(std::shared_ptr<Datapath> dp);
+
+  // --- control plane (main thread only) ---
+  struct PortResult { std::string xdp_mode; std::vector<uint16_t> owners; };
+  // Attaches XDP and binds a socket on every queue (xsk port), or adopts a tap fd.
+  PortResult addPort(uint16_t index, const std::string& name, int queues, const std::string& xdp_mode, int tap_fd);
+  void removePort(uint16_t index);  // detaches and returns the port's frames to their workers
+  void setPortVlan(uint16_t index, bool trunk, uint16_t access_vlan, uint16_t native_vlan,
+                   const std::vector<uint16_t>& trunks);
+  void setPortActive(uint16_t index, bool active);
+  void setFloodSet(uint16_t vlan, const std::vector<uint16_t>& ports);
+  void commit();  // publish staged changes to the workers and wait for them to take them
+  FdbTable& fdb() { return *fdb_; }
+  uint64_t counter(uint16_t port, int which) const;  // summed over workers
+  uint64_t workerCounter(uint32_t worker, int which) const;
+  uint32_t workers() const { return static_cast<uint32_t>(workers_.size()); }
+  void wakeAll();
+
+  // --- worker threads ---
+  // Runs the hot loop of one worker until budget_ms passes, *stop != 0, or
+  // learn events are waiting. Returns the learn events.
+  std::vector<LearnRecord> run(uint32_t worker, const int32_t* stop, uint32_t budget_ms);
+
+ private:
+  std::unique_ptr<View> buildView() const;
+  void detachProgram(PortInfo& p);
+  void releaseQueues(std::vector<std::unique_ptr<Queue>>& queues);
+
+  Options opts_;
+  std::unique_ptr<Umem> umem_;
+  std::unique_ptr<FdbTable> fdb_;
+  std::vector<std::unique_ptr<Worker>> workers_;
+  PortInfo ports_[kMaxPorts];
+  View staged_;                         // the control plane's working copy
+  std::atomic<View*> live_{nullptr};
+  std::vector<std::unique_ptr<View>> views_;  // published, kept until no worker uses them
+  uint64_t next_gen_ = 1;
+  std::mutex control_mu_;
+};
+
+uint64_t monotonicMs();
+
+}  // namespace vswitchd

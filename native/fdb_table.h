@@ -1,0 +1,139 @@
+// The FDB: an open-addressing hash table keyed by <vlan, mac>, living in a
+// BPF_F_MMAPABLE array map so that the hot loops (through mmap), the control
+// plane (through this class) and, later, XDP programs (as a map) all read the
+// same memory without a syscall.
+//
+// One writer (the control plane's thread). Readers never block the writer and
+// never see a half-written entry: each slot carries a sequence number that is
+// odd while the writer is inside it (a per-slot seqlock); a reader that loses
+// the race treats the lookup as a miss, which only means the frame floods.
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <string>
+#include <vector>
+
+namespace vswitchd {
+
+constexpr uint16_t kFdbStatic = 1;     // never aged, never moved (mirrors FDB_FLAG_STATIC in types.ts)
+constexpr uint16_t kFdbTombstone = 0x8000;  // deleted slot: probing continues past it
+
+// 32 bytes; layout shared with future XDP readers, so keep it fixed.
+struct FdbSlot {
+  uint32_t seq;            // seqlock: odd while being written
+  uint16_t vlan;           // 0 = empty (or tombstone if flags say so)
+  uint8_t mac[6];
+  uint16_t port;
+  uint16_t flags;
+  uint32_t reserved;
+  uint64_t last_seen_ms;   // CLOCK_MONOTONIC ms; refreshed by the hot loops
+};
+static_assert(sizeof(FdbSlot) == 32, "FdbSlot layout is shared with BPF");
+
+struct FdbHit {
+  uint16_t port;
+  uint16_t flags;
+  uint32_t index;          // slot index, to refresh last_seen without a second lookup
+};
+
+inline uint64_t fdbKey(uint16_t vlan, const uint8_t* mac) {
+  uint64_t k = 0;
+  std::memcpy(&k, mac, 6);
+  return k | (static_cast<uint64_t>(vlan) << 48);
+}
+
+inline uint32_t fdbHash(uint64_t key, uint32_t mask) {
+  return static_cast<uint32_t>((key * 0x9E3779B97F4A7C15ull) >> 32) & mask;
+}
+
+inline uint32_t loadAcquire(const uint32_t* p) {
+  return std::atomic_ref<const uint32_t>(*p).load(std::memory_order_acquire);
+}
+
+// Read-only view used by the hot loops; safe against the concurrent writer.
+class FdbView {
+ public:
+  FdbView() = default;
+  FdbView(FdbSlot* slots, uint32_t capacity) : slots_(slots), mask_(capacity - 1) {}
+
+  bool lookup(uint16_t vlan, const uint8_t* mac, FdbHit* hit) const {
+    const uint64_t want = fdbKey(vlan, mac);
+    uint32_t i = fdbHash(want, mask_);
+    for (uint32_t probes = 0; probes <= mask_; probes++, i = (i + 1) & mask_) {
+      const FdbSlot& s = slots_[i];
+      const uint32_t seq = loadAcquire(&s.seq);
+      uint16_t sv = std::atomic_ref<const uint16_t>(s.vlan).load(std::memory_order_relaxed);
+      uint16_t flags = std::atomic_ref<const uint16_t>(s.flags).load(std::memory_order_relaxed);
+      uint16_t port = std::atomic_ref<const uint16_t>(s.port).load(std::memory_order_relaxed);
+      uint8_t m[6];
+      std::memcpy(m, s.mac, 6);
+      std::atomic_thread_fence(std::memory_order_acquire);
+      if ((seq & 1) || loadAcquire(&s.seq) != seq) return false;  // being written: miss
+      if (sv == 0 && !(flags & kFdbTombstone)) return false;      // empty: end of chain
+      if (sv == 0) continue;                                       // tombstone
+      if (fdbKey(sv, m) == want) {
+        hit->port = port;
+        hit->flags = flags;
+        hit->index = i;
+        return true;
+      }
+    }
+    return false;
+  }
+
+  void touch(uint32_t index, uint64_t now_ms) const {
+    auto ref = std::atomic_ref<uint64_t>(slots_[index].last_seen_ms);
+    // Write only when the second changes: keeps the cache line shared between cores.
+    if (now_ms - ref.load(std::memory_order_relaxed) >= 1000) ref.store(now_ms, std::memory_order_relaxed);
+  }
+
+ private:
+  FdbSlot* slots_ = nullptr;
+  uint32_t mask_ = 0;
+};
+
+struct FdbRecord {
+  uint16_t vlan;
+  uint8_t mac[6];
+  uint16_t port;
+  uint16_t flags;
+  uint64_t last_seen_ms;
+};
+
+// The single writer. Owns the BPF map and its mapping.
+class FdbTable {
+ public:
+  explicit FdbTable(uint32_t capacity);  // throws std::runtime_error
+  ~FdbTable();
+  FdbTable(const FdbTable&) = delete;
+  FdbTable& operator=(const FdbTable&) = delete;
+
+  FdbView view() const { return FdbView(slots_, capacity_); }
+  int mapFd() const { return map_fd_; }
+  uint32_t capacity() const { return capacity_; }
+  uint32_t size() const { return live_; }
+
+  // false when the table is at its load limit (3/4 of the slots).
+  bool put(uint16_t vlan, const uint8_t* mac, uint16_t port, uint16_t flags, uint64_t now_ms);
+  bool remove(uint16_t vlan, const uint8_t* mac);
+  bool get(uint16_t vlan, const uint8_t* mac, FdbRecord* out) const;
+  std::vector<FdbRecord> entries() const;
+  uint32_t clear();
+
+ private:
+  int64_t find(uint64_t key) const;
+  void write(uint32_t index, uint16_t vlan, const uint8_t* mac, uint16_t port, uint16_t flags, uint64_t last_seen);
+  void rebuild();
+
+  FdbSlot* slots_ = nullptr;
+  size_t map_bytes_ = 0;
+  int map_fd_ = -1;
+  uint32_t capacity_ = 0;
+  uint32_t live_ = 0;
+  uint32_t tombstones_ = 0;
+};
+
+}  // namespace vswitchd

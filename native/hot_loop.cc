@@ -1,0 +1,439 @@
+// The per-worker hot loop: receive a burst on each owned queue, classify each
+// frame into a VLAN, learn its source, look up <vlan, dst mac>, and transmit by
+// passing the descriptor (no copy) to the egress queue: a local socket's TX
+// ring, or another worker's hand-off ring when that worker owns the egress
+// port. Only a flood copies, once per extra egress port.
+#include <errno.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstring>
+
+#include "worker.h"
+
+namespace vswitchd {
+
+namespace {
+
+constexpr uint16_t kEthVlan = 0x8100;
+constexpr uint32_t kEthHeader = 14;
+
+inline uint16_t be16(const uint8_t* p) { return static_cast<uint16_t>(p[0] << 8 | p[1]); }
+
+inline bool isMulticast(const uint8_t* mac) { return mac[0] & 1; }
+
+inline bool carriesVlan(const PortView& pv, uint16_t vlan) {
+  if (!pv.active) return false;
+  if (!pv.trunk) return pv.access_vlan == vlan;
+  return vlan == pv.native_vlan || (pv.allowed[vlan / 64] >> (vlan % 64) & 1);
+}
+
+inline bool egressTagged(const PortView& pv, uint16_t vlan) { return pv.trunk && vlan != pv.native_vlan; }
+
+uint64_t nowNs() {
+  return static_cast<uint64_t>(
+      std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch()).count());
+}
+
+// A frame in the UMEM and what we know of it.
+struct Frame {
+  uint64_t addr;   // start of data
+  uint32_t len;
+  bool tagged;
+};
+
+class Loop {
+ public:
+  Loop(Worker& w, uint8_t* umem, uint32_t frames_per_worker, std::vector<std::unique_ptr<Worker>>& all, FdbView fdb)
+      : w_(w), umem_(umem), frames_per_worker_(frames_per_worker), all_(all), fdb_(fdb) {}
+
+  void adoptView(View* v) {
+    w_.view = v;
+    w_.pfds.clear();
+    const auto& queues = v->worker_queues[w_.id];
+    const uint32_t xsks = static_cast<uint32_t>(queues.size());
+    for (Queue* q : queues) {
+      w_.pfds.push_back(pollfd{q->fd, POLLIN, 0});
+      q->fill_target = xsks ? std::min<uint32_t>(1024, std::max<uint32_t>(64, frames_per_worker_ / (2 * xsks))) : 0;
+    }
+    w_.pfds.push_back(pollfd{w_.event_fd, POLLIN, 0});
+    w_.seen_gen.store(v->gen, std::memory_order_release);
+  }
+
+  // One pass over everything this worker owns; returns frames handled.
+  uint32_t iterate(uint64_t now_ms) {
+    now_ms_ = now_ms;
+    uint32_t work = reclaimFrames();
+    const auto& queues = w_.view->worker_queues[w_.id];
+    for (Queue* q : queues) {
+      if (q->kind == Queue::kXsk) {
+        work += complete(q);
+        refill(q);
+        work += receiveXsk(q);
+      } else {
+        work += receiveTap(q);
+      }
+    }
+    work += drainHandoffs();
+    for (Queue* q : queues)
+      if (q->tx_pending) kick(q);
+    wakePeers();
+    return work;
+  }
+
+  bool txBacklog() const {
+    for (Queue* q : w_.view->worker_queues[w_.id])
+      if (q->tx_pending) return true;
+    return false;
+  }
+
+ private:
+  uint8_t* data(uint64_t addr) { return umem_ + addr; }
+
+  void freeFrame(uint64_t addr) {
+    const uint64_t chunk = chunkOf(addr);
+    const uint64_t owner = chunk / kFrameSize / frames_per_worker_;
+    if (owner == w_.id) {
+      w_.pool.push_back(chunk);
+    } else {
+      all_[owner]->return_in[w_.id]->push(chunk);
+      w_.wake_peer[owner] = true;
+    }
+  }
+
+  uint32_t reclaimFrames() {
+    uint32_t n = 0;
+    uint64_t addr;
+    for (auto& ring : w_.return_in)
+      if (ring)
+        while (ring->pop(&addr)) w_.pool.push_back(addr), n++;
+    if (w_.reclaim_pending.load(std::memory_order_acquire)) {
+      std::lock_guard<std::mutex> lock(w_.reclaim_mu);
+      for (uint64_t a : w_.reclaim) w_.pool.push_back(a);
+      w_.reclaim.clear();
+      w_.reclaim_pending.store(false, std::memory_order_relaxed);
+    }
+    return n;
+  }
+
+  uint32_t complete(Queue* q) {
+    uint32_t idx;
+    const uint32_t n = xsk_ring_cons__peek(&q->xsk->comp, kBurst * 4, &idx);
+    for (uint32_t i = 0; i < n; i++) freeFrame(*xsk_ring_cons__comp_addr(&q->xsk->comp, idx + i));
+    if (n) xsk_ring_cons__release(&q->xsk->comp, n);
+    return n;
+  }
+
+  void refill(Queue* q) {
+    uint32_t& outstanding = q->rx_outstanding;
+    if (outstanding >= q->fill_target) return;
+    uint32_t want = std::min<uint32_t>(q->fill_target - outstanding, static_cast<uint32_t>(w_.pool.size()));
+    uint32_t idx;
+    want = xsk_ring_prod__reserve(&q->xsk->fill, want, &idx);
+    for (uint32_t i = 0; i < want; i++) {
+      *xsk_ring_prod__fill_addr(&q->xsk->fill, idx + i) = w_.pool.back();
+      w_.pool.pop_back();
+    }
+    if (!want) return;
+    xsk_ring_prod__submit(&q->xsk->fill, want);
+    outstanding += want;
+    if (xsk_ring_prod__needs_wakeup(&q->xsk->fill)) recvfrom(q->fd, nullptr, 0, MSG_DONTWAIT, nullptr, nullptr);
+  }
+
+  uint32_t receiveXsk(Queue* q) {
+    uint32_t idx;
+    const uint32_t n = xsk_ring_cons__peek(&q->xsk->rx, kBurst, &idx);
+    if (!n) return 0;
+    Frame frames[kBurst];
+    for (uint32_t i = 0; i < n; i++) {
+      const xdp_desc* d = xsk_ring_cons__rx_desc(&q->xsk->rx, idx + i);
+      frames[i] = Frame{xsk_umem__add_offset_to_addr(d->addr), d->len, false};
+    }
+    xsk_ring_cons__release(&q->xsk->rx, n);
+    q->rx_outstanding -= n;
+    countBatch(n);
+    for (uint32_t i = 0; i < n; i++) process(q->port, frames[i]);
+    return n;
+  }
+
+  uint32_t receiveTap(Queue* q) {
+    uint32_t n = 0;
+    while (n < kBurst && !w_.pool.empty()) {
+      const uint64_t chunk = w_.pool.back();
+      const ssize_t len = read(q->fd, data(chunk + kFrameHeadroom), kFrameSize - kFrameHeadroom);
+      if (len <= 0) break;  // EAGAIN: nothing more; errors: the port is going away
+      w_.pool.pop_back();
+      n++;
+      process(q->port, Frame{chunk + kFrameHeadroom, static_cast<uint32_t>(len), false});
+    }
+    if (n) countBatch(n);
+    return n;
+  }
+
+  void countBatch(uint32_t n) {
+    bump(w_.counters[kRxBatches]);
+    bump(w_.counters[kRxFrames], n);
+  }
+
+  void drop(uint16_t port, DropReason why, uint64_t addr) {
+    bump(w_.port_counters[port][kDropBase + static_cast<int>(why)]);
+    freeFrame(addr);
+  }
+
+  // Forwarding decision for one received frame.
+  void process(uint16_t in, Frame f) {
+    auto& ctr = w_.port_counters[in];
+    bump(ctr[kRxPackets]);
+    bump(ctr[kRxBytes], f.len);
+    const PortView& pv = w_.view->ports[in];
+    if (!pv.active) return drop(in, kDropPortDown, f.addr);
+    if (f.len < kEthHeader) return drop(in, kDropRunt, f.addr);
+    if (f.len > kMaxFrameLen) return drop(in, kDropTooBig, f.addr);
+    const uint8_t* eth = data(f.addr);
+    uint16_t vid = 0;
+    uint8_t pcp = 0;
+    if (be16(eth + 12) == kEthVlan) {
+      if (f.len < kEthHeader + 4) return drop(in, kDropMalformed, f.addr);
+      const uint16_t tci = be16(eth + 14);
+      vid = tci & 0x0fff;
+      pcp = static_cast<uint8_t>(tci >> 13);
+      f.tagged = true;
+    }
+    // Which VLAN the frame belongs to (the rules of src/switch/flood.ts ingressVlan).
+    uint16_t vlan;
+    if (!pv.trunk) {
+      if (f.tagged && vid != 0) return drop(in, kDropVlanNotAllowed, f.addr);
+      vlan = pv.access_vlan;
+    } else if (f.tagged && vid != 0) {
+      if (vid == 4095 || !carriesVlan(pv, vid)) return drop(in, kDropVlanNotAllowed, f.addr);
+      vlan = vid;
+    } else {
+      if (!pv.native_vlan) return drop(in, kDropUntaggedNoNative, f.addr);
+      vlan = pv.native_vlan;
+    }
+    const uint8_t* dst = eth;
+    const uint8_t* src = eth + 6;
+    if (isMulticast(src)) return drop(in, kDropMulticastSource, f.addr);
+    learn(vlan, src, in);
+
+    FdbHit hit;
+    if (!isMulticast(dst) && fdb_.lookup(vlan, dst, &hit)) {
+      if (hit.port == in) return drop(in, kDropSamePort, f.addr);
+      if (hit.port < kMaxPorts && carriesVlan(w_.view->ports[hit.port], vlan))
+        return emit(hit.port, f, vlan, pcp, false);
+      // Learned on a port that no longer carries the VLAN: flood as unknown.
+    }
+    flood(in, f, vlan, pcp);
+  }
+
+  void learn(uint16_t vlan, const uint8_t* mac, uint16_t port) {
+    FdbHit hit;
+    if (fdb_.lookup(vlan, mac, &hit)) {
+      if (hit.port == port || (hit.flags & kFdbStatic)) {
+        if (hit.port == port) fdb_.touch(hit.index, now_ms_);
+        return;  // known here, or pinned by a static entry
+      }
+    }
+    // New or moved: tell the control plane, once a second at most per <vlan, mac, port>.
+    const uint64_t key = fdbKey(vlan, mac);
+    RecentLearn& r = w_.recent[fdbHash(key, 4095)];
+    if (r.key == key && r.port == port && now_ms_ - r.at_ms < 1000) return;
+    r = RecentLearn{key, port, now_ms_};
+    LearnRecord rec{vlan, port, {}};
+    std::memcpy(rec.mac, mac, 6);
+    w_.learned.push_back(rec);
+    bump(w_.counters[kLearnEvents]);
+  }
+
+  void flood(uint16_t in, Frame f, uint16_t vlan, uint8_t pcp) {
+    const uint64_t* members = w_.view->flood[vlan];
+    int targets[kMaxPorts];
+    int n = 0;
+    for (int word = 0; word < kPortWords; word++) {
+      uint64_t bits = members[word];
+      while (bits) {
+        const int p = word * 64 + __builtin_ctzll(bits);
+        bits &= bits - 1;
+        if (p != in && carriesVlan(w_.view->ports[p], vlan)) targets[n++] = p;
+      }
+    }
+    if (n == 0) return freeFrame(f.addr);
+    for (int i = 0; i < n - 1; i++) {
+      if (w_.pool.empty()) {
+        bump(w_.port_counters[targets[i]][kDropBase + static_cast<int>(kDropNoBuffer)]);
+        continue;
+      }
+      const uint64_t chunk = w_.pool.back();
+      w_.pool.pop_back();
+      std::memcpy(data(chunk + kFrameHeadroom), data(f.addr), f.len);
+      emit(static_cast<uint16_t>(targets[i]), Frame{chunk + kFrameHeadroom, f.len, f.tagged}, vlan, pcp, true);
+    }
+    emit(static_cast<uint16_t>(targets[n - 1]), f, vlan, pcp, true);
+  }
+
+  // Give the frame the tag the egress port wants, in place (the UMEM headroom
+  // takes a pushed tag), and queue it for transmission.
+  void emit(uint16_t out, Frame f, uint16_t vlan, uint8_t pcp, bool flooded) {
+    const PortView& pv = w_.view->ports[out];
+    const bool want = egressTagged(pv, vlan);
+    if (f.tagged && !want) {
+      std::memmove(data(f.addr + 4), data(f.addr), 12);
+      f.addr += 4;
+      f.len -= 4;
+    } else if (!f.tagged && want) {
+      if (f.addr - chunkOf(f.addr) < 4) {  // no headroom: move the frame to the usual offset
+        const uint64_t moved = chunkOf(f.addr) + kFrameHeadroom;
+        std::memmove(data(moved), data(f.addr), f.len);
+        f.addr = moved;
+      }
+      f.addr -= 4;
+      f.len += 4;
+      std::memmove(data(f.addr), data(f.addr + 4), 12);
+    }
+    if (want) {
+      uint8_t* tag = data(f.addr + 12);
+      const uint16_t tci = static_cast<uint16_t>(pcp << 13 | vlan);
+      tag[0] = kEthVlan >> 8;
+      tag[1] = kEthVlan & 0xff;
+      tag[2] = static_cast<uint8_t>(tci >> 8);
+      tag[3] = static_cast<uint8_t>(tci);
+    }
+    if (flooded) bump(w_.port_counters[out][kFloodPackets]);
+    if (Queue* q = pv.tx_queue[w_.id]) return transmit(q, f);
+    const int16_t owner = pv.tx_worker;
+    if (owner < 0) return drop(out, kDropPortDown, f.addr);
+    if (!all_[owner]->handoff_in[w_.id]->push(Handoff{f.addr, f.len, out})) return drop(out, kDropTxFull, f.addr);
+    bump(w_.counters[kHandoffs]);
+    w_.wake_peer[owner] = true;
+  }
+
+  void transmit(Queue* q, const Frame& f) {
+    auto& ctr = w_.port_counters[q->port];
+    if (q->kind == Queue::kTapFd) {
+      // The internal port: hand the frame to the host stack through the tap.
+      if (write(q->fd, data(f.addr), f.len) == static_cast<ssize_t>(f.len)) {
+        bump(ctr[kTxPackets]);
+        bump(ctr[kTxBytes], f.len);
+        freeFrame(f.addr);
+      } else {
+        drop(q->port, kDropTxFull, f.addr);
+      }
+      return;
+    }
+    uint32_t idx;
+    if (xsk_ring_prod__reserve(&q->xsk->tx, 1, &idx) != 1) return drop(q->port, kDropTxFull, f.addr);
+    xdp_desc* d = xsk_ring_prod__tx_desc(&q->xsk->tx, idx);
+    d->addr = f.addr;
+    d->len = f.len;
+    d->options = 0;
+    xsk_ring_prod__submit(&q->xsk->tx, 1);
+    q->tx_pending = true;
+    bump(ctr[kTxPackets]);
+    bump(ctr[kTxBytes], f.len);
+  }
+
+  uint32_t drainHandoffs() {
+    uint32_t n = 0;
+    Handoff h;
+    for (auto& ring : w_.handoff_in) {
+      if (!ring) continue;
+      while (ring->pop(&h)) {
+        n++;
+        const PortView& pv = w_.view->ports[h.port];
+        Queue* q = pv.active ? pv.tx_queue[w_.id] : nullptr;
+        if (!q) {
+          drop(h.port, kDropPortDown, h.addr);
+          continue;
+        }
+        transmit(q, Frame{h.addr, h.len, false});
+      }
+    }
+    return n;
+  }
+
+  // Copy-mode AF_XDP sends a few dozen frames per sendto(): kick until the
+  // kernel has taken the whole TX ring or tells us to come back later.
+  void kick(Queue* q) {
+    for (int tries = 0; tries < 64; tries++) {
+      if (*q->xsk->tx.consumer == q->xsk->tx.cached_prod) {
+        q->tx_pending = false;
+        return;
+      }
+      bump(w_.counters[kTxKicks]);
+      const int err = sendto(q->fd, nullptr, 0, MSG_DONTWAIT, nullptr, 0) < 0 ? errno : 0;
+      complete(q);
+      // EAGAIN/EBUSY: the kernel is busy, come back on the next pass; other
+      // errors (ENETDOWN) leave the frames queued until the device is back.
+      if (err && err != ENOBUFS) return;
+    }
+  }
+
+  void wakePeers() {
+    const uint64_t one = 1;
+    for (uint32_t p = 0; p < all_.size(); p++) {
+      if (!w_.wake_peer[p]) continue;
+      w_.wake_peer[p] = false;
+      if (all_[p]->sleeping.load(std::memory_order_seq_cst) && write(all_[p]->event_fd, &one, sizeof(one)) < 0) {
+      }
+    }
+  }
+
+  Worker& w_;
+  uint8_t* umem_;
+  uint32_t frames_per_worker_;
+  std::vector<std::unique_ptr<Worker>>& all_;
+  FdbView fdb_;
+  uint64_t now_ms_ = 0;
+};
+
+bool peerWorkPending(const Worker& w) {
+  for (auto& r : w.handoff_in)
+    if (r && !r->empty()) return true;
+  for (auto& r : w.return_in)
+    if (r && !r->empty()) return true;
+  return w.reclaim_pending.load(std::memory_order_acquire);
+}
+
+}  // namespace
+
+std::vector<LearnRecord> Datapath::run(uint32_t worker, const int32_t* stop, uint32_t budget_ms) {
+  Worker& w = *workers_.at(worker);
+  w.in_run.store(true, std::memory_order_seq_cst);
+  Loop loop(w, umem_->area(), opts_.frames_per_worker, workers_, fdb_->view());
+  const uint64_t start = nowNs();
+  const uint64_t deadline = start + static_cast<uint64_t>(budget_ms) * 1000000;
+  uint64_t busy = 0;
+  auto stopped = [stop] { return std::atomic_ref<const int32_t>(*stop).load(std::memory_order_acquire) != 0; };
+  while (!stopped()) {
+    View* v = live_.load(std::memory_order_seq_cst);
+    if (v != w.view || v->gen != w.seen_gen.load(std::memory_order_relaxed)) loop.adoptView(v);
+    const uint64_t t0 = nowNs();
+    const uint32_t work = loop.iterate(monotonicMs());
+    bump(w.counters[kLoops]);
+    const uint64_t t1 = nowNs();
+    if (work) busy += t1 - t0;
+    if (!w.learned.empty() || t1 >= deadline) break;
+    if (work || loop.txBacklog()) continue;
+    // Idle: sleep until a socket has frames, a peer hands us work, or the budget ends.
+    w.sleeping.store(true, std::memory_order_seq_cst);
+    if (!peerWorkPending(w) && live_.load(std::memory_order_seq_cst) == w.view) {
+      const int timeout = static_cast<int>((deadline - t1) / 1000000) + 1;
+      const int ready = poll(w.pfds.data(), w.pfds.size(), timeout);
+      if (ready > 0) {
+        bump(w.counters[kWakeups]);
+        uint64_t drained;
+        if (w.pfds.back().revents & POLLIN) (void)!read(w.event_fd, &drained, sizeof(drained));
+      }
+    }
+    w.sleeping.store(false, std::memory_order_relaxed);
+  }
+  bump(w.counters[kBusyNs], busy);
+  bump(w.counters[kTotalNs], nowNs() - start);
+  w.in_run.store(false, std::memory_order_seq_cst);
+  std::vector<LearnRecord> out;
+  out.swap(w.learned);
+  return out;
+}
+
+}  // namespace vswitchd

@@ -1,0 +1,219 @@
+#include "xsk.h"
+
+#include <fcntl.h>
+#include <linux/if_tun.h>
+#include <linux/if_xdp.h>
+#include <net/if.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <stdexcept>
+
+#ifndef SOL_XDP
+#define SOL_XDP 283
+#endif
+
+namespace vswitchd {
+
+namespace {
+
+[[noreturn]] void fail(const std::string& what) {
+  throw std::runtime_error(what + ": " + std::strerror(errno));
+}
+
+void setRingSize(int fd, int opt, uint32_t size, const char* name) {
+  if (setsockopt(fd, SOL_XDP, opt, &size, sizeof(size)) != 0) fail(std::string("setsockopt ") + name);
+}
+
+xdp_mmap_offsets mmapOffsets(int fd) {
+  xdp_mmap_offsets off{};
+  socklen_t len = sizeof(off);
+  if (getsockopt(fd, SOL_XDP, XDP_MMAP_OFFSETS, &off, &len) != 0) fail("getsockopt XDP_MMAP_OFFSETS");
+  return off;
+}
+
+void* mapRing(int fd, off_t pgoff, size_t len) {
+  void* p = mmap(nullptr, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, fd, pgoff);
+  if (p == MAP_FAILED) fail("mmap of an AF_XDP ring");
+  return p;
+}
+
+// Maps the fill and completion rings of fd into fill/comp; records the mappings.
+void mapUmemRings(int fd, const xdp_mmap_offsets& off, uint32_t fill_size, uint32_t comp_size, xsk_ring_prod* fill,
+                  xsk_ring_cons* comp, void** maps, size_t* lens) {
+  lens[0] = off.fr.desc + fill_size * sizeof(uint64_t);
+  maps[0] = mapRing(fd, XDP_UMEM_PGOFF_FILL_RING, lens[0]);
+  auto* f = static_cast<uint8_t*>(maps[0]);
+  fill->mask = fill_size - 1;
+  fill->size = fill_size;
+  fill->producer = reinterpret_cast<uint32_t*>(f + off.fr.producer);
+  fill->consumer = reinterpret_cast<uint32_t*>(f + off.fr.consumer);
+  fill->flags = reinterpret_cast<uint32_t*>(f + off.fr.flags);
+  fill->ring = f + off.fr.desc;
+  fill->cached_prod = *fill->producer;
+  fill->cached_cons = *fill->consumer + fill_size;
+
+  lens[1] = off.cr.desc + comp_size * sizeof(uint64_t);
+  maps[1] = mapRing(fd, XDP_UMEM_PGOFF_COMPLETION_RING, lens[1]);
+  auto* c = static_cast<uint8_t*>(maps[1]);
+  comp->mask = comp_size - 1;
+  comp->size = comp_size;
+  comp->producer = reinterpret_cast<uint32_t*>(c + off.cr.producer);
+  comp->consumer = reinterpret_cast<uint32_t*>(c + off.cr.consumer);
+  comp->flags = reinterpret_cast<uint32_t*>(c + off.cr.flags);
+  comp->ring = c + off.cr.desc;
+  comp->cached_prod = *comp->producer;
+  comp->cached_cons = *comp->consumer;
+}
+
+}  // namespace
+
+Umem::Umem(uint32_t frames) : frames_(frames) {
+  bytes_ = static_cast<size_t>(frames) * kFrameSize;
+  void* mem = mmap(nullptr, bytes_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (mem == MAP_FAILED) fail("allocating the UMEM");
+  area_ = static_cast<uint8_t*>(mem);
+
+  anchor_fd_ = socket(AF_XDP, SOCK_RAW | SOCK_CLOEXEC, 0);
+  if (anchor_fd_ < 0) fail("socket(AF_XDP)");
+  xdp_umem_reg reg{};
+  reg.addr = reinterpret_cast<uint64_t>(area_);
+  reg.len = bytes_;
+  reg.chunk_size = kFrameSize;
+  reg.headroom = 0;
+  if (setsockopt(anchor_fd_, SOL_XDP, XDP_UMEM_REG, &reg, sizeof(reg)) != 0) fail("registering the UMEM");
+  // The kernel only lets sockets share a UMEM through a bound socket, and every
+  // bound socket needs fill and completion rings. The anchor is bound to the
+  // loopback device, which never redirects a frame to it: it exists so that
+  // every real port's socket can come and go on its own.
+  setRingSize(anchor_fd_, XDP_UMEM_FILL_RING, 64, "XDP_UMEM_FILL_RING");
+  setRingSize(anchor_fd_, XDP_UMEM_COMPLETION_RING, 64, "XDP_UMEM_COMPLETION_RING");
+  setRingSize(anchor_fd_, XDP_RX_RING, 64, "XDP_RX_RING");
+  xsk_ring_prod fill{};
+  xsk_ring_cons comp{};
+  mapUmemRings(anchor_fd_, mmapOffsets(anchor_fd_), 64, 64, &fill, &comp, anchor_maps_, anchor_map_len_);
+  sockaddr_xdp sxdp{};
+  sxdp.sxdp_family = AF_XDP;
+  sxdp.sxdp_ifindex = if_nametoindex("lo");
+  sxdp.sxdp_queue_id = 0;
+  sxdp.sxdp_flags = XDP_COPY | XDP_USE_NEED_WAKEUP;
+  if (bind(anchor_fd_, reinterpret_cast<sockaddr*>(&sxdp), sizeof(sxdp)) != 0) fail("binding the UMEM anchor socket to lo");
+}
+
+Umem::~Umem() {
+  for (int i = 0; i < 2; i++)
+    if (anchor_maps_[i]) munmap(anchor_maps_[i], anchor_map_len_[i]);
+  if (anchor_fd_ >= 0) close(anchor_fd_);  // the kernel releases the UMEM after the last socket goes
+  if (area_) munmap(area_, bytes_);
+}
+
+XskSocket::XskSocket(const Umem& umem, int ifindex, uint32_t queue, const RingSizes& sizes) {
+  fd_ = socket(AF_XDP, SOCK_RAW | SOCK_CLOEXEC, 0);
+  if (fd_ < 0) fail("socket(AF_XDP)");
+  try {
+    setRingSize(fd_, XDP_RX_RING, sizes.rx, "XDP_RX_RING");
+    setRingSize(fd_, XDP_TX_RING, sizes.tx, "XDP_TX_RING");
+    setRingSize(fd_, XDP_UMEM_FILL_RING, sizes.fill, "XDP_UMEM_FILL_RING");
+    setRingSize(fd_, XDP_UMEM_COMPLETION_RING, sizes.comp, "XDP_UMEM_COMPLETION_RING");
+    const xdp_mmap_offsets off = mmapOffsets(fd_);
+    mapUmemRings(fd_, off, sizes.fill, sizes.comp, &fill, &comp, maps_, map_len_);
+
+    map_len_[2] = off.rx.desc + sizes.rx * sizeof(xdp_desc);
+    maps_[2] = mapRing(fd_, XDP_PGOFF_RX_RING, map_len_[2]);
+    auto* r = static_cast<uint8_t*>(maps_[2]);
+    rx.mask = sizes.rx - 1;
+    rx.size = sizes.rx;
+    rx.producer = reinterpret_cast<uint32_t*>(r + off.rx.producer);
+    rx.consumer = reinterpret_cast<uint32_t*>(r + off.rx.consumer);
+    rx.flags = reinterpret_cast<uint32_t*>(r + off.rx.flags);
+    rx.ring = r + off.rx.desc;
+    rx.cached_prod = *rx.producer;
+    rx.cached_cons = *rx.consumer;
+
+    map_len_[3] = off.tx.desc + sizes.tx * sizeof(xdp_desc);
+    maps_[3] = mapRing(fd_, XDP_PGOFF_TX_RING, map_len_[3]);
+    auto* t = static_cast<uint8_t*>(maps_[3]);
+    tx.mask = sizes.tx - 1;
+    tx.size = sizes.tx;
+    tx.producer = reinterpret_cast<uint32_t*>(t + off.tx.producer);
+    tx.consumer = reinterpret_cast<uint32_t*>(t + off.tx.consumer);
+    tx.flags = reinterpret_cast<uint32_t*>(t + off.tx.flags);
+    tx.ring = t + off.tx.desc;
+    tx.cached_prod = *tx.producer;
+    tx.cached_cons = *tx.consumer + sizes.tx;  // free-slot arithmetic of xsk_prod_nb_free
+
+    sockaddr_xdp sxdp{};
+    sxdp.sxdp_family = AF_XDP;
+    sxdp.sxdp_ifindex = ifindex;
+    sxdp.sxdp_queue_id = queue;
+    sxdp.sxdp_flags = XDP_SHARED_UMEM;  // mode and need_wakeup come from the anchor
+    sxdp.sxdp_shared_umem_fd = umem.anchorFd();
+    if (bind(fd_, reinterpret_cast<sockaddr*>(&sxdp), sizeof(sxdp)) != 0)
+      fail("binding AF_XDP socket to ifindex " + std::to_string(ifindex) + " queue " + std::to_string(queue));
+  } catch (...) {
+    unmapAll();
+    close(fd_);
+    throw;
+  }
+}
+
+void XskSocket::unmapAll() {
+  for (int i = 0; i < 4; i++) {
+    if (maps_[i]) munmap(maps_[i], map_len_[i]);
+    maps_[i] = nullptr;
+  }
+}
+
+std::vector<uint64_t> XskSocket::closeAndHarvest() {
+  std::vector<uint64_t> addrs;
+  if (fd_ < 0) return addrs;
+  close(fd_);  // unbinds; the ring pages stay readable until munmap
+  fd_ = -1;
+  const uint32_t fp = __atomic_load_n(fill.producer, __ATOMIC_ACQUIRE), fc = *fill.consumer;
+  for (uint32_t i = fc; i != fp; i++) addrs.push_back(*xsk_ring_prod__fill_addr(&fill, i));
+  const uint32_t rp = __atomic_load_n(rx.producer, __ATOMIC_ACQUIRE);
+  for (uint32_t i = rx.cached_cons; i != rp; i++) addrs.push_back(xsk_ring_cons__rx_desc(&rx, i)->addr);
+  const uint32_t tp = tx.cached_prod, tc = *tx.consumer;
+  for (uint32_t i = tc; i != tp; i++) addrs.push_back(xsk_ring_prod__tx_desc(&tx, i)->addr);
+  const uint32_t cp = __atomic_load_n(comp.producer, __ATOMIC_ACQUIRE);
+  for (uint32_t i = comp.cached_cons; i != cp; i++) addrs.push_back(*xsk_ring_cons__comp_addr(&comp, i));
+  unmapAll();
+  return addrs;
+}
+
+XskSocket::~XskSocket() {
+  unmapAll();
+  if (fd_ >= 0) close(fd_);
+}
+
+int openTap(const std::string& name, bool persist, std::string* error) {
+  const int fd = open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0) {
+    *error = std::string("open /dev/net/tun: ") + std::strerror(errno);
+    return -1;
+  }
+  ifreq ifr{};
+  ifr.ifr_flags = IFF_TAP | IFF_NO_PI;
+  std::strncpy(ifr.ifr_name, name.c_str(), IFNAMSIZ - 1);
+  if (ioctl(fd, TUNSETIFF, &ifr) != 0 || (persist && ioctl(fd, TUNSETPERSIST, 1) != 0)) {
+    *error = "creating tap " + name + ": " + std::strerror(errno);
+    close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+bool setTapPersist(const std::string& name, bool persist, std::string* error) {
+  const int fd = openTap(name, false, error);
+  if (fd < 0) return false;
+  const bool ok = ioctl(fd, TUNSETPERSIST, persist ? 1 : 0) == 0;
+  if (!ok) *error = "TUNSETPERSIST on " + name + ": " + std::strerror(errno);
+  close(fd);
+  return ok;
+}
+
+}  // namespace vswitchd

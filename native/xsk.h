@@ -1,0 +1,77 @@
+// AF_XDP plumbing with raw syscalls: one UMEM for the whole process, and one
+// socket per <port, queue> sharing it (XDP_SHARED_UMEM, each with its own fill
+// and completion ring). libxdp's xsk.h supplies the ring accessors; its socket
+// constructor is not used because it binds the UMEM's own fd to the first
+// port, which would then outlive that port's removal.
+#pragma once
+
+#include <xdp/xsk.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace vswitchd {
+
+constexpr uint32_t kFrameSize = 2048;       // UMEM chunk
+constexpr uint32_t kFrameHeadroom = 256;    // where frames we build start; room to push a VLAN tag
+constexpr uint32_t kMaxFrameLen = kFrameSize - kFrameHeadroom - 4;
+
+inline uint64_t chunkOf(uint64_t addr) { return addr & ~static_cast<uint64_t>(kFrameSize - 1); }
+
+class Umem {
+ public:
+  // frames: total chunks, split evenly between workers by address range.
+  explicit Umem(uint32_t frames);  // throws std::runtime_error
+  ~Umem();
+  Umem(const Umem&) = delete;
+  Umem& operator=(const Umem&) = delete;
+
+  uint8_t* area() const { return area_; }
+  uint32_t frames() const { return frames_; }
+  int anchorFd() const { return anchor_fd_; }
+
+ private:
+  uint8_t* area_ = nullptr;
+  size_t bytes_ = 0;
+  uint32_t frames_ = 0;
+  int anchor_fd_ = -1;
+  void* anchor_maps_[2] = {};
+  size_t anchor_map_len_[2] = {};
+};
+
+struct RingSizes {
+  uint32_t rx = 2048, tx = 2048, fill = 2048, comp = 2048;
+};
+
+// One AF_XDP socket bound to <ifindex, queue>, sharing the process UMEM.
+class XskSocket {
+ public:
+  XskSocket(const Umem& umem, int ifindex, uint32_t queue, const RingSizes& sizes);  // throws
+  ~XskSocket();
+  XskSocket(const XskSocket&) = delete;
+  XskSocket& operator=(const XskSocket&) = delete;
+
+  int fd() const { return fd_; }
+  // Closes the socket and returns every frame address the rings still held
+  // (fill, rx, unsent tx, unread completions) so no UMEM frame is lost.
+  std::vector<uint64_t> closeAndHarvest();
+
+  xsk_ring_cons rx{};
+  xsk_ring_prod tx{};
+  xsk_ring_prod fill{};
+  xsk_ring_cons comp{};
+
+ private:
+  void unmapAll();
+  int fd_ = -1;
+  void* maps_[4] = {};
+  size_t map_len_[4] = {};
+};
+
+// Creates a tap device (IFF_TAP | IFF_NO_PI). persist: keep it after the fd closes
+// (VM taps, which QEMU opens by name); otherwise the device lives as long as the fd.
+int openTap(const std::string& name, bool persist, std::string* error);
+bool setTapPersist(const std::string& name, bool persist, std::string* error);
+
+}  // namespace vswitchd

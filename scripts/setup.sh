@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Prepare a fresh Debian 12 host (as root) to build and test vswitchd.
+# Idempotent: installs only missing packages, runs `npm ci` only when node_modules is
+# missing or older than package-lock.json, then builds (bpf, addon, TypeScript).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PACKAGES=(libxdp-dev libbpf-dev clang llvm xdp-tools bpftool netsniff-ng iperf3 ethtool
+  iproute2 pkg-config tcpdump arping iputils-ping python3 make g++)
+
+say() { echo "setup: $*"; }
+
+if [[ $(id -u) -ne 0 ]]; then
+  say "must run as root (packages, XDP, network namespaces)" >&2
+  exit 1
+fi
+
+missing=()
+for pkg in "${PACKAGES[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed'; then
+    missing+=("$pkg")
+  fi
+done
+if ((${#missing[@]} > 0)); then
+  say "installing ${missing[*]}"
+  apt-get update
+  DEBIAN_FRONTEND=noninteractive apt-get install -y "${missing[@]}"
+else
+  say "system packages present"
+fi
+
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+  say "node and npm (Node >= 20.19) are needed and not found" >&2
+  exit 1
+fi
+say "node $(node --version), npm $(npm --version)"
+
+# npm writes node_modules/.package-lock.json on every install: it dates node_modules.
+if [[ ! -f node_modules/.package-lock.json || package-lock.json -nt node_modules/.package-lock.json ]]; then
+  say "npm ci"
+  npm ci
+else
+  say "node_modules up to date with package-lock.json, skipping npm ci"
+fi
+
+say "npm run build"
+npm run build
+say "done"

@@ -1,0 +1,697 @@
+// The switch's YAML config: parse, validate, fill defaults.
+//
+// Every problem is reported with file, line, column, key path and what was
+// expected versus found, and all problems are collected in one pass, so an
+// operator fixes a bad file in one edit and `reload` can refuse it with a
+// message worth logging. Validation is in two layers:
+//   1. a zod schema for the shape of each key (types, ranges, unknown keys);
+//   2. cross-field checks (names unique, references resolve, VLAN rules),
+//      run on the raw data so that they report even when layer 1 failed.
+// Positions come from the yaml CST through `doc.getIn(path, true).range`.
+
+import { readFileSync } from 'node:fs';
+import { isMap, isScalar, isSeq, LineCounter, parseDocument, type Document } from 'yaml';
+import { z } from 'zod';
+
+// ---------------------------------------------------------------------------
+// The API other modules code against.
+
+export interface PortConfig {
+  name: string;
+  type?: 'veth' | 'tap' | 'internal';
+  vlan?: number;
+  trunks?: number[];
+  native_vlan?: number;
+}
+
+export interface LacpConfig {
+  mode: 'active' | 'passive';
+  rate: 'fast' | 'slow';
+  system_priority: number;
+  fallback: 'active-backup' | 'none';
+}
+
+export interface BondConfig {
+  name: string;
+  members: string[];
+  mode: 'active-backup' | 'balance-tcp' | 'lacp';
+  hash: 'l2' | 'l3l4';
+  primary?: string;
+  updelay: number;
+  downdelay: number;
+  lacp?: LacpConfig;
+  vlan?: number;
+  trunks?: number[];
+  native_vlan?: number;
+}
+
+export interface StaticFdbConfig {
+  mac: string;
+  vlan: number;
+  port: string;
+}
+
+export interface SwitchConfig {
+  bridge: string;
+  workers: number;
+  datapath: { xdp_mode: 'auto' | 'native' | 'generic'; frames_per_worker: number; fast_path: 'auto' | 'off' };
+  fdb: { aging: number; max_per_port: number; capacity: number; static: StaticFdbConfig[] };
+  metrics: { listen: string };
+  control: { socket: string };
+  log: { level: 'trace' | 'debug' | 'info' | 'warn' | 'error' };
+  ports: PortConfig[];
+  bonds: BondConfig[];
+}
+
+export interface ConfigIssue {
+  file: string;
+  line: number;
+  column: number;
+  path: string;
+  message: string;
+}
+
+export class ConfigError extends Error {
+  readonly issues: ConfigIssue[];
+
+  constructor(issues: ConfigIssue[]) {
+    super(issues.map(formatIssue).join('\n'));
+    this.name = 'ConfigError';
+    this.issues = issues;
+  }
+}
+
+/** `file:line:column: path: message`; the path part is left out when empty (file and syntax errors). */
+export function formatIssue(issue: ConfigIssue): string {
+  const where = `${issue.file}:${issue.line}:${issue.column}`;
+  return issue.path === '' ? `${where}: ${issue.message}` : `${where}: ${issue.path}: ${issue.message}`;
+}
+
+/** ["ports", 1, "vlan"] -> "ports[1].vlan". Keys that are not plain words are quoted, so the path stays unambiguous. */
+export function formatPath(path: readonly (string | number)[]): string {
+  let out = '';
+  for (const seg of path) {
+    if (typeof seg === 'number') out += `[${seg}]`;
+    else if (/^[A-Za-z_][A-Za-z0-9_-]*$/.test(seg)) out += out === '' ? seg : `.${seg}`;
+    else out += `[${JSON.stringify(seg)}]`;
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------
+// Rules shared by the schema and the cross-field checks.
+
+const VLAN_MIN = 1;
+const VLAN_MAX = 4094;
+/** Linux IFNAMSIZ is 16 including the NUL. */
+const NAME_RE = /^[A-Za-z0-9_.:-]{1,15}$/;
+const NAME_DESC = 'a name of 1..15 characters from [A-Za-z0-9_.:-]';
+const MAC_RE = /^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$/;
+const MAC_DESC = 'a MAC address like "02:00:00:00:00:01"';
+/** sun_path is 108 bytes including the NUL. */
+const SOCKET_PATH_MAX = 107;
+
+const DEFAULT_BRIDGE = 'br0';
+const DEFAULT_BOND_MODE = 'active-backup';
+
+const DEFAULT_LACP: LacpConfig = { mode: 'active', rate: 'slow', system_priority: 65535, fallback: 'none' };
+
+/** A value as the operator wrote it, short enough for one line of error. */
+function describe(value: unknown): string {
+  if (value === null) return 'an empty value';
+  if (Array.isArray(value)) return value.length === 0 ? 'an empty list' : 'a list';
+  if (typeof value === 'object') return 'a mapping';
+  if (typeof value === 'string') return JSON.stringify(value.length > 60 ? `${value.slice(0, 57)}...` : value);
+  return String(value);
+}
+
+/** The one message shape of the schema: what was expected, what was found. */
+function expected(what: string): (issue: { input?: unknown }) => string {
+  return (issue) =>
+    issue.input === undefined ? `missing required key (expected ${what})` : `expected ${what}, got ${describe(issue.input)}`;
+}
+
+function isPowerOfTwo(n: number): boolean {
+  return Number.isInteger(n) && n > 0 && (n & (n - 1)) === 0;
+}
+
+/** "host:port" with host an IPv4 address, a hostname or a bracketed IPv6 address; port 0 asks the OS for one. */
+function isListenAddress(s: string): boolean {
+  const m = /^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):([0-9]{1,5})$/.exec(s);
+  return m !== null && Number(m[2]) <= 65535;
+}
+
+function metricsDisabled(s: string): boolean {
+  return s === '' || s === 'off';
+}
+
+// ---------------------------------------------------------------------------
+// Layer 1: the schema. Every leaf carries its own `error`, so every issue
+// reads "expected <what>, got <found>" whatever zod check failed.
+
+function intIn(min: number, max: number) {
+  return z.number({ error: expected(`an integer in ${min}..${max}`) }).int().min(min).max(max);
+}
+
+function powerOfTwoIn(min: number, max: number) {
+  return z
+    .number({ error: expected(`a power of two in ${min}..${max}`) })
+    .int()
+    .min(min)
+    .max(max)
+    .refine(isPowerOfTwo);
+}
+
+function oneOf<const T extends readonly [string, ...string[]]>(values: T) {
+  return z.enum(values, { error: expected(`one of: ${values.join(', ')}`) });
+}
+
+/** A strict object whose unknown-key message lists the keys it does know. */
+function section<S extends z.ZodRawShape>(shape: S) {
+  const known = Object.keys(shape).join(', ');
+  return z.strictObject(shape, {
+    error: (issue) =>
+      issue.code === 'unrecognized_keys' ? `unknown key (expected one of: ${known})` : expected('a mapping')(issue),
+  });
+}
+
+/**
+ * A section or list key written with nothing after it (`ports:` whose entries
+ * are all commented out) counts as left out, so it takes its default.
+ */
+function emptyAsDefault<T extends z.ZodType>(schema: T) {
+  return z.preprocess((v) => (v === null ? undefined : v), schema);
+}
+
+const nameSchema = z.string({ error: expected(NAME_DESC) }).regex(NAME_RE);
+const vlanSchema = intIn(VLAN_MIN, VLAN_MAX);
+const trunksSchema = z
+  .array(vlanSchema, { error: expected(`a non-empty list of VLAN ids in ${VLAN_MIN}..${VLAN_MAX}`) })
+  .min(1);
+
+const portSchema = section({
+  name: nameSchema,
+  type: oneOf(['veth', 'tap', 'internal']).optional(),
+  vlan: vlanSchema.optional(),
+  trunks: trunksSchema.optional(),
+  native_vlan: vlanSchema.optional(),
+});
+
+const lacpSchema = section({
+  mode: oneOf(['active', 'passive']).default(DEFAULT_LACP.mode),
+  rate: oneOf(['fast', 'slow']).default(DEFAULT_LACP.rate),
+  system_priority: intIn(1, 65535).default(DEFAULT_LACP.system_priority),
+  fallback: oneOf(['active-backup', 'none']).default(DEFAULT_LACP.fallback),
+});
+
+const bondSchema = section({
+  name: nameSchema,
+  members: z.array(nameSchema, { error: expected('a non-empty list of member interface names') }).min(1),
+  mode: oneOf(['active-backup', 'balance-tcp', 'lacp']).default(DEFAULT_BOND_MODE),
+  hash: oneOf(['l2', 'l3l4']).default('l3l4'),
+  primary: nameSchema.optional(),
+  updelay: intIn(0, 3_600_000).default(0),
+  downdelay: intIn(0, 3_600_000).default(0),
+  lacp: lacpSchema.optional(),
+  vlan: vlanSchema.optional(),
+  trunks: trunksSchema.optional(),
+  native_vlan: vlanSchema.optional(),
+});
+
+// The MAC is only type-checked here: its format and unicast rule are
+// cross-field checks, so that exactly one message says what is wrong with it.
+const staticSchema = section({
+  mac: z.string({ error: expected(MAC_DESC) }),
+  vlan: vlanSchema,
+  port: nameSchema,
+});
+
+const configSchema = section({
+  bridge: nameSchema.default(DEFAULT_BRIDGE),
+  workers: intIn(1, 64).default(2),
+  datapath: emptyAsDefault(section({
+    xdp_mode: oneOf(['auto', 'native', 'generic']).default('auto'),
+    frames_per_worker: powerOfTwoIn(1024, 262144).default(8192),
+    fast_path: oneOf(['auto', 'off']).default('off'),
+  }).prefault({})),
+  fdb: emptyAsDefault(section({
+    aging: intIn(1, 1_000_000).default(300),
+    max_per_port: intIn(1, 16_777_216).default(4096),
+    capacity: powerOfTwoIn(1024, 16_777_216).default(65536),
+    static: emptyAsDefault(z.array(staticSchema, { error: expected('a list of { mac, vlan, port } entries') }).default([])),
+  }).prefault({})),
+  metrics: emptyAsDefault(section({
+    listen: z
+      .string({ error: expected('"host:port" (like 127.0.0.1:9417), or "" or "off" to disable') })
+      .refine((s) => metricsDisabled(s) || isListenAddress(s))
+      .default('127.0.0.1:9417'),
+  }).prefault({})),
+  control: emptyAsDefault(section({
+    socket: z
+      .string({ error: expected(`a unix socket path of 1..${SOCKET_PATH_MAX} bytes`) })
+      .refine((s) => s.length > 0 && Buffer.byteLength(s) <= SOCKET_PATH_MAX)
+      .default('/run/vswitchd/vswitchd.sock'),
+  }).prefault({})),
+  log: emptyAsDefault(section({
+    level: oneOf(['trace', 'debug', 'info', 'warn', 'error']).default('info'),
+  }).prefault({})),
+  ports: emptyAsDefault(z.array(portSchema, { error: expected('a list of ports') }).default([])),
+  bonds: emptyAsDefault(z.array(bondSchema, { error: expected('a list of bonds') }).default([])),
+});
+
+// ---------------------------------------------------------------------------
+// Positions: from a key path to a line and column of the YAML source.
+
+type Path = (string | number)[];
+
+/** A problem before it has a position; `atKey` points at the key itself rather than its value (unknown keys). */
+interface Problem {
+  path: Path;
+  message: string;
+  atKey?: boolean;
+}
+
+class Locator {
+  constructor(
+    private readonly doc: Document,
+    private readonly lines: LineCounter,
+  ) {}
+
+  /** 1-based line and column of the path's value, or of its nearest existing parent when the key is absent. */
+  position(path: Path, atKey = false): { line: number; column: number } {
+    const offset = (atKey ? this.keyOffset(path) : undefined) ?? this.valueOffset(path);
+    if (offset === undefined) return { line: 1, column: 1 };
+    const { line, col } = this.lines.linePos(offset);
+    return { line, column: col };
+  }
+
+  line(path: Path): number {
+    return this.position(path).line;
+  }
+
+  private valueOffset(path: Path): number | undefined {
+    for (let n = path.length; n >= 0; n--) {
+      const node: unknown = this.doc.getIn(path.slice(0, n), true);
+      const range = rangeOf(node);
+      if (range !== undefined) return range[0];
+    }
+    return undefined;
+  }
+
+  private keyOffset(path: Path): number | undefined {
+    if (path.length === 0) return undefined;
+    const parent: unknown = this.doc.getIn(path.slice(0, -1), true);
+    if (!isMap(parent)) return undefined;
+    const last = path[path.length - 1];
+    const pair = parent.items.find((p) => isScalar(p.key) && String(p.key.value) === String(last));
+    return pair === undefined ? undefined : rangeOf(pair.key)?.[0];
+  }
+}
+
+function rangeOf(node: unknown): readonly [number, number, number] | undefined {
+  if (typeof node !== 'object' || node === null || !('range' in node)) return undefined;
+  const range = (node as { range?: unknown }).range;
+  return Array.isArray(range) ? (range as unknown as [number, number, number]) : undefined;
+}
+
+/** The key path of the map key that starts at `offset`, to name the key of a duplicate-key error. */
+function keyPathAt(node: unknown, offset: number, path: Path = []): Path | undefined {
+  if (isMap(node)) {
+    for (const pair of node.items) {
+      const key = isScalar(pair.key) ? String(pair.key.value) : '?';
+      if (rangeOf(pair.key)?.[0] === offset) return [...path, key];
+      const found = keyPathAt(pair.value, offset, [...path, key]);
+      if (found) return found;
+    }
+  } else if (isSeq(node)) {
+    for (const [i, item] of node.items.entries()) {
+      const found = keyPathAt(item, offset, [...path, i]);
+      if (found) return found;
+    }
+  }
+  return undefined;
+}
+
+// ---------------------------------------------------------------------------
+// Layer 2: cross-field checks, on raw data that may be only partly valid.
+// Each check reads only what has the right type and skips the rest: layer 1
+// already reports the wrong types.
+
+type Raw = Record<string, unknown>;
+
+function isRecord(v: unknown): v is Raw {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/** The mappings of a list key, with their index; absent or malformed lists give none. */
+function records(parent: unknown, key: string): [number, Raw][] {
+  const list = isRecord(parent) ? parent[key] : undefined;
+  if (!Array.isArray(list)) return [];
+  return list.flatMap((item, i): [number, Raw][] => (isRecord(item) ? [[i, item]] : []));
+}
+
+function stringAt(r: Raw, key: string): string | undefined {
+  const v = r[key];
+  return typeof v === 'string' ? v : undefined;
+}
+
+function vlanList(v: unknown): number[] {
+  return Array.isArray(v) ? v.filter((x): x is number => typeof x === 'number') : [];
+}
+
+/** vlan / trunks / native_vlan rules, shared by ports and bonds. */
+function checkVlanMode(r: Raw, path: Path): Problem[] {
+  const problems: Problem[] = [];
+  if (r['vlan'] !== undefined && r['trunks'] !== undefined) {
+    problems.push({
+      path: [...path, 'trunks'],
+      message: 'expected either vlan (access port) or trunks (trunk port), got both',
+    });
+  }
+  if (r['native_vlan'] !== undefined && r['trunks'] === undefined) {
+    problems.push({
+      path: [...path, 'native_vlan'],
+      message: 'native_vlan needs trunks (it is the VLAN of untagged frames on a trunk port)',
+    });
+  }
+  const trunks = r['trunks'];
+  if (Array.isArray(trunks)) {
+    trunks.forEach((v, i) => {
+      const first = trunks.indexOf(v);
+      if (typeof v === 'number' && first !== i) {
+        problems.push({ path: [...path, 'trunks', i], message: `duplicate VLAN ${v} (first at trunks[${first}])` });
+      }
+    });
+  }
+  return problems;
+}
+
+/** The VLANs a port or bond carries; one with neither vlan nor trunks is an access port of VLAN 1. */
+function vlansOf(r: Raw): number[] {
+  if (r['trunks'] !== undefined) {
+    const native = typeof r['native_vlan'] === 'number' ? [r['native_vlan']] : [];
+    return [...vlanList(r['trunks']), ...native];
+  }
+  return typeof r['vlan'] === 'number' ? [r['vlan']] : [1];
+}
+
+/** The bridge name the checks compare against; undefined when it is malformed (already reported), to skip those checks. */
+function bridgeOf(raw: Raw): string | undefined {
+  const bridge = raw['bridge'] ?? DEFAULT_BRIDGE;
+  return typeof bridge === 'string' ? bridge : undefined;
+}
+
+interface NameUse {
+  kind: 'port' | 'bond';
+  path: Path;
+  entry: Raw;
+}
+
+/** Ports and bonds share one name space: a static FDB entry or a member list names either. */
+function checkNames(raw: Raw, loc: Locator): { problems: Problem[]; names: Map<string, NameUse> } {
+  const problems: Problem[] = [];
+  const names = new Map<string, NameUse>();
+  const uses: NameUse[] = [
+    ...records(raw, 'ports').map(([i, entry]): NameUse => ({ kind: 'port', path: ['ports', i], entry })),
+    ...records(raw, 'bonds').map(([i, entry]): NameUse => ({ kind: 'bond', path: ['bonds', i], entry })),
+  ];
+  const bridge = bridgeOf(raw);
+  for (const use of uses) {
+    const name = stringAt(use.entry, 'name');
+    if (name === undefined) continue;
+    const namePath = [...use.path, 'name'];
+    const first = names.get(name);
+    if (first !== undefined) {
+      const what = first.kind === use.kind ? `duplicate ${use.kind} name` : `${use.kind} name is already a ${first.kind} name`;
+      problems.push({ path: namePath, message: `${what} "${name}" (first at line ${loc.line([...first.path, 'name'])})` });
+      continue;
+    }
+    if (use.kind === 'bond' && name === bridge) {
+      problems.push({ path: namePath, message: `bond name "${name}" is the bridge's internal port name` });
+    }
+    names.set(name, use);
+  }
+  return { problems, names };
+}
+
+/** The internal port (the host stack's leg) is the one named like the bridge, and only it. */
+function checkPortTypes(raw: Raw): Problem[] {
+  const problems: Problem[] = [];
+  const bridge = bridgeOf(raw);
+  if (bridge === undefined) return problems;
+  for (const [i, port] of records(raw, 'ports')) {
+    const name = stringAt(port, 'name');
+    const type = port['type'];
+    if (name === bridge && type !== undefined && type !== 'internal') {
+      problems.push({
+        path: ['ports', i, 'type'],
+        message: `expected internal (port "${name}" is the bridge's own port), got ${describe(type)}`,
+      });
+    }
+    if (type === 'internal' && name !== undefined && name !== bridge) {
+      problems.push({
+        path: ['ports', i, 'type'],
+        message: `type internal is only for the port named like the bridge ("${bridge}"), got port "${name}"`,
+      });
+    }
+  }
+  return problems;
+}
+
+function checkPorts(raw: Raw): Problem[] {
+  return [...records(raw, 'ports').flatMap(([i, port]) => checkVlanMode(port, ['ports', i])), ...checkPortTypes(raw)];
+}
+
+/** Member lists, primary, lacp block and VLAN mode of every bond. Returns which bond owns each member. */
+function checkBonds(
+  raw: Raw,
+  names: Map<string, NameUse>,
+  loc: Locator,
+): { problems: Problem[]; memberOf: Map<string, string> } {
+  const problems: Problem[] = [];
+  const memberOf = new Map<string, string>();
+  const memberPath = new Map<string, Path>();
+  const bridge = bridgeOf(raw);
+  for (const [i, bond] of records(raw, 'bonds')) {
+    const bondName = stringAt(bond, 'name') ?? `bonds[${i}]`;
+    const members = Array.isArray(bond['members']) ? bond['members'] : [];
+    members.forEach((member, j) => {
+      if (typeof member !== 'string') return;
+      const path: Path = ['bonds', i, 'members', j];
+      const owner = memberOf.get(member);
+      const named = names.get(member);
+      if (owner !== undefined) {
+        const again = owner === bondName ? `duplicate member "${member}"` : `"${member}" is already a member of bond "${owner}"`;
+        problems.push({ path, message: `${again} (first at line ${loc.line(memberPath.get(member) ?? [])})` });
+        return;
+      }
+      if (named !== undefined) {
+        problems.push({
+          path,
+          message: `"${member}" is also listed as a ${named.kind} (line ${loc.line([...named.path, 'name'])}); a bond member must not be a port or a bond`,
+        });
+      } else if (member === bridge) {
+        problems.push({ path, message: `"${member}" is the bridge's internal port and cannot be a bond member` });
+      }
+      memberOf.set(member, bondName);
+      memberPath.set(member, path);
+    });
+    problems.push(...checkBondOptions(bond, ['bonds', i]));
+  }
+  return { problems, memberOf };
+}
+
+function checkBondOptions(bond: Raw, path: Path): Problem[] {
+  const problems: Problem[] = [...checkVlanMode(bond, path)];
+  const mode = bond['mode'] ?? DEFAULT_BOND_MODE;
+  if (bond['lacp'] !== undefined && mode !== 'lacp') {
+    problems.push({ path: [...path, 'lacp'], message: `a lacp block needs mode lacp, got mode ${describe(mode)}` });
+  }
+  const primary = bond['primary'];
+  const members = Array.isArray(bond['members']) ? [...new Set(bond['members'].filter((m) => typeof m === 'string'))] : [];
+  if (typeof primary === 'string' && !members.includes(primary)) {
+    problems.push({
+      path: [...path, 'primary'],
+      message: `expected one of the bond's members (${members.join(', ')}), got "${primary}"`,
+    });
+  }
+  return problems;
+}
+
+/** The MAC rules of a static entry; undefined when the MAC is fine. */
+function staticMacProblem(mac: string): string | undefined {
+  if (!MAC_RE.test(mac)) return `expected ${MAC_DESC}, got ${describe(mac)}`;
+  const bytes = mac.split(':').map((b) => parseInt(b, 16));
+  if (((bytes[0] ?? 0) & 1) === 1) return `multicast MAC cannot be a static unicast entry, got "${mac}"`;
+  if (bytes.every((b) => b === 0)) return 'the all-zero MAC cannot be a static entry';
+  return undefined;
+}
+
+/** The port of a static entry must exist, not be a bond leg, and carry the entry's VLAN (else it would leak across VLANs). */
+function staticPortProblem(
+  port: string,
+  vlan: unknown,
+  raw: Raw,
+  names: Map<string, NameUse>,
+  memberOf: Map<string, string>,
+): string | undefined {
+  const bridge = bridgeOf(raw);
+  const target = names.get(port);
+  if (target === undefined) {
+    const bond = memberOf.get(port);
+    if (bond !== undefined) return `"${port}" is a member of bond "${bond}": name the bond instead`;
+    // The internal port exists whether or not it is listed under ports.
+    if (port !== bridge) return `expected the name of a port or bond, got "${port}"`;
+  }
+  if (typeof vlan !== 'number') return undefined;
+  const carried = target === undefined ? [1] : vlansOf(target.entry);
+  if (!carried.includes(vlan)) {
+    return `${target?.kind ?? 'port'} "${port}" does not carry VLAN ${vlan} (its VLANs: ${carried.join(', ')})`;
+  }
+  return undefined;
+}
+
+function checkStatic(raw: Raw, names: Map<string, NameUse>, memberOf: Map<string, string>, loc: Locator): Problem[] {
+  const problems: Problem[] = [];
+  const seen = new Map<string, Path>();
+  for (const [k, entry] of records(raw['fdb'], 'static')) {
+    const path: Path = ['fdb', 'static', k];
+    const mac = stringAt(entry, 'mac');
+    const macProblem = mac === undefined ? undefined : staticMacProblem(mac);
+    if (macProblem !== undefined) problems.push({ path: [...path, 'mac'], message: macProblem });
+    const port = stringAt(entry, 'port');
+    const portProblem = port === undefined ? undefined : staticPortProblem(port, entry['vlan'], raw, names, memberOf);
+    if (portProblem !== undefined) problems.push({ path: [...path, 'port'], message: portProblem });
+    if (mac !== undefined && typeof entry['vlan'] === 'number') {
+      const key = `${entry['vlan']}/${mac.toLowerCase()}`;
+      const first = seen.get(key);
+      if (first !== undefined) {
+        problems.push({
+          path: [...path, 'mac'],
+          message: `duplicate static entry for ${mac.toLowerCase()} in VLAN ${entry['vlan']} (first at line ${loc.line(first)})`,
+        });
+      } else {
+        seen.set(key, path);
+      }
+    }
+  }
+  return problems;
+}
+
+function crossFieldProblems(raw: Raw, loc: Locator): Problem[] {
+  const { problems: nameProblems, names } = checkNames(raw, loc);
+  const { problems: bondProblems, memberOf } = checkBonds(raw, names, loc);
+  return [...nameProblems, ...checkPorts(raw), ...bondProblems, ...checkStatic(raw, names, memberOf, loc)];
+}
+
+// ---------------------------------------------------------------------------
+// From zod issues and yaml errors to problems.
+
+function schemaProblems(error: z.ZodError): Problem[] {
+  return error.issues.flatMap((issue): Problem[] => {
+    const path = issue.path.filter((seg): seg is string | number => typeof seg !== 'symbol');
+    // One unknown-key issue per key, each pointing at its own key.
+    if (issue.code === 'unrecognized_keys') {
+      return issue.keys.map((key) => ({ path: [...path, key], message: issue.message, atKey: true }));
+    }
+    return [{ path, message: issue.message }];
+  });
+}
+
+/** Several zod checks of one leaf fail together (e.g. not an integer and too big); they all say the same thing. */
+function dedupe(problems: Problem[]): Problem[] {
+  const seen = new Set<string>();
+  return problems.filter((p) => {
+    const key = `${formatPath(p.path)}\n${p.message}`;
+    if (seen.has(key)) return false;
+    seen.add(key);
+    return true;
+  });
+}
+
+function yamlIssues(doc: Document, lines: LineCounter, file: string): ConfigIssue[] {
+  return doc.errors.map((err) => {
+    const { line, col } = lines.linePos(err.pos[0]);
+    if (err.code === 'DUPLICATE_KEY') {
+      const path = keyPathAt(doc.contents, err.pos[0]) ?? [];
+      const key = path[path.length - 1];
+      const message = key === undefined ? 'duplicate key' : `duplicate key "${key}" (keys of a mapping must be unique)`;
+      return { file, line, column: col, path: formatPath(path), message };
+    }
+    // yaml's own text for this one tells a programmer to call another function.
+    if (err.code === 'MULTIPLE_DOCS') {
+      return { file, line, column: col, path: '', message: 'expected one YAML document, found a second one (---)' };
+    }
+    return { file, line, column: col, path: '', message: `YAML syntax error: ${err.message}` };
+  });
+}
+
+function toIssues(problems: Problem[], loc: Locator, file: string): ConfigIssue[] {
+  const issues = dedupe(problems).map((p) => ({
+    file,
+    ...loc.position(p.path, p.atKey),
+    path: formatPath(p.path),
+    message: p.message,
+  }));
+  // Source order reads best; sort is stable, so ties keep check order.
+  return issues.sort((a, b) => a.line - b.line || a.column - b.column);
+}
+
+// ---------------------------------------------------------------------------
+// Output: the validated data with the defaults that depend on other keys.
+
+type Parsed = z.output<typeof configSchema>;
+
+function finish(data: Parsed): SwitchConfig {
+  return {
+    ...data,
+    fdb: { ...data.fdb, static: data.fdb.static.map((s) => ({ ...s, mac: s.mac.toLowerCase() })) },
+    // The bridge's own port with no type is the internal port.
+    ports: data.ports.map((p) => (p.name === data.bridge && p.type === undefined ? { ...p, type: 'internal' } : p)),
+    bonds: data.bonds.map(finishBond),
+  };
+}
+
+/** LACP settings exist exactly when the bond runs LACP, defaults filled. */
+function finishBond(bond: Parsed['bonds'][number]): BondConfig {
+  const { lacp, ...rest } = bond;
+  return bond.mode === 'lacp' ? { ...rest, lacp: lacp ?? { ...DEFAULT_LACP } } : rest;
+}
+
+// ---------------------------------------------------------------------------
+// Entry points.
+
+export function parseConfig(text: string, file: string): SwitchConfig {
+  const lines = new LineCounter();
+  // prettyErrors off: the message stays one line; the position is ours to format.
+  const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true });
+  if (doc.errors.length > 0) throw new ConfigError(yamlIssues(doc, lines, file));
+  const loc = new Locator(doc, lines);
+
+  let raw: unknown;
+  try {
+    raw = doc.toJS() ?? {}; // an empty file or only comments: all defaults
+  } catch (err) {
+    // e.g. too many alias expansions (yaml's guard against "billion laughs")
+    throw new ConfigError([{ file, line: 1, column: 1, path: '', message: `cannot read the YAML: ${(err as Error).message}` }]);
+  }
+  if (!isRecord(raw)) {
+    const { line, column } = loc.position([]);
+    throw new ConfigError([{ file, line, column, path: '', message: `expected a mapping at the top level, got ${describe(raw)}` }]);
+  }
+
+  const result = configSchema.safeParse(raw);
+  const problems = [...(result.success ? [] : schemaProblems(result.error)), ...crossFieldProblems(raw, loc)];
+  if (problems.length > 0 || !result.success) throw new ConfigError(toIssues(problems, loc, file));
+  return finish(result.data);
+}
+
+export function loadConfig(file: string): SwitchConfig {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new ConfigError([{ file, line: 0, column: 0, path: '', message: `cannot read the config file: ${(err as Error).message}` }]);
+  }
+  return parseConfig(text, file);
+}

@@ -1,0 +1,271 @@
+// Start vswitchd for a test, talk to its control socket, stop it.
+//
+//   const sw = await startDaemon(t, cleanup, { workers: 1, ports: [{ name: a.port, vlan: 10 }] });
+//   const stats = await sw.ctl<Stats>('stats');
+//   await sw.stop();   // SIGTERM; the Cleanup kills it anyway when the test ends
+
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createConnection, createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { ExecutionContext } from 'ava';
+import { stringify } from 'yaml';
+import { repoRoot } from './frames.js';
+import { sleep, uniqueName, type Cleanup } from './netns.js';
+
+export type VlanSpec = { mode: 'access'; vlan: number } | { mode: 'trunk'; trunks: number[]; nativeVlan?: number };
+
+export interface PortInfo {
+  name: string;
+  index: number;
+  kind: string;
+  up: boolean;
+  queues: unknown;
+  xdp_mode: string;
+  vlan: VlanSpec;
+}
+
+export interface PortStats {
+  rx_packets: number;
+  rx_bytes: number;
+  tx_packets: number;
+  tx_bytes: number;
+  drops: Record<string, number>;
+}
+
+export interface Stats {
+  ports: Record<string, PortStats>;
+}
+
+export interface FdbRow {
+  vlan: number;
+  mac: string;
+  port: string;
+  static: boolean;
+  age_s: number;
+}
+
+export interface Reply {
+  ok: boolean;
+  result?: unknown;
+  error?: string;
+}
+
+/** Pick a free TCP port on 127.0.0.1 (for metrics.listen). */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.on('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const addr = srv.address();
+      srv.close(() => resolve(typeof addr === 'object' && addr ? addr.port : 0));
+    });
+  });
+}
+
+/** One request on the control socket: a JSON line out, a JSON line back. */
+export function request(socketPath: string, req: object, timeoutMs = 5000): Promise<Reply> {
+  return new Promise((resolve, reject) => {
+    const sock = createConnection(socketPath);
+    let buf = '';
+    const timer = setTimeout(() => {
+      sock.destroy();
+      reject(new Error(`no answer to ${JSON.stringify(req)} in ${timeoutMs} ms`));
+    }, timeoutMs);
+    sock.on('connect', () => sock.write(JSON.stringify(req) + '\n'));
+    sock.on('data', (d) => {
+      buf += d.toString();
+      const nl = buf.indexOf('\n');
+      if (nl < 0) return;
+      clearTimeout(timer);
+      sock.end();
+      try {
+        resolve(JSON.parse(buf.slice(0, nl)) as Reply);
+      } catch (err) {
+        reject(new Error(`bad reply ${buf.slice(0, nl)}: ${err}`));
+      }
+    });
+    sock.on('error', (err) => {
+      clearTimeout(timer);
+      reject(err);
+    });
+  });
+}
+
+export interface DaemonOptions {
+  logLevel?: string;
+  /** Milliseconds to wait for the control socket to answer `version` (default 20 s). */
+  readyTimeoutMs?: number;
+}
+
+export class Daemon {
+  readonly proc: ChildProcess;
+  stdout = '';
+  stderr = '';
+  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+
+  constructor(
+    readonly dir: string,
+    readonly configPath: string,
+    readonly socketPath: string,
+    readonly config: Record<string, unknown>,
+    logLevel: string,
+  ) {
+    const bin = join(repoRoot(), 'bin', 'vswitchd.js');
+    this.proc = spawn(process.execPath, [bin, '--config', configPath, '--log-level', logLevel], {
+      cwd: repoRoot(),
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    this.proc.stdout!.on('data', (d: Buffer) => (this.stdout += d.toString()));
+    this.proc.stderr!.on('data', (d: Buffer) => (this.stderr += d.toString()));
+    this.exited = new Promise((resolve) => this.proc.on('close', (code, signal) => resolve({ code, signal })));
+  }
+
+  get running(): boolean {
+    return this.proc.exitCode === null && this.proc.signalCode === null;
+  }
+
+  logs(): string {
+    return `--- vswitchd stdout ---\n${this.stdout}\n--- vswitchd stderr ---\n${this.stderr}`;
+  }
+
+  /** Send a control command; returns `result`, throws on `{ok: false}`. */
+  async ctl<T = unknown>(cmd: string, args: object = {}): Promise<T> {
+    const reply = await request(this.socketPath, { cmd, ...args });
+    if (!reply.ok) throw new Error(`${cmd}: ${reply.error}`);
+    return reply.result as T;
+  }
+
+  async stats(): Promise<Stats> {
+    return this.ctl<Stats>('stats');
+  }
+
+  async portStats(name: string): Promise<PortStats> {
+    const s = (await this.stats()).ports[name];
+    if (!s) throw new Error(`no stats for port ${name}`);
+    return s;
+  }
+
+  async fdb(): Promise<FdbRow[]> {
+    return this.ctl<FdbRow[]>('fdb.show');
+  }
+
+  async ports(): Promise<PortInfo[]> {
+    return this.ctl<PortInfo[]>('port.list');
+  }
+
+  /** Wait until the control socket answers `version`; throws with the daemon's output if not. */
+  async waitReady(timeoutMs: number): Promise<void> {
+    const end = Date.now() + timeoutMs;
+    let last: unknown;
+    while (Date.now() < end) {
+      if (!this.running) {
+        const { code, signal } = await this.exited;
+        throw new Error(`vswitchd exited (code ${code}, signal ${signal}) before it was ready\n${this.logs()}`);
+      }
+      try {
+        await this.ctl('version');
+        return;
+      } catch (err) {
+        last = err;
+      }
+      await sleep(100);
+    }
+    throw new Error(`vswitchd not ready after ${timeoutMs} ms (last: ${last})\n${this.logs()}`);
+  }
+
+  /** SIGTERM (or another signal) and wait for exit; SIGKILL after 10 s. */
+  async stop(signal: NodeJS.Signals = 'SIGTERM'): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
+    if (this.running) this.proc.kill(signal);
+    const timer = setTimeout(() => this.proc.kill('SIGKILL'), 10_000);
+    const result = await this.exited;
+    clearTimeout(timer);
+    return result;
+  }
+}
+
+/** Default parts of every test config: a unique bridge name, socket in the temp dir, free metrics port. */
+async function withDefaults(dir: string, config: Record<string, unknown>): Promise<Record<string, unknown>> {
+  const control = { socket: join(dir, 'vswitchd.sock'), ...(config.control as object | undefined) };
+  const metrics = { listen: `127.0.0.1:${await freePort()}`, ...(config.metrics as object | undefined) };
+  return { bridge: `${uniqueName()}b`, ...config, control, metrics };
+}
+
+/**
+ * Write the config as YAML into a temp directory, start vswitchd on it and wait until it
+ * answers on its control socket. The daemon is killed when the test ends, and its
+ * output is printed if the test failed.
+ */
+export async function startDaemon(
+  t: ExecutionContext,
+  cleanup: Cleanup,
+  config: Record<string, unknown>,
+  opts: DaemonOptions = {},
+): Promise<Daemon> {
+  const dir = mkdtempSync(join(tmpdir(), 'vswitchd-test-'));
+  cleanup.add(() => rmSync(dir, { recursive: true, force: true }));
+  const full = await withDefaults(dir, config);
+  const configPath = join(dir, 'switch.yaml');
+  writeFileSync(configPath, stringify(full));
+  return launch(t, cleanup, new Daemon(dir, configPath, (full.control as { socket: string }).socket, full, opts.logLevel ?? 'debug'), opts);
+}
+
+/** Start vswitchd again on the same config file as an earlier (stopped) daemon. */
+export function restartDaemon(t: ExecutionContext, cleanup: Cleanup, prev: Daemon, opts: DaemonOptions = {}): Promise<Daemon> {
+  const d = new Daemon(prev.dir, prev.configPath, prev.socketPath, prev.config, opts.logLevel ?? 'debug');
+  return launch(t, cleanup, d, opts);
+}
+
+async function launch(t: ExecutionContext, cleanup: Cleanup, d: Daemon, opts: DaemonOptions): Promise<Daemon> {
+  cleanup.add(() => d.stop('SIGKILL'));
+  t.teardown(async () => {
+    if (t.passed) return;
+    let state = '';
+    if (d.running) {
+      for (const cmd of ['port.list', 'stats', 'fdb.show']) {
+        const reply = await request(d.socketPath, { cmd }).catch((err: Error) => err.message);
+        state += `--- ${cmd} ---\n${JSON.stringify(reply)}\n`;
+      }
+    }
+    console.error(`=== ${t.title}: vswitchd on ${d.configPath}\n${stringify(d.config)}${state}${d.logs()}`);
+  });
+  await d.waitReady(opts.readyTimeoutMs ?? 20_000);
+  return d;
+}
+
+/** Run `vswitchd` to completion with arbitrary arguments (for --check and bad configs). */
+export function runVswitchd(args: string[], timeoutMs = 20_000): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [join(repoRoot(), 'bin', 'vswitchd.js'), ...args], {
+      cwd: repoRoot(),
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+    child.on('error', reject);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+/** Poll fn until it returns true (or throw with `what` after timeoutMs). */
+export async function eventually(what: string, fn: () => Promise<boolean>, timeoutMs = 10_000): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    let ok = false;
+    try {
+      ok = await fn();
+    } catch {
+      ok = false;
+    }
+    if (ok) return;
+    if (Date.now() > end) throw new Error(`timed out after ${timeoutMs} ms waiting for: ${what}`);
+    await sleep(200);
+  }
+}

@@ -1,0 +1,139 @@
+// TypeScript wrappers around frames.py: raw frames in, captured frames out, a fake VM on a tap.
+
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Background, run, type Cleanup } from './netns.js';
+
+/** The repository root: the nearest directory above this file with a package.json. */
+export function repoRoot(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  while (!existsSync(join(dir, 'package.json'))) {
+    const up = dirname(dir);
+    if (up === dir) throw new Error('package.json not found above ' + fileURLToPath(import.meta.url));
+    dir = up;
+  }
+  return dir;
+}
+
+// frames.py stays in test/helpers (tsc does not copy it to dist/).
+const FRAMES_PY = join(repoRoot(), 'test', 'helpers', 'frames.py');
+
+export interface Frame {
+  dst: string;
+  src: string;
+  vlan: number | null;
+  pcp: number | null;
+  ethertype: number;
+  len: number;
+  arp?: { op: number; sha: string; spa: string; tha: string; tpa: string };
+  ip?: { src: string; dst: string; proto: number };
+  /** vm only: what the fake VM answered with. */
+  replied?: 'arp' | 'icmp';
+}
+
+function python(ns: string | undefined, args: string[]): string[] {
+  return ['python3', FRAMES_PY, ...args, ...(ns ? ['--ns', ns] : [])];
+}
+
+function parseFrames(stdout: string): Frame[] {
+  return stdout
+    .split('\n')
+    .filter((line) => line.startsWith('{'))
+    .map((line) => JSON.parse(line) as Frame)
+    .filter((f) => f.dst !== undefined);
+}
+
+export interface SendOptions {
+  dev: string;
+  ns?: string;
+  dst?: string;
+  src?: string;
+  vlan?: number;
+  pcp?: number;
+  /** e.g. 0x0800 (the default). */
+  ethertype?: number;
+  count?: number;
+  payloadLen?: number;
+  /** Seconds between frames. */
+  interval?: number;
+  /** Send these bytes (hex) as they are instead of building a frame. */
+  raw?: string;
+}
+
+export async function sendFrames(o: SendOptions): Promise<void> {
+  const args = ['send', '--dev', o.dev];
+  if (o.raw !== undefined) args.push('--raw', o.raw);
+  if (o.dst) args.push('--dst', o.dst);
+  if (o.src) args.push('--src', o.src);
+  if (o.vlan !== undefined) args.push('--vlan', `${o.vlan}`);
+  if (o.pcp !== undefined) args.push('--pcp', `${o.pcp}`);
+  if (o.ethertype !== undefined) args.push('--ethertype', `0x${o.ethertype.toString(16)}`);
+  if (o.count !== undefined) args.push('--count', `${o.count}`);
+  if (o.payloadLen !== undefined) args.push('--payload-len', `${o.payloadLen}`);
+  if (o.interval !== undefined) args.push('--interval', `${o.interval}`);
+  await run(python(o.ns, args));
+}
+
+/** A running capture; frames() waits for it to end and returns what it saw. */
+export interface Capture {
+  frames(): Promise<Frame[]>;
+  stop(): Promise<Frame[]>;
+}
+
+/**
+ * Capture received frames on a device for `seconds` (or until `count` frames).
+ * Resolves once the socket is open, so frames sent afterwards are seen.
+ */
+export async function startCapture(
+  cleanup: Cleanup,
+  o: { dev: string; ns?: string; seconds: number; count?: number },
+): Promise<Capture> {
+  const args = ['capture', '--dev', o.dev, '--seconds', `${o.seconds}`];
+  if (o.count !== undefined) args.push('--count', `${o.count}`);
+  const proc = new Background(python(o.ns, args));
+  cleanup.add(() => proc.stop('SIGKILL'));
+  await proc.waitFor('ready');
+  return {
+    frames: async () => {
+      await proc.exited;
+      return parseFrames(proc.stdout);
+    },
+    stop: async () => {
+      await proc.stop('SIGTERM');
+      return parseFrames(proc.stdout);
+    },
+  };
+}
+
+export interface VmOptions {
+  tap: string;
+  mac: string;
+  ip: string;
+  seconds: number;
+  /** Send this many frames to `dst` right after attaching. */
+  sendCount?: number;
+  dst?: string;
+}
+
+/**
+ * A stand-in VM attached to an existing tap: it answers ARP and ICMP echo for its IP,
+ * and reports every frame it received. Resolves once it is attached to the tap.
+ */
+export async function startVm(cleanup: Cleanup, o: VmOptions): Promise<Capture> {
+  const args = ['vm', '--tap', o.tap, '--mac', o.mac, '--ip', o.ip, '--seconds', `${o.seconds}`];
+  if (o.sendCount) args.push('--send-count', `${o.sendCount}`, '--dst', o.dst ?? 'ff:ff:ff:ff:ff:ff');
+  const proc = new Background(python(undefined, args));
+  cleanup.add(() => proc.stop('SIGKILL'));
+  await proc.waitFor('ready');
+  return {
+    frames: async () => {
+      await proc.exited;
+      return parseFrames(proc.stdout);
+    },
+    stop: async () => {
+      await proc.stop('SIGTERM');
+      return parseFrames(proc.stdout);
+    },
+  };
+}

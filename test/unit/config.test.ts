@@ -1,0 +1,524 @@
+import test from 'ava';
+import type { ExecutionContext } from 'ava';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+
+import {
+  ConfigError,
+  formatPath,
+  loadConfig,
+  parseConfig,
+  type ConfigIssue,
+  type SwitchConfig,
+} from '../../src/switch/config.js';
+
+const FILE = 'switch.yaml';
+
+/** YAML from lines, so that each test can see which line is which. */
+function yaml(...lines: string[]): string {
+  return lines.join('\n') + '\n';
+}
+
+function issuesOf(t: ExecutionContext, text: string): ConfigIssue[] {
+  const err = t.throws(() => parseConfig(text, FILE), { instanceOf: ConfigError });
+  return err?.issues ?? [];
+}
+
+/** The config must have exactly one issue, at this place, with this message fragment. */
+function assertOneIssue(
+  t: ExecutionContext,
+  text: string,
+  want: { line: number; column: number; path: string; message: string },
+): void {
+  const issues = issuesOf(t, text);
+  t.is(issues.length, 1, JSON.stringify(issues));
+  const issue = issues[0];
+  if (!issue) return;
+  t.is(issue.file, FILE);
+  t.is(issue.line, want.line);
+  t.is(issue.column, want.column);
+  t.is(issue.path, want.path);
+  t.true(issue.message.includes(want.message), issue.message);
+}
+
+const DEFAULTS: SwitchConfig = {
+  bridge: 'br0',
+  workers: 2,
+  datapath: { xdp_mode: 'auto', frames_per_worker: 8192, fast_path: 'off' },
+  fdb: { aging: 300, max_per_port: 4096, capacity: 65536, static: [] },
+  metrics: { listen: '127.0.0.1:9417' },
+  control: { socket: '/run/vswitchd/vswitchd.sock' },
+  log: { level: 'info' },
+  ports: [],
+  bonds: [],
+};
+
+// --- valid configs ---------------------------------------------------------
+
+test('an empty file gives all defaults and no ports', (t) => {
+  t.deepEqual(parseConfig('', FILE), DEFAULTS);
+  t.deepEqual(parseConfig('# only a comment\n', FILE), DEFAULTS);
+});
+
+test('empty sections are filled with their defaults', (t) => {
+  const text = yaml('datapath: {}', 'fdb: {}', 'metrics: {}', 'control: {}', 'log: {}', 'ports: []', 'bonds: []');
+  t.deepEqual(parseConfig(text, FILE), DEFAULTS);
+});
+
+test('a section or list with nothing after it takes its default', (t) => {
+  const text = yaml('datapath:', 'fdb:', '  static:', 'metrics:', 'control:', 'log:', 'ports:', '  # - name: p1', 'bonds:');
+  t.deepEqual(parseConfig(text, FILE), DEFAULTS);
+});
+
+test('metrics.listen takes host:port, [v6]:port, or "" / "off" to disable', (t) => {
+  for (const listen of ['127.0.0.1:9417', 'localhost:0', '[::1]:9417', '', 'off']) {
+    t.is(parseConfig(`metrics: { listen: "${listen}" }\n`, FILE).metrics.listen, listen);
+  }
+  assertOneIssue(t, yaml('metrics:', '  listen: 9417'), {
+    line: 2,
+    column: 11,
+    path: 'metrics.listen',
+    message: 'expected "host:port" (like 127.0.0.1:9417), or "" or "off" to disable, got 9417',
+  });
+});
+
+test('a full valid config comes back with every value and default', (t) => {
+  const text = yaml(
+    'bridge: br-test',
+    'workers: 4',
+    'datapath:',
+    '  xdp_mode: native',
+    '  frames_per_worker: 4096',
+    '  fast_path: auto',
+    'fdb:',
+    '  aging: 60',
+    '  max_per_port: 100',
+    '  capacity: 1024',
+    '  static:',
+    '    - { mac: "02:AB:00:00:00:01", vlan: 10, port: tap-vm1 }',
+    '    - { mac: "02:00:00:00:00:02", vlan: 20, port: uplink }',
+    '    - { mac: "02:00:00:00:00:03", vlan: 1, port: br-test }',
+    'metrics:',
+    '  listen: "off"',
+    'control:',
+    '  socket: /tmp/vsd.sock',
+    'log:',
+    '  level: debug',
+    'ports:',
+    '  - name: tap-vm1',
+    '    type: tap',
+    '    vlan: 10',
+    '  - name: veth-c1',
+    '  - name: eth2',
+    '    trunks: [10, 20]',
+    '    native_vlan: 1',
+    '  - name: br-test',
+    'bonds:',
+    '  - name: uplink',
+    '    members: [eth0, eth1]',
+    '    mode: lacp',
+    '    hash: l2',
+    '    updelay: 100',
+    '    downdelay: 200',
+    '    lacp: { rate: fast }',
+    '    trunks: [10, 20]',
+    '  - name: ab',
+    '    members: [eth3, eth4]',
+    '    primary: eth4',
+    '    vlan: 30',
+  );
+  const want: SwitchConfig = {
+    bridge: 'br-test',
+    workers: 4,
+    datapath: { xdp_mode: 'native', frames_per_worker: 4096, fast_path: 'auto' },
+    fdb: {
+      aging: 60,
+      max_per_port: 100,
+      capacity: 1024,
+      static: [
+        { mac: '02:ab:00:00:00:01', vlan: 10, port: 'tap-vm1' },
+        { mac: '02:00:00:00:00:02', vlan: 20, port: 'uplink' },
+        { mac: '02:00:00:00:00:03', vlan: 1, port: 'br-test' },
+      ],
+    },
+    metrics: { listen: 'off' },
+    control: { socket: '/tmp/vsd.sock' },
+    log: { level: 'debug' },
+    ports: [
+      { name: 'tap-vm1', type: 'tap', vlan: 10 },
+      { name: 'veth-c1' },
+      { name: 'eth2', trunks: [10, 20], native_vlan: 1 },
+      { name: 'br-test', type: 'internal' },
+    ],
+    bonds: [
+      {
+        name: 'uplink',
+        members: ['eth0', 'eth1'],
+        mode: 'lacp',
+        hash: 'l2',
+        updelay: 100,
+        downdelay: 200,
+        lacp: { mode: 'active', rate: 'fast', system_priority: 65535, fallback: 'none' },
+        trunks: [10, 20],
+      },
+      {
+        name: 'ab',
+        members: ['eth3', 'eth4'],
+        mode: 'active-backup',
+        hash: 'l3l4',
+        primary: 'eth4',
+        updelay: 0,
+        downdelay: 0,
+        vlan: 30,
+      },
+    ],
+  };
+  t.deepEqual(parseConfig(text, FILE), want);
+});
+
+test('a lacp bond without a lacp block gets the LACP defaults', (t) => {
+  const config = parseConfig(yaml('bonds:', '  - { name: b, members: [e0], mode: lacp }'), FILE);
+  t.deepEqual(config.bonds[0]?.lacp, { mode: 'active', rate: 'slow', system_priority: 65535, fallback: 'none' });
+});
+
+test('a port with neither vlan nor trunks is left without a vlan (an access port of VLAN 1)', (t) => {
+  const config = parseConfig(yaml('ports:', '  - name: p1'), FILE);
+  t.deepEqual(config.ports, [{ name: 'p1' }]);
+});
+
+test('config/switch.example.yaml parses without error', (t) => {
+  const config = loadConfig(resolve('config/switch.example.yaml'));
+  t.true(config.ports.length > 0);
+  t.true(config.bonds.length > 0);
+});
+
+test('config/default.yaml is the demo config', (t) => {
+  const config = loadConfig(resolve('config/default.yaml'));
+  t.is(config.bridge, 'vsd-demo-br');
+  t.is(config.workers, 2);
+  t.is(config.metrics.listen, '127.0.0.1:9417');
+  t.is(config.control.socket, '/run/vswitchd/demo.sock');
+  t.deepEqual(config.ports, [
+    { name: 'vsd-demo-br', type: 'internal', vlan: 10 },
+    { name: 'vsd-demo-h1', vlan: 10 },
+    { name: 'vsd-demo-h2', vlan: 10 },
+    { name: 'vsd-demo-h3', vlan: 20 },
+    { name: 'vsd-demo-h4', vlan: 20 },
+  ]);
+});
+
+// --- one issue each --------------------------------------------------------
+
+test('an unknown key names the keys that are known', (t) => {
+  assertOneIssue(t, yaml('workers: 2', 'datapath:', '  xdp_mod: native'), {
+    line: 3,
+    column: 3,
+    path: 'datapath.xdp_mod',
+    message: 'unknown key (expected one of: xdp_mode, frames_per_worker, fast_path)',
+  });
+});
+
+test('an unknown top-level key', (t) => {
+  assertOneIssue(t, yaml('bridge: br0', 'portz: []'), {
+    line: 2,
+    column: 1,
+    path: 'portz',
+    message: 'unknown key (expected one of: bridge, workers,',
+  });
+});
+
+test('a wrong type says what was expected and what was found', (t) => {
+  assertOneIssue(t, yaml('workers: two'), {
+    line: 1,
+    column: 10,
+    path: 'workers',
+    message: 'expected an integer in 1..64, got "two"',
+  });
+});
+
+test('a string where a VLAN number belongs', (t) => {
+  assertOneIssue(t, yaml('ports:', '  - name: p1', '    vlan: "10"'), {
+    line: 3,
+    column: 11,
+    path: 'ports[0].vlan',
+    message: 'expected an integer in 1..4094, got "10"',
+  });
+});
+
+test('a duplicate port name points at the second and names the line of the first', (t) => {
+  assertOneIssue(t, yaml('ports:', '  - name: veth-c1', '    vlan: 10', '  - name: veth-c1', '    vlan: 20'), {
+    line: 4,
+    column: 11,
+    path: 'ports[1].name',
+    message: 'duplicate port name "veth-c1" (first at line 2)',
+  });
+});
+
+test('VLAN 0 is out of range', (t) => {
+  assertOneIssue(t, yaml('ports:', '  - name: p1', '    vlan: 0'), {
+    line: 3,
+    column: 11,
+    path: 'ports[0].vlan',
+    message: 'expected an integer in 1..4094, got 0',
+  });
+});
+
+test('VLAN 4095 is out of range', (t) => {
+  assertOneIssue(t, yaml('ports:', '  - name: p1', '    vlan: 4095'), {
+    line: 3,
+    column: 11,
+    path: 'ports[0].vlan',
+    message: 'expected an integer in 1..4094, got 4095',
+  });
+});
+
+test('a trunk VLAN out of range is reported at its list entry', (t) => {
+  assertOneIssue(t, yaml('ports:', '  - name: p1', '    trunks: [10, 4095]'), {
+    line: 3,
+    column: 18,
+    path: 'ports[0].trunks[1]',
+    message: 'expected an integer in 1..4094, got 4095',
+  });
+});
+
+test('native_vlan without trunks', (t) => {
+  assertOneIssue(t, yaml('ports:', '  - name: p1', '    native_vlan: 5'), {
+    line: 3,
+    column: 18,
+    path: 'ports[0].native_vlan',
+    message: 'native_vlan needs trunks',
+  });
+});
+
+test('vlan and trunks together', (t) => {
+  assertOneIssue(t, yaml('ports:', '  - name: p1', '    vlan: 10', '    trunks: [10, 20]'), {
+    line: 4,
+    column: 13,
+    path: 'ports[0].trunks',
+    message: 'expected either vlan (access port) or trunks (trunk port), got both',
+  });
+});
+
+test('a malformed static MAC', (t) => {
+  assertOneIssue(
+    t,
+    yaml('ports:', '  - { name: p1, vlan: 10 }', 'fdb:', '  static:', '    - { mac: "02:00:00:00:01", vlan: 10, port: p1 }'),
+    { line: 5, column: 14, path: 'fdb.static[0].mac', message: 'expected a MAC address like "02:00:00:00:00:01", got "02:00:00:00:01"' },
+  );
+});
+
+test('a multicast static MAC', (t) => {
+  assertOneIssue(
+    t,
+    yaml('ports:', '  - { name: p1, vlan: 10 }', 'fdb:', '  static:', '    - mac: "01:00:5e:00:00:01"', '      vlan: 10', '      port: p1'),
+    { line: 5, column: 12, path: 'fdb.static[0].mac', message: 'multicast MAC cannot be a static unicast entry' },
+  );
+});
+
+test('a static entry pointing to an unknown port', (t) => {
+  assertOneIssue(
+    t,
+    yaml('ports:', '  - { name: p1, vlan: 10 }', 'fdb:', '  static:', '    - mac: "02:00:00:00:00:01"', '      vlan: 10', '      port: p2'),
+    { line: 7, column: 13, path: 'fdb.static[0].port', message: 'expected the name of a port or bond, got "p2"' },
+  );
+});
+
+test('a static entry in a VLAN its port does not carry', (t) => {
+  assertOneIssue(
+    t,
+    yaml('ports:', '  - { name: p1, vlan: 10 }', 'fdb:', '  static:', '    - { mac: "02:00:00:00:00:01", vlan: 20, port: p1 }'),
+    { line: 5, column: 51, path: 'fdb.static[0].port', message: 'port "p1" does not carry VLAN 20' },
+  );
+});
+
+test('a YAML syntax error has its line and column', (t) => {
+  assertOneIssue(t, yaml('ports:', '  - name: p1', '    vlan: [10', 'workers: 2'), {
+    line: 4,
+    column: 1,
+    path: '',
+    message: 'YAML syntax error: ',
+  });
+});
+
+test('a duplicate YAML key points at the second key', (t) => {
+  assertOneIssue(t, yaml('ports:', '  - name: p1', '    vlan: 10', '    vlan: 20'), {
+    line: 4,
+    column: 5,
+    path: 'ports[0].vlan',
+    message: 'duplicate key "vlan"',
+  });
+});
+
+test('a top-level document that is not a mapping', (t) => {
+  assertOneIssue(t, yaml('- name: p1'), {
+    line: 1,
+    column: 1,
+    path: '',
+    message: 'expected a mapping at the top level, got a list',
+  });
+});
+
+test('a missing required key points at its parent', (t) => {
+  assertOneIssue(t, yaml('ports:', '  - vlan: 10'), {
+    line: 2,
+    column: 5,
+    path: 'ports[0].name',
+    message: 'missing required key (expected a name of 1..15 characters',
+  });
+});
+
+test('a name longer than IFNAMSIZ allows', (t) => {
+  assertOneIssue(t, yaml('ports:', '  - name: abcdefghijklmnop'), {
+    line: 2,
+    column: 11,
+    path: 'ports[0].name',
+    message: 'expected a name of 1..15 characters from [A-Za-z0-9_.:-], got "abcdefghijklmnop"',
+  });
+});
+
+test('frames_per_worker must be a power of two', (t) => {
+  assertOneIssue(t, yaml('datapath:', '  frames_per_worker: 3000'), {
+    line: 2,
+    column: 22,
+    path: 'datapath.frames_per_worker',
+    message: 'expected a power of two in 1024..262144, got 3000',
+  });
+});
+
+test('the bridge-named port must be internal', (t) => {
+  assertOneIssue(t, yaml('bridge: br1', 'ports:', '  - { name: br1, type: tap }'), {
+    line: 3,
+    column: 24,
+    path: 'ports[0].type',
+    message: 'expected internal',
+  });
+});
+
+test('type internal on a port not named like the bridge', (t) => {
+  assertOneIssue(t, yaml('ports:', '  - name: p1', '    type: internal'), {
+    line: 3,
+    column: 11,
+    path: 'ports[0].type',
+    message: 'type internal is only for the port named like the bridge ("br0")',
+  });
+});
+
+test('a bond member must not also be a port', (t) => {
+  assertOneIssue(t, yaml('ports:', '  - name: eth0', 'bonds:', '  - name: b', '    members: [eth0, eth1]'), {
+    line: 5,
+    column: 15,
+    path: 'bonds[0].members[0]',
+    message: '"eth0" is also listed as a port (line 2)',
+  });
+});
+
+test('a member in two bonds', (t) => {
+  assertOneIssue(t, yaml('bonds:', '  - { name: b1, members: [eth0] }', '  - { name: b2, members: [eth0] }'), {
+    line: 3,
+    column: 27,
+    path: 'bonds[1].members[0]',
+    message: '"eth0" is already a member of bond "b1" (first at line 2)',
+  });
+});
+
+test('a bond needs a member', (t) => {
+  assertOneIssue(t, yaml('bonds:', '  - name: b', '    members: []'), {
+    line: 3,
+    column: 14,
+    path: 'bonds[0].members',
+    message: 'expected a non-empty list of member interface names, got an empty list',
+  });
+});
+
+test('a lacp block needs mode lacp', (t) => {
+  assertOneIssue(t, yaml('bonds:', '  - name: b', '    members: [e0]', '    lacp: { rate: fast }'), {
+    line: 4,
+    column: 11,
+    path: 'bonds[0].lacp',
+    message: 'a lacp block needs mode lacp, got mode "active-backup"',
+  });
+});
+
+test('a bond primary must be a member', (t) => {
+  assertOneIssue(t, yaml('bonds:', '  - name: b', '    members: [e0, e1]', '    primary: e2'), {
+    line: 4,
+    column: 14,
+    path: 'bonds[0].primary',
+    message: 'expected one of the bond\'s members (e0, e1), got "e2"',
+  });
+});
+
+test('a bond and a port with the same name', (t) => {
+  assertOneIssue(t, yaml('ports:', '  - name: x', 'bonds:', '  - { name: x, members: [e0] }'), {
+    line: 4,
+    column: 13,
+    path: 'bonds[0].name',
+    message: 'bond name is already a port name "x" (first at line 2)',
+  });
+});
+
+// --- all issues at once ----------------------------------------------------
+
+test('every issue is collected, in source order, and the message lists them all', (t) => {
+  const text = yaml(
+    'workers: 0', // 1
+    'datapath:', // 2
+    '  xdp_mode: fast', // 3
+    'ports:', // 4
+    '  - name: p1', // 5
+    '    vlan: 5000', // 6
+    '  - name: p1', // 7
+    'fdb:', // 8
+    '  static:', // 9
+    '    - { mac: "ff:ff:ff:ff:ff:ff", vlan: 10, port: nope }', // 10
+  );
+  const err = t.throws(() => parseConfig(text, FILE), { instanceOf: ConfigError });
+  const got = (err?.issues ?? []).map((i) => `${i.line}:${i.column} ${i.path}`);
+  t.deepEqual(got, [
+    '1:10 workers',
+    '3:13 datapath.xdp_mode',
+    '6:11 ports[0].vlan',
+    '7:11 ports[1].name',
+    '10:14 fdb.static[0].mac',
+    '10:51 fdb.static[0].port',
+  ]);
+  const lines = err?.message.split('\n') ?? [];
+  t.is(lines.length, 6);
+  t.is(lines[0], 'switch.yaml:1:10: workers: expected an integer in 1..64, got 0');
+  t.is(lines[1], 'switch.yaml:3:13: datapath.xdp_mode: expected one of: auto, native, generic, got "fast"');
+});
+
+// --- files and paths -------------------------------------------------------
+
+test('loadConfig reads a file and reports issues under its name', (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'vsd-config-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const good = join(dir, 'good.yaml');
+  writeFileSync(good, 'workers: 3\n');
+  t.is(loadConfig(good).workers, 3);
+  const bad = join(dir, 'bad.yaml');
+  writeFileSync(bad, 'workers: 99\n');
+  const err = t.throws(() => loadConfig(bad), { instanceOf: ConfigError });
+  t.is(err?.issues[0]?.file, bad);
+  t.true(err?.message.startsWith(`${bad}:1:10: workers: `));
+});
+
+test('an unreadable file is a ConfigError at line 0 with the OS reason', (t) => {
+  const missing = join(tmpdir(), 'vsd-no-such-dir', 'switch.yaml');
+  const err = t.throws(() => loadConfig(missing), { instanceOf: ConfigError });
+  t.is(err?.issues.length, 1);
+  const issue = err?.issues[0];
+  t.is(issue?.line, 0);
+  t.is(issue?.column, 0);
+  t.is(issue?.path, '');
+  t.true(issue?.message.includes('ENOENT'));
+});
+
+test('formatPath writes paths as an operator reads them', (t) => {
+  t.is(formatPath(['ports', 1, 'vlan']), 'ports[1].vlan');
+  t.is(formatPath(['fdb', 'static', 0, 'mac']), 'fdb.static[0].mac');
+  t.is(formatPath(['workers']), 'workers');
+  t.is(formatPath([]), '');
+  t.is(formatPath(['ports', 0, 'odd key']), 'ports[0]["odd key"]');
+});
