@@ -1,0 +1,86 @@
+// vswitchd: the daemon's command line.
+import { parseArgs } from 'node:util';
+import { ConfigError, loadConfig } from './config.js';
+import { Switch, VERSION } from './daemon.js';
+import { createLogger, type LogLevel } from './log.js';
+
+const USAGE = `usage: vswitchd --config FILE [--check] [--log-level LEVEL]
+
+  --config FILE      the switch configuration (YAML; see config/switch.example.yaml)
+  --check            validate the configuration and exit (0: valid, 2: errors)
+  --log-level LEVEL  trace | debug | info | warn | error (overrides log.level)
+  --version          print the version
+  --help             this text
+`;
+
+const LEVELS = ['trace', 'debug', 'info', 'warn', 'error'];
+
+export async function main(argv: string[]): Promise<number> {
+  let args;
+  try {
+    args = parseArgs({
+      args: argv,
+      options: {
+        config: { type: 'string' },
+        check: { type: 'boolean', default: false },
+        'log-level': { type: 'string' },
+        version: { type: 'boolean', default: false },
+        help: { type: 'boolean', default: false },
+      },
+    }).values;
+  } catch (err) {
+    process.stderr.write(`vswitchd: ${(err as Error).message}\n${USAGE}`);
+    return 2;
+  }
+  if (args.help) return void process.stdout.write(USAGE), 0;
+  if (args.version) return void process.stdout.write(`vswitchd ${VERSION}\n`), 0;
+  if (!args.config) {
+    process.stderr.write(`vswitchd: --config is required\n${USAGE}`);
+    return 2;
+  }
+  const level = args['log-level'];
+  if (level !== undefined && !LEVELS.includes(level)) {
+    process.stderr.write(`vswitchd: --log-level must be one of ${LEVELS.join(', ')}\n`);
+    return 2;
+  }
+
+  let config;
+  try {
+    config = loadConfig(args.config);
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`${err.message}\n`);
+      return 2;
+    }
+    throw err;
+  }
+  if (args.check) {
+    process.stdout.write(`${args.config}: configuration is valid (${config.ports.length} ports, ${config.bonds.length} bonds)\n`);
+    return 0;
+  }
+  if (config.bonds.length > 0) {
+    process.stderr.write(`${args.config}: bonds are not supported by this version of vswitchd yet\n`);
+    return 2;
+  }
+
+  const log = createLogger((level ?? config.log.level) as LogLevel);
+  const sw = new Switch(config, log);
+  try {
+    await sw.start();
+  } catch (err) {
+    log.error({ err }, 'start failed');
+    await sw.stop().catch(() => undefined);
+    return 1;
+  }
+  await new Promise<void>((resolve) => {
+    const finish = (signal: string) => {
+      log.info({ signal }, 'stopping');
+      resolve();
+    };
+    process.once('SIGTERM', () => finish('SIGTERM'));
+    process.once('SIGINT', () => finish('SIGINT'));
+    process.on('SIGHUP', () => log.warn('SIGHUP: reload is not supported by this version yet; the running config stays'));
+  });
+  await sw.stop();
+  return 0;
+}

@@ -1,0 +1,77 @@
+// Typed access to the C++ addon (build/Release/vswitchd_native.node).
+import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
+import path from 'node:path';
+
+/** The project root, from dist/src/switch/ or src/switch/. */
+export const projectRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), fileURLToPath(import.meta.url).includes('/dist/') ? '../../..' : '../..');
+
+export interface PortCounters {
+  rx_packets: number;
+  rx_bytes: number;
+  tx_packets: number;
+  tx_bytes: number;
+  flood_packets: number;
+  drops: Record<string, number>;
+}
+
+export interface WorkerCounters {
+  loops: number;
+  rx_batches: number;
+  rx_frames: number;
+  wakeups: number;
+  busy_ns: number;
+  total_ns: number;
+  learn_events: number;
+  tx_kicks: number;
+  handoffs: number;
+}
+
+export interface NativeFdbRecord {
+  vlan: number;
+  mac: string;
+  port: number;
+  flags: number;
+  lastSeenMs: number;
+}
+
+export interface NativeDatapath {
+  addPort(index: number, name: string, queues: number, xdpMode: string, tapFd?: number): { xdpMode: string; owners: number[] };
+  removePort(index: number): void;
+  setPortVlan(index: number, vlan: { trunk: boolean; accessVlan: number; nativeVlan: number; trunks: number[] }): void;
+  setPortActive(index: number, active: boolean): void;
+  setFloodSet(vlan: number, ports: number[]): void;
+  commit(): void;
+  portCounters(index: number): PortCounters;
+  workerCounters(worker: number): WorkerCounters;
+  fdbPut(vlan: number, mac: string, port: number, flags: number): boolean;
+  fdbDelete(vlan: number, mac: string): boolean;
+  fdbGet(vlan: number, mac: string): NativeFdbRecord | undefined;
+  fdbEntries(): NativeFdbRecord[];
+  fdbClear(): number;
+  fdbInfo(): { size: number; capacity: number; mapFd: number };
+  close(): void;
+}
+
+export interface NativeAddon {
+  Datapath: new (opts: { workers: number; framesPerWorker: number; fdbCapacity: number; bpfObject: string }) => NativeDatapath;
+  dropReasons: string[];
+  maxPorts: number;
+  workerRun(worker: number, stop: Int32Array, budgetMs: number): { vlan: number; mac: string; port: number }[];
+  monotonicMs(): number;
+  openTap(name: string, persist: boolean): number;
+  setTapPersist(name: string, persist: boolean): void;
+  closeFd(fd: number): void;
+}
+
+export const bpfObjectPath = path.join(projectRoot, 'bpf', 'xsk_steer.bpf.o');
+
+let addon: NativeAddon | undefined;
+
+export function loadNative(): NativeAddon {
+  if (!addon) {
+    const require = createRequire(import.meta.url);
+    addon = require(path.join(projectRoot, 'build', 'Release', 'vswitchd_native.node')) as NativeAddon;
+  }
+  return addon;
+}
