@@ -9,6 +9,8 @@
 #include <xdp/libxdp.h>
 
 #include <chrono>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <stdexcept>
 #include <thread>
@@ -30,7 +32,7 @@ std::shared_ptr<Datapath> g_current;
 int libxdpPrint(enum libxdp_print_level level, const char* fmt, va_list args) {
   // The multi-program dispatcher fails to load without CAP_SYS_RESOURCE and
   // libxdp then attaches the program alone; its notices about that are noise.
-  if (level != LIBXDP_WARN) return 0;
+  if (level != LIBXDP_WARN && !getenv("VSWITCHD_DEBUG_LIBBPF")) return 0;
   fprintf(stderr, "libxdp: ");
   return vfprintf(stderr, fmt, args);
 }
@@ -44,6 +46,13 @@ void detachStaleProgram(int ifindex) {
   xdp_program* main = xdp_multiprog__main_prog(mp);
   if (main && std::strcmp(xdp_program__name(main), "vswitchd_steer") == 0) xdp_multiprog__detach(mp);
   xdp_multiprog__close(mp);
+}
+
+// libbpf reports, among others, the expected EPERM of the dispatcher load on
+// every attach; errors that matter reach the caller as error codes anyway.
+int libbpfPrint(enum libbpf_print_level level, const char* fmt, va_list args) {
+  if (!getenv("VSWITCHD_DEBUG_LIBBPF")) return 0;
+  return vfprintf(stderr, fmt, args);
 }
 
 }  // namespace
@@ -68,6 +77,7 @@ Datapath::Datapath(const Options& opts) : opts_(opts) {
   if (opts.workers < 1 || opts.workers > kMaxWorkers)
     throw std::runtime_error("workers must be in 1.." + std::to_string(kMaxWorkers));
   libxdp_set_print(libxdpPrint);
+  libbpf_set_print(libbpfPrint);
   umem_ = std::make_unique<Umem>(opts.workers * opts.frames_per_worker);
   fdb_ = std::make_unique<FdbTable>(opts.fdb_capacity);
   for (uint32_t w = 0; w < opts.workers; w++) {
