@@ -1,5 +1,6 @@
 // The switch: wires config, datapath, ports, FDB policy, workers, control and
 // metrics together, and takes them down again in reverse order.
+import { existsSync, readdirSync, rmdirSync } from 'node:fs';
 import type { Logger } from 'pino';
 import type { SwitchConfig } from './config.js';
 import { ControlServer } from './control.js';
@@ -13,6 +14,7 @@ import { Supervisor } from './supervisor.js';
 import { FDB_FLAG_STATIC, type Clock, type FdbEntry, type FdbTable, type LearnEvent } from './types.js';
 
 export const VERSION = '0.1.0';
+const LIBXDP_DIR = '/sys/fs/bpf/xdp';
 
 /** The native FDB table seen through the interface the policy code expects. */
 function nativeFdbTable(dp: NativeDatapath): FdbTable {
@@ -43,6 +45,8 @@ export class Switch {
   private agingTimer?: NodeJS.Timeout;
   private floodVlans = new Set<number>();
   readonly learnResults: Record<string, number> = {};
+  /** libxdp makes /sys/fs/bpf/xdp for its lock; we remove it again if we caused it. */
+  private libxdpDirExisted = true;
 
   constructor(readonly config: SwitchConfig, readonly log: Logger) {
     this.native = loadNative();
@@ -65,6 +69,7 @@ export class Switch {
   async start(): Promise<void> {
     const { config, log } = this;
     if (await ensureBpffs()) log.info('mounted bpffs at /sys/fs/bpf');
+    this.libxdpDirExisted = existsSync(LIBXDP_DIR);
     const internal = config.ports.find((p) => p.name === config.bridge) ?? { name: config.bridge, type: 'internal' as const };
     await this.addPort(internal, true, false);
     for (const p of config.ports) if (p.name !== config.bridge) await this.addPort(p, false, false);
@@ -149,6 +154,7 @@ export class Switch {
       await this.ports.remove(p.index).catch((err: unknown) => this.log.error({ port: p.name, err }, 'removing port failed'));
     }
     this.datapath.close();
+    if (!this.libxdpDirExisted && existsSync(LIBXDP_DIR) && readdirSync(LIBXDP_DIR).length === 0) rmdirSync(LIBXDP_DIR);
     this.log.info('vswitchd stopped');
   }
 }
