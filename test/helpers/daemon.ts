@@ -21,8 +21,10 @@ export interface PortInfo {
   index: number;
   kind: string;
   up: boolean;
-  queues: unknown;
+  queues: number;
   xdp_mode: string;
+  /** The datapath workers that own the port's queues. */
+  workers: number[];
   vlan: VlanSpec;
 }
 
@@ -130,9 +132,9 @@ export class Daemon {
     return `--- vswitchd stdout ---\n${this.stdout}\n--- vswitchd stderr ---\n${this.stderr}`;
   }
 
-  /** Send a control command; returns `result`, throws on `{ok: false}`. */
-  async ctl<T = unknown>(cmd: string, args: object = {}): Promise<T> {
-    const reply = await request(this.socketPath, { cmd, ...args });
+  /** Send a control command (`{"cmd", "args"}`); returns `result`, throws on `{ok: false}`. */
+  async ctl<T = unknown>(cmd: string, args?: object): Promise<T> {
+    const reply = await request(this.socketPath, args ? { cmd, args } : { cmd });
     if (!reply.ok) throw new Error(`${cmd}: ${reply.error}`);
     return reply.result as T;
   }
@@ -218,7 +220,7 @@ export function restartDaemon(t: ExecutionContext, cleanup: Cleanup, prev: Daemo
 }
 
 async function launch(t: ExecutionContext, cleanup: Cleanup, d: Daemon, opts: DaemonOptions): Promise<Daemon> {
-  cleanup.add(() => d.stop('SIGKILL'));
+  cleanup.add(() => d.stop('SIGTERM')); // SIGKILL after 10 s
   t.teardown(async () => {
     if (t.passed) return;
     let state = '';
@@ -268,4 +270,19 @@ export async function eventually(what: string, fn: () => Promise<boolean>, timeo
     if (Date.now() > end) throw new Error(`timed out after ${timeoutMs} ms waiting for: ${what}`);
     await sleep(200);
   }
+}
+
+/** Config entry for an access port. */
+export function accessPort(name: string, vlan: number, type: 'veth' | 'tap' | 'internal' = 'veth'): Record<string, unknown> {
+  return { name, type, vlan };
+}
+
+/** Config entry for a trunk port. */
+export function trunkPort(name: string, trunks: number[], nativeVlan?: number): Record<string, unknown> {
+  return { name, type: 'veth', trunks, ...(nativeVlan === undefined ? {} : { native_vlan: nativeVlan }) };
+}
+
+/** A drop counter of a port (0 when the reason was never counted). */
+export function dropsOf(stats: Stats, port: string, reason: string): number {
+  return stats.ports[port]?.drops?.[reason] ?? 0;
 }

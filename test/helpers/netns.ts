@@ -106,6 +106,13 @@ export function uniqueName(prefix = 'vt'): string {
   return prefix + randomBytes(3).toString('hex').slice(0, 5);
 }
 
+/** A random locally administered unicast MAC. */
+export function randomMac(): string {
+  const b = randomBytes(6);
+  b[0] = (b[0]! & 0xfc) | 0x02;
+  return [...b].map((x) => x.toString(16).padStart(2, '0')).join(':');
+}
+
 /** Undo steps run in reverse order; a failing step is reported and the rest still run. */
 export class Cleanup {
   private steps: Array<() => unknown> = [];
@@ -152,7 +159,7 @@ export interface HostOptions {
 }
 
 /** Disable IPv6 on a device so that no router solicitations or MLD reports muddy the counters. */
-function noIpv6(dev: string): void {
+export function noIpv6(dev: string): void {
   writeFileSync(`/proc/sys/net/ipv6/conf/${dev}/disable_ipv6`, '1');
 }
 
@@ -214,19 +221,19 @@ export function netnsNames(): string[] {
   }
 }
 
-/** Every file and directory under a path (for "nothing left pinned under /sys/fs/bpf"). */
-export function listTree(dir: string): string[] {
+/** Every file (not directory) under a path: for "nothing left pinned under /sys/fs/bpf". */
+export function listFiles(dir: string): string[] {
   const out: string[] = [];
   const walk = (d: string): void => {
-    let names: string[];
+    let entries;
     try {
-      names = readdirSync(d);
+      entries = readdirSync(d, { withFileTypes: true });
     } catch {
       return;
     }
-    for (const name of names) {
-      out.push(`${d}/${name}`);
-      walk(`${d}/${name}`);
+    for (const e of entries) {
+      if (e.isDirectory()) walk(`${d}/${e.name}`);
+      else out.push(`${d}/${e.name}`);
     }
   };
   walk(dir);
@@ -241,8 +248,11 @@ export interface PingOptions {
   wait?: number;
 }
 
-/** ping from a host; returns how many replies came back (0 when unreachable). */
-export async function ping(from: Host, ip: string, opts: PingOptions = {}): Promise<number> {
+/** Where a command runs: a Host, or `{}` for the root namespace. */
+export type Place = { ns?: string };
+
+/** ping from a host (or `{}`: the root namespace); returns how many replies came back. */
+export async function ping(from: Place, ip: string, opts: PingOptions = {}): Promise<number> {
   const count = opts.count ?? 3;
   const interval = opts.interval ?? 0.2;
   const wait = opts.wait ?? 1;
@@ -253,12 +263,17 @@ export async function ping(from: Host, ip: string, opts: PingOptions = {}): Prom
 }
 
 /** Ping once a second until a reply comes back; false when none did within timeoutMs. */
-export async function pingUntil(from: Host, ip: string, timeoutMs = 10_000): Promise<boolean> {
+export async function pingUntil(from: Place, ip: string, timeoutMs = 10_000): Promise<boolean> {
   const end = Date.now() + timeoutMs;
   while (Date.now() < end) {
     if ((await ping(from, ip, { count: 1, wait: 1 })) > 0) return true;
   }
   return false;
+}
+
+/** A permanent ARP entry on `host` for `other`, so that no ARP traffic is needed between them. */
+export async function staticArp(host: Host, other: Host): Promise<void> {
+  await run(['ip', 'neigh', 'replace', other.ip, 'lladdr', other.mac, 'nud', 'permanent', 'dev', host.dev], { ns: host.ns });
 }
 
 /** arping (Habets) out of a host's device; returns how many replies came back. */
@@ -282,14 +297,15 @@ export interface IperfResult {
 export async function iperf3(
   client: Host,
   server: Host,
-  opts: { seconds?: number; reverse?: boolean; port?: number } = {},
+  opts: { seconds?: number; reverse?: boolean; parallel?: number; port?: number } = {},
 ): Promise<IperfResult> {
   const seconds = opts.seconds ?? 5;
   const port = `${opts.port ?? 5201}`;
   const srv = new Background(['iperf3', '-s', '-1', '--forceflush', '-B', server.ip, '-p', port], server.ns);
   try {
     await srv.waitFor('Server listening');
-    const argv = ['iperf3', '-c', server.ip, '-p', port, '-t', `${seconds}`, '-J', ...(opts.reverse ? ['-R'] : [])];
+    const argv = ['iperf3', '-c', server.ip, '-p', port, '-t', `${seconds}`, '-J', '-P', `${opts.parallel ?? 1}`];
+    if (opts.reverse) argv.push('-R');
     const res = await run(argv, { ns: client.ns, timeoutMs: (seconds + 30) * 1000, check: false });
     let report: {
       error?: string;
