@@ -8,10 +8,17 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 
 status=0
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
 echo "test: npm run test:unit"
-npm run test:unit || status=1
+npm run test:unit 2>&1 | tee -a "$log" || status=1
 echo "test: npm run test:integration"
-npm run test:integration || status=1
+npm run test:integration 2>&1 | tee -a "$log" || status=1
+
+# One plain summary line over both suites (ava prints one per suite).
+passed=$(grep -c '✔' "$log" || true)
+failed=$(grep -c '✘' "$log" || true)
+echo "${passed} passed, ${failed} failed"
 
 if ((status != 0)); then
   echo "test: FAILED" >&2

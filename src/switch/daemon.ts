@@ -1,6 +1,7 @@
 // The switch: wires config, datapath, ports, FDB policy, workers, control and
 // metrics together, and takes them down again in reverse order.
 import { existsSync, readdirSync, rmdirSync } from 'node:fs';
+import path from 'node:path';
 import type { Logger } from 'pino';
 import type { SwitchConfig } from './config.js';
 import { ControlServer } from './control.js';
@@ -9,7 +10,7 @@ import { vlanMembers } from './flood.js';
 import { ensureBpffs } from './host.js';
 import { MetricsServer } from './metrics.js';
 import { bpfObjectPath, loadNative, type NativeAddon, type NativeDatapath, type PortCounters } from './native.js';
-import { PortTable, type Port } from './ports.js';
+import { CreatedDevices, PortTable, type Port } from './ports.js';
 import { Supervisor } from './supervisor.js';
 import { FDB_FLAG_STATIC, type Clock, type FdbEntry, type FdbTable, type LearnEvent } from './types.js';
 
@@ -57,7 +58,8 @@ export class Switch {
       fdbCapacity: config.fdb.capacity,
       bpfObject: bpfObjectPath,
     });
-    this.ports = new PortTable({ native: this.native, datapath: this.datapath, xdpMode: config.datapath.xdp_mode, log });
+    const created = new CreatedDevices(path.join(path.dirname(config.control.socket), `${config.bridge}.devices.json`));
+    this.ports = new PortTable({ native: this.native, created, datapath: this.datapath, xdpMode: config.datapath.xdp_mode, log });
     this.fdb = new FdbManager({
       table: nativeFdbTable(this.datapath),
       clock: this.clock,

@@ -1,4 +1,6 @@
 // The switch's ports: bringing a device under the datapath and taking it off.
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
 import type { Logger } from 'pino';
 import type { PortConfig } from './config.js';
 import { vlanMode } from './flood.js';
@@ -21,8 +23,49 @@ export interface Port {
   tapFd?: number;
 }
 
+/**
+ * The devices vswitchd created (VM taps), kept in a file so that a run that
+ * follows a crash still knows they are its own to remove on a clean stop.
+ */
+export class CreatedDevices {
+  private readonly names: Set<string>;
+
+  constructor(private readonly file: string) {
+    let saved: unknown = [];
+    try {
+      saved = JSON.parse(readFileSync(file, 'utf8'));
+    } catch {
+      // no file: nothing was left behind
+    }
+    this.names = new Set(Array.isArray(saved) ? saved.filter((n): n is string => typeof n === 'string') : []);
+  }
+
+  has(name: string): boolean {
+    return this.names.has(name);
+  }
+
+  add(name: string): void {
+    this.names.add(name);
+    this.save();
+  }
+
+  delete(name: string): void {
+    if (this.names.delete(name)) this.save();
+  }
+
+  private save(): void {
+    if (this.names.size === 0) {
+      rmSync(this.file, { force: true });
+      return;
+    }
+    mkdirSync(path.dirname(this.file), { recursive: true });
+    writeFileSync(this.file, JSON.stringify([...this.names]));
+  }
+}
+
 export interface PortOptions {
   native: NativeAddon;
+  created: CreatedDevices;
   datapath: NativeDatapath;
   xdpMode: 'auto' | 'native' | 'generic';
   log: Logger;
@@ -70,9 +113,10 @@ export class PortTable {
       }
     } else {
       let info = await linkInfo(cfg.name);
-      let created = false;
+      let created = info !== undefined && this.opts.created.has(cfg.name);
       if (!info && cfg.type === 'tap') {
         native.closeFd(native.openTap(cfg.name, true));  // persistent: a VM opens it by name
+        this.opts.created.add(cfg.name);
         created = true;
         info = await linkInfo(cfg.name);
       }
@@ -120,5 +164,6 @@ export class PortTable {
     } catch {
       await deleteLink(name).catch(() => undefined);
     }
+    this.opts.created.delete(name);
   }
 }
