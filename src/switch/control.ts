@@ -4,8 +4,12 @@
 import { chmodSync, mkdirSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
+import type { PortConfig } from './config.js';
 import type { Switch } from './daemon.js';
 import { VERSION } from './daemon.js';
+import { portCarriesVlan } from './flood.js';
+import { parseMac } from './mac.js';
+import type { Port } from './ports.js';
 
 type Args = Record<string, unknown>;
 type Handler = (sw: Switch, args: Args) => unknown | Promise<unknown>;
@@ -24,11 +28,61 @@ function optString(args: Args, key: string): string | undefined {
   return v;
 }
 
+function required<T>(v: T | undefined, key: string): T {
+  if (v === undefined) throw new Error(`${key} is required`);
+  return v;
+}
+
+function optNumbers(args: Args, key: string): number[] | undefined {
+  const v = args[key];
+  if (v === undefined) return undefined;
+  if (!Array.isArray(v) || !v.every((n) => Number.isInteger(n))) throw new Error(`${key} must be a list of integers`);
+  return v as number[];
+}
+
+function vlanId(v: number | undefined, key: string): number | undefined {
+  if (v !== undefined && (v < 1 || v > 4094)) throw new Error(`${key} must be in 1..4094, got ${v}`);
+  return v;
+}
+
+function portRow(p: Port) {
+  return {
+    name: p.name,
+    index: p.index,
+    kind: p.kind,
+    up: p.up,
+    ...(p.downReason ? { down_reason: p.downReason } : {}),
+    queues: p.queues,
+    xdp_mode: p.xdpMode,
+    workers: p.owners,
+    vlan: p.vlan,
+  };
+}
+
 const handlers: Record<string, Handler> = {
   version: () => ({ version: VERSION }),
-  'port.list': (sw) =>
-    sw.ports.list().map((p) => ({ name: p.name, index: p.index, kind: p.kind, up: p.up, queues: p.queues, xdp_mode: p.xdpMode, workers: p.owners, vlan: p.vlan })),
-  stats: (sw) => ({ ports: sw.portCounters() }),
+  'port.list': (sw) => sw.ports.list().map(portRow),
+  'port.add': async (sw, args) => {
+    const name = required(optString(args, 'name'), 'name');
+    const type = optString(args, 'type');
+    if (type !== undefined && type !== 'veth' && type !== 'tap') throw new Error(`type must be veth or tap, got ${type}`);
+    const vlan = vlanId(optNumber(args, 'vlan'), 'vlan');
+    const trunks = optNumbers(args, 'trunks');
+    const nativeVlan = vlanId(optNumber(args, 'native_vlan'), 'native_vlan');
+    if (vlan !== undefined && trunks !== undefined) throw new Error('give either vlan or trunks, not both');
+    if (nativeVlan !== undefined && trunks === undefined) throw new Error('native_vlan needs trunks');
+    for (const v of trunks ?? []) vlanId(v, 'trunks');
+    if (!/^[A-Za-z0-9_.-]{1,15}$/.test(name)) throw new Error(`invalid port name "${name}" (1..15 of A-Z a-z 0-9 _ . -)`);
+    const cfg: PortConfig = { name, ...(type ? { type } : {}), ...(vlan !== undefined ? { vlan } : {}), ...(trunks ? { trunks } : {}), ...(nativeVlan !== undefined ? { native_vlan: nativeVlan } : {}) };
+    return portRow(await sw.addPort(cfg));
+  },
+  'port.del': async (sw, args) => {
+    const name = required(optString(args, 'name'), 'name');
+    await sw.removePort(name);
+    return { removed: name };
+  },
+  'vlan.show': (sw) => sw.vlans(),
+  stats: (sw) => ({ ports: sw.portCounters(), workers: sw.workerCounters() }),
   'fdb.show': (sw, args) => {
     const vlan = optNumber(args, 'vlan');
     const port = optString(args, 'port');
@@ -36,11 +90,28 @@ const handlers: Record<string, Handler> = {
   },
   'fdb.flush': (sw, args) => {
     const name = optString(args, 'port');
-    if (name === undefined) return { flushed: sw.fdb.flush() };
+    const vlan = optNumber(args, 'vlan');
+    const port = name === undefined ? undefined : sw.ports.byName(name);
+    if (name !== undefined && !port) throw new Error(`no port named ${name}`);
+    return { flushed: sw.fdb.flush({ ...(port ? { port: port.index } : {}), ...(vlan !== undefined ? { vlan } : {}) }) };
+  },
+  'fdb.add': (sw, args) => {
+    const mac = parseMac(required(optString(args, 'mac'), 'mac'));
+    const vlan = required(vlanId(optNumber(args, 'vlan'), 'vlan'), 'vlan');
+    const name = required(optString(args, 'port'), 'port');
     const port = sw.ports.byName(name);
     if (!port) throw new Error(`no port named ${name}`);
-    return { flushed: sw.fdb.flushPort(port.index) };
+    if (!portCarriesVlan(port.vlan, vlan)) throw new Error(`port ${name} does not carry VLAN ${vlan}`);
+    if (!sw.fdb.addStatic(vlan, mac, port.index)) throw new Error('the FDB is full');
+    return { added: { mac, vlan, port: name } };
   },
+  'fdb.del': (sw, args) => {
+    const mac = parseMac(required(optString(args, 'mac'), 'mac'));
+    const vlan = required(vlanId(optNumber(args, 'vlan'), 'vlan'), 'vlan');
+    if (!sw.fdb.removeStatic(vlan, mac)) throw new Error(`no static entry for ${mac} in VLAN ${vlan}`);
+    return { removed: { mac, vlan } };
+  },
+  reload: (sw) => sw.reload(),
 };
 
 export class ControlServer {

@@ -6,11 +6,19 @@ import { VERSION } from './daemon.js';
 const USAGE = `usage: vswitchctl [--socket PATH] [--json] COMMAND
 
 commands:
-  version            the daemon's version
-  port list          ports, their kind, VLANs, queues and XDP mode
+  version                                 the daemon's version
+  port list                               ports: kind, state, VLANs, queues, XDP mode, workers
+  port add NAME [--vlan N | --trunks 10,20 [--native-vlan N]] [--type tap|veth]
+  port del NAME
+  vlan show                               VLANs and their member ports
   fdb show [--vlan N] [--port P]
-  fdb flush [--port P]
-  stats              per-port counters
+  fdb flush [--vlan N] [--port P]
+  fdb add MAC --vlan N --port P           a static entry
+  fdb del MAC --vlan N
+  stats                                   per-port counters and per-worker loop figures
+  reload                                  re-read the config file and apply the difference
+
+--socket defaults to /run/vswitchd/vswitchd.sock; --json prints the raw result.
 `;
 
 export const DEFAULT_SOCKET = '/run/vswitchd/vswitchd.sock';
@@ -35,53 +43,145 @@ export async function request(socketPath: string, cmd: string, args: Record<stri
   });
 }
 
-function table(rows: Record<string, unknown>[]): string {
+function cell(v: unknown): string {
+  if (v === undefined || v === null) return '-';
+  if (Array.isArray(v)) return v.join(',');
+  if (typeof v === 'object') {
+    const o = v as Record<string, unknown>;
+    if (o.mode === 'access') return `access ${String(o.vlan)}`;
+    if (o.mode === 'trunk') return `trunk ${(o.trunks as number[]).join(',')}${o.nativeVlan ? ` native ${String(o.nativeVlan)}` : ''}`;
+    return Object.entries(o).filter(([, n]) => n !== 0).map(([k, n]) => `${k}=${String(n)}`).join(' ') || '-';
+  }
+  return String(v);
+}
+
+/** Aligned columns for people. */
+export function table(rows: Record<string, unknown>[]): string {
   if (rows.length === 0) return '(none)\n';
-  const cols = Object.keys(rows[0]!);
-  const cells = rows.map((r) => cols.map((c) => (typeof r[c] === 'object' ? JSON.stringify(r[c]) : String(r[c]))));
+  const cols = [...new Set(rows.flatMap((r) => Object.keys(r)))];
+  const cells = rows.map((r) => cols.map((c) => cell(r[c])));
   const widths = cols.map((c, i) => Math.max(c.length, ...cells.map((r) => r[i]!.length)));
   const line = (vals: string[]) => vals.map((v, i) => v.padEnd(widths[i]!)).join('  ').trimEnd();
   return [line(cols.map((c) => c.toUpperCase())), ...cells.map(line)].join('\n') + '\n';
 }
 
+function intOption(v: string | undefined, name: string): number | undefined {
+  if (v === undefined) return undefined;
+  if (!/^\d+$/.test(v)) throw new Error(`--${name} must be a number, got "${v}"`);
+  return Number(v);
+}
+
+/** Turns the command line into a control request. */
+export function toRequest(words: string[], o: Record<string, string | undefined>): { cmd: string; args: Record<string, unknown> } {
+  const [noun, verb, arg] = words;
+  const vlan = intOption(o.vlan, 'vlan');
+  const nativeVlan = intOption(o['native-vlan'], 'native-vlan');
+  const trunks = o.trunks === undefined ? undefined : o.trunks.split(',').map((v) => intOption(v.trim(), 'trunks')!);
+  const pick = (obj: Record<string, unknown>) => Object.fromEntries(Object.entries(obj).filter(([, v]) => v !== undefined));
+  const need = (v: string | undefined, what: string) => {
+    if (!v) throw new Error(`${words.join(' ')}: ${what} is required`);
+    return v;
+  };
+  switch (`${noun ?? ''} ${verb ?? ''}`.trim()) {
+    case 'version':
+    case 'stats':
+    case 'reload':
+      return { cmd: noun!, args: {} };
+    case 'port list':
+      return { cmd: 'port.list', args: {} };
+    case 'port add':
+      return { cmd: 'port.add', args: pick({ name: need(arg, 'NAME'), type: o.type, vlan, trunks, native_vlan: nativeVlan }) };
+    case 'port del':
+      return { cmd: 'port.del', args: { name: need(arg, 'NAME') } };
+    case 'vlan show':
+      return { cmd: 'vlan.show', args: {} };
+    case 'fdb show':
+      return { cmd: 'fdb.show', args: pick({ vlan, port: o.port }) };
+    case 'fdb flush':
+      return { cmd: 'fdb.flush', args: pick({ vlan, port: o.port }) };
+    case 'fdb add':
+      return { cmd: 'fdb.add', args: { mac: need(arg, 'MAC'), vlan: vlan ?? need(undefined, '--vlan'), port: need(o.port, '--port') } };
+    case 'fdb del':
+      return { cmd: 'fdb.del', args: { mac: need(arg, 'MAC'), vlan: vlan ?? need(undefined, '--vlan') } };
+    default:
+      throw new Error(`unknown command "${words.join(' ')}"`);
+  }
+}
+
+function render(cmd: string, result: unknown): string {
+  if (cmd === 'stats') {
+    const r = result as { ports: Record<string, Record<string, unknown>>; workers: Record<string, number>[] };
+    const ports = table(Object.entries(r.ports).map(([port, c]) => ({ port, ...c })));
+    const workers = table(
+      r.workers.map((w, i) => ({
+        worker: i,
+        busy: w.total_ns ? `${((100 * w.busy_ns!) / w.total_ns).toFixed(1)}%` : '-',
+        rx_frames: w.rx_frames,
+        mean_batch: w.rx_batches ? (w.rx_frames! / w.rx_batches).toFixed(1) : '-',
+        wakeups: w.wakeups,
+        handoffs: w.handoffs,
+        learn_events: w.learn_events,
+      })),
+    );
+    return `${ports}\n${workers}`;
+  }
+  if (cmd === 'vlan.show') {
+    const rows = result as { vlan: number; ports: { name: string; tagged: boolean }[] }[];
+    return table(rows.map((r) => ({ vlan: r.vlan, ports: r.ports.map((p) => `${p.name}${p.tagged ? '(tagged)' : ''}`).join(' ') })));
+  }
+  if (cmd === 'reload') {
+    const r = result as { changes: string[]; needsRestart: string[] };
+    return [
+      r.changes.length ? r.changes.map((c) => `changed: ${c}`).join('\n') : 'no changes',
+      ...r.needsRestart.map((k) => `not applied until restart: ${k}`),
+    ].join('\n') + '\n';
+  }
+  if (Array.isArray(result)) return table(result as Record<string, unknown>[]);
+  if (cmd === 'version') return `vswitchd ${(result as { version: string }).version}\n`;
+  return table([result as Record<string, unknown>]);
+}
+
 export async function main(argv: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args: argv,
-    allowPositionals: true,
-    options: {
-      socket: { type: 'string', default: DEFAULT_SOCKET },
-      json: { type: 'boolean', default: false },
-      vlan: { type: 'string' },
-      port: { type: 'string' },
-      help: { type: 'boolean', default: false },
-      version: { type: 'boolean', default: false },
-    },
-  });
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: argv,
+      allowPositionals: true,
+      options: {
+        socket: { type: 'string', default: DEFAULT_SOCKET },
+        json: { type: 'boolean', default: false },
+        vlan: { type: 'string' },
+        port: { type: 'string' },
+        trunks: { type: 'string' },
+        'native-vlan': { type: 'string' },
+        type: { type: 'string' },
+        help: { type: 'boolean', default: false },
+        version: { type: 'boolean', default: false },
+      },
+    });
+  } catch (err) {
+    process.stderr.write(`vswitchctl: ${(err as Error).message}\n`);
+    return 2;
+  }
+  const { values, positionals } = parsed;
   if (values.version) return void process.stdout.write(`vswitchctl ${VERSION}\n`), 0;
-  const command = positionals.join(' ');
-  if (values.help || !command) {
+  if (values.help || positionals.length === 0) {
     process.stdout.write(USAGE);
     return values.help ? 0 : 2;
   }
-  const args: Record<string, unknown> = {};
-  if (values.vlan !== undefined) args.vlan = Number(values.vlan);
-  if (values.port !== undefined) args.port = values.port;
-  const cmd = { version: 'version', 'port list': 'port.list', 'fdb show': 'fdb.show', 'fdb flush': 'fdb.flush', stats: 'stats' }[command];
-  if (!cmd) {
-    process.stderr.write(`vswitchctl: unknown command "${command}"\n${USAGE}`);
+  let req;
+  try {
+    req = toRequest(positionals, { vlan: values.vlan, port: values.port, trunks: values.trunks, 'native-vlan': values['native-vlan'], type: values.type });
+  } catch (err) {
+    process.stderr.write(`vswitchctl: ${(err as Error).message}\n`);
     return 2;
   }
   try {
-    const result = await request(values.socket!, cmd, args);
-    if (values.json) process.stdout.write(JSON.stringify(result, null, 2) + '\n');
-    else if (Array.isArray(result)) process.stdout.write(table(result as Record<string, unknown>[]));
-    else if (cmd === 'stats') {
-      const ports = (result as { ports: Record<string, Record<string, unknown>> }).ports;
-      process.stdout.write(table(Object.entries(ports).map(([name, c]) => ({ port: name, ...c }))));
-    } else process.stdout.write(JSON.stringify(result) + '\n');
+    const result = await request(values.socket!, req.cmd, req.args);
+    process.stdout.write(values.json ? JSON.stringify(result, null, 2) + '\n' : render(req.cmd, result));
     return 0;
   } catch (err) {
-    process.stderr.write(`vswitchctl: ${(err as Error).message}\n`);
+    process.stderr.write(`vswitchctl: ${(err as Error).message.split('\n').join('; ')}\n`);
     return 1;
   }
 }

@@ -1,21 +1,26 @@
 // The switch: wires config, datapath, ports, FDB policy, workers, control and
-// metrics together, and takes them down again in reverse order.
+// metrics together, applies changes at run time (ports, reload, devices that
+// come and go), and takes everything down again in reverse order.
 import { existsSync, readdirSync, rmdirSync } from 'node:fs';
 import path from 'node:path';
 import type { Logger } from 'pino';
-import type { SwitchConfig } from './config.js';
+import { ConfigError, loadConfig, type PortConfig, type SwitchConfig } from './config.js';
 import { ControlServer } from './control.js';
 import { FdbManager } from './fdb.js';
-import { vlanMembers } from './flood.js';
+import { egressTagged, vlanMembers } from './flood.js';
 import { ensureBpffs } from './host.js';
 import { MetricsServer } from './metrics.js';
-import { bpfObjectPath, loadNative, type NativeAddon, type NativeDatapath, type PortCounters } from './native.js';
+import { bpfObjectPath, loadNative, type NativeAddon, type NativeDatapath, type PortCounters, type WorkerCounters } from './native.js';
+import { LinkMonitor, type LinkEvent } from './netlink.js';
 import { CreatedDevices, PortTable, type Port } from './ports.js';
 import { Supervisor } from './supervisor.js';
 import { FDB_FLAG_STATIC, type Clock, type FdbEntry, type FdbTable, type LearnEvent } from './types.js';
 
 export const VERSION = '0.1.0';
 const LIBXDP_DIR = '/sys/fs/bpf/xdp';
+
+/** Keys whose change needs a restart; reload reports them and leaves them as they run. */
+const RESTART_KEYS = ['bridge', 'workers', 'datapath', 'fdb.capacity', 'control.socket', 'metrics.listen'] as const;
 
 /** The native FDB table seen through the interface the policy code expects. */
 function nativeFdbTable(dp: NativeDatapath): FdbTable {
@@ -34,6 +39,15 @@ function nativeFdbTable(dp: NativeDatapath): FdbTable {
   };
 }
 
+function samePortConfig(a: PortConfig, b: PortConfig): boolean {
+  return JSON.stringify([a.type, a.vlan, a.trunks, a.native_vlan]) === JSON.stringify([b.type, b.vlan, b.trunks, b.native_vlan]);
+}
+
+export interface ReloadResult {
+  changes: string[];
+  needsRestart: string[];
+}
+
 export class Switch {
   readonly native: NativeAddon;
   readonly datapath: NativeDatapath;
@@ -43,13 +57,16 @@ export class Switch {
   private supervisor?: Supervisor;
   private control?: ControlServer;
   private metrics?: MetricsServer;
+  private monitor?: LinkMonitor;
   private agingTimer?: NodeJS.Timeout;
   private floodVlans = new Set<number>();
+  /** Serialises changes (reload, port add/del, link events): each sees the last one's result. */
+  private changeQueue: Promise<unknown> = Promise.resolve();
   readonly learnResults: Record<string, number> = {};
   /** libxdp makes /sys/fs/bpf/xdp for its lock; we remove it again if we caused it. */
   private libxdpDirExisted = true;
 
-  constructor(readonly config: SwitchConfig, readonly log: Logger) {
+  constructor(public config: SwitchConfig, readonly log: Logger, readonly configFile?: string) {
     this.native = loadNative();
     this.clock = { nowMs: () => this.native.monotonicMs() };
     this.datapath = new this.native.Datapath({
@@ -72,14 +89,14 @@ export class Switch {
     const { config, log } = this;
     if (await ensureBpffs()) log.info('mounted bpffs at /sys/fs/bpf');
     this.libxdpDirExisted = existsSync(LIBXDP_DIR);
+    // Watch links before adding ports, so a device that appears meanwhile is not missed.
+    this.monitor = new LinkMonitor((ev) => this.serialize(() => this.onLinkEvent(ev)), (err) => log.error({ err }, 'link monitor'));
+    this.monitor.start();
     const internal = config.ports.find((p) => p.name === config.bridge) ?? { name: config.bridge, type: 'internal' as const };
-    await this.addPort(internal, true, false);
-    for (const p of config.ports) if (p.name !== config.bridge) await this.addPort(p, false, false);
-    for (const s of config.fdb.static) {
-      const port = this.ports.byName(s.port);
-      if (port && !this.fdb.addStatic(s.vlan, s.mac, port.index)) log.warn({ entry: s }, 'FDB full: static entry not added');
-    }
-    this.applyFloodSets();
+    await this.ports.add(internal, true);
+    for (const p of config.ports) if (p.name !== config.bridge) await this.ports.add(p, false);
+    this.addStatics(config.fdb.static);
+    this.applyPorts();
     this.supervisor = new Supervisor({ workers: config.workers, log, onLearn: (ev) => this.onLearn(ev) });
     this.supervisor.start();
     this.agingTimer = setInterval(() => this.fdb.age(), 1000);
@@ -92,29 +109,148 @@ export class Switch {
     log.info({ ports: this.ports.list().map((p) => p.name), workers: config.workers, control: config.control.socket, metrics: config.metrics.listen }, 'vswitchd ready');
   }
 
-  async addPort(cfg: SwitchConfig['ports'][number], internal: boolean, commit = true): Promise<Port> {
-    const port = await this.ports.add(cfg, internal);
-    this.fdb.setPortUp(port.index, true);
-    if (commit) this.applyFloodSets();
-    return port;
+  /** Runs change after every change queued before it. */
+  serialize<T>(change: () => Promise<T> | T): Promise<T> {
+    const next = this.changeQueue.then(change);
+    this.changeQueue = next.catch(() => undefined);
+    return next;
   }
 
-  async removePort(name: string): Promise<void> {
-    const port = this.ports.byName(name);
-    if (!port) throw new Error(`no port named ${name}`);
-    this.fdb.setPortUp(port.index, false);  // flushes its learned MACs
-    for (const e of this.fdb.entries({ port: port.index })) this.fdb.removeStatic(e.vlan, e.mac);
-    await this.ports.remove(port.index);
-    this.applyFloodSets();
+  private addStatics(statics: SwitchConfig['fdb']['static']): void {
+    for (const s of statics) {
+      const port = this.ports.byName(s.port);
+      if (port && !this.fdb.addStatic(s.vlan, s.mac, port.index)) this.log.warn({ entry: s }, 'FDB full: static entry not added');
+    }
   }
 
-  /** Recomputes every VLAN's flood set from the ports and publishes it to the workers. */
-  applyFloodSets(): void {
-    const members = vlanMembers(this.ports.list().map((p) => ({ index: p.index, vlan: p.vlan, up: p.up })));
+  /** Publishes port states and every VLAN's flood set to the workers. */
+  private applyPorts(): void {
+    const ports = this.ports.list();
+    for (const p of ports) this.fdb.setPortUp(p.index, p.up);  // a port going down flushes its MACs
+    const members = vlanMembers(ports.map((p) => ({ index: p.index, vlan: p.vlan, up: p.up })));
     for (const vlan of this.floodVlans) if (!members.has(vlan)) this.datapath.setFloodSet(vlan, []);
-    for (const [vlan, ports] of members) this.datapath.setFloodSet(vlan, ports);
+    for (const [vlan, list] of members) this.datapath.setFloodSet(vlan, list);
     this.floodVlans = new Set(members.keys());
     this.datapath.commit();
+  }
+
+  addPort(cfg: PortConfig): Promise<Port> {
+    return this.serialize(async () => {
+      if (cfg.name === this.config.bridge) throw new Error(`${cfg.name} is the internal port`);
+      const port = await this.ports.add(cfg, false);
+      this.applyPorts();
+      this.config = { ...this.config, ports: [...this.config.ports, cfg] };
+      return port;
+    });
+  }
+
+  removePort(name: string): Promise<void> {
+    return this.serialize(async () => {
+      const port = this.ports.byName(name);
+      if (!port) throw new Error(`no port named ${name}`);
+      if (port.kind === 'internal') throw new Error(`${name} is the internal port; it goes when the switch stops`);
+      await this.dropPort(port);
+      this.applyPorts();
+      this.config = { ...this.config, ports: this.config.ports.filter((p) => p.name !== name) };
+    });
+  }
+
+  private async dropPort(port: Port): Promise<void> {
+    this.fdb.setPortUp(port.index, false);
+    for (const e of this.fdb.entries({ port: port.index })) this.fdb.removeStatic(e.vlan, e.mac);
+    await this.ports.remove(port.index);
+  }
+
+  /** A device of one of our ports disappeared or (re)appeared. */
+  private async onLinkEvent(ev: LinkEvent): Promise<void> {
+    const port = this.ports.byName(ev.name);
+    if (!port) return;
+    if (ev.kind === 'deleted' && port.up) {
+      this.ports.detach(port, 'device deleted');
+      this.applyPorts();
+    } else if (ev.kind === 'new' && !port.up && port.kind !== 'internal') {
+      await this.ports.attach(port).catch((err: Error) => this.log.error({ port: port.name, err: err.message }, 'port could not come back'));
+      if (port.up) {
+        this.applyPorts();
+        this.log.info({ port: port.name }, 'port back: its device reappeared');
+      }
+    }
+  }
+
+  /** Reads the config file again and applies the difference; a bad file changes nothing. */
+  reload(): Promise<ReloadResult> {
+    return this.serialize(async () => {
+      if (!this.configFile) throw new Error('no config file to reload');
+      let next: SwitchConfig;
+      try {
+        next = loadConfig(this.configFile);
+      } catch (err) {
+        if (err instanceof ConfigError) this.log.error({ issues: err.issues }, 'reload refused: the config has errors; the running config stays');
+        throw err;
+      }
+      const result = await this.applyConfig(next);
+      this.log.info(result, 'reloaded');
+      return result;
+    });
+  }
+
+  private async applyConfig(next: SwitchConfig): Promise<ReloadResult> {
+    const prev = this.config;
+    const changes: string[] = [];
+    const needsRestart = RESTART_KEYS.filter((key) => {
+      const get = (c: SwitchConfig) => JSON.stringify(key.split('.').reduce<unknown>((o, k) => (o as Record<string, unknown>)[k], c));
+      return get(prev) !== get(next);
+    });
+    const wanted = new Map(next.ports.filter((p) => p.name !== next.bridge).map((p) => [p.name, p]));
+    for (const port of this.ports.list()) {
+      if (port.kind === 'internal') {
+        const cfg = next.ports.find((p) => p.name === port.name) ?? { name: port.name, type: 'internal' as const };
+        if (!samePortConfig(port.cfg, cfg)) this.changePortVlan(port, cfg, changes);
+        continue;
+      }
+      const cfg = wanted.get(port.name);
+      if (!cfg || (cfg.type ?? port.kind) !== (port.cfg.type ?? port.kind)) {
+        await this.dropPort(port);
+        changes.push(`port ${port.name} removed`);
+      } else if (!samePortConfig(port.cfg, cfg)) {
+        this.changePortVlan(port, cfg, changes);
+      }
+    }
+    for (const cfg of wanted.values()) {
+      if (this.ports.byName(cfg.name)) continue;
+      await this.ports.add(cfg, false);
+      changes.push(`port ${cfg.name} added`);
+    }
+    if (next.fdb.aging !== prev.fdb.aging) {
+      this.fdb.setAging(next.fdb.aging * 1000);
+      changes.push(`fdb.aging ${prev.fdb.aging} -> ${next.fdb.aging}`);
+    }
+    if (next.fdb.max_per_port !== prev.fdb.max_per_port) {
+      this.fdb.setMaxPerPort(next.fdb.max_per_port);
+      changes.push(`fdb.max_per_port ${prev.fdb.max_per_port} -> ${next.fdb.max_per_port}`);
+    }
+    const key = (s: SwitchConfig['fdb']['static'][number]) => `${s.vlan}/${s.mac}/${s.port}`;
+    const nextStatics = new Set(next.fdb.static.map(key));
+    for (const s of prev.fdb.static) if (!nextStatics.has(key(s)) && this.fdb.removeStatic(s.vlan, s.mac)) changes.push(`static ${s.mac} vlan ${s.vlan} removed`);
+    const prevStatics = new Set(prev.fdb.static.map(key));
+    const added = next.fdb.static.filter((s) => !prevStatics.has(key(s)));
+    this.addStatics(added);
+    for (const s of added) changes.push(`static ${s.mac} vlan ${s.vlan} -> ${s.port} added`);
+    if (next.log.level !== prev.log.level) {
+      this.log.level = next.log.level;
+      changes.push(`log.level ${prev.log.level} -> ${next.log.level}`);
+    }
+    this.applyPorts();
+    // Keys that need a restart keep their running values.
+    this.config = { ...next, bridge: prev.bridge, workers: prev.workers, datapath: prev.datapath, control: prev.control, metrics: prev.metrics, fdb: { ...next.fdb, capacity: prev.fdb.capacity } };
+    return { changes, needsRestart: [...needsRestart] };
+  }
+
+  private changePortVlan(port: Port, cfg: PortConfig, changes: string[]): void {
+    this.ports.setVlan(port, cfg);
+    // Its MACs were learned in the old VLANs.
+    this.fdb.flushPort(port.index);
+    changes.push(`port ${port.name} vlan ${JSON.stringify(port.vlan)}`);
   }
 
   private onLearn(events: LearnEvent[]): void {
@@ -133,6 +269,22 @@ export class Switch {
     return out;
   }
 
+  workerCounters(): WorkerCounters[] {
+    return Array.from({ length: this.config.workers }, (_, w) => this.datapath.workerCounters(w));
+  }
+
+  vlans(): { vlan: number; ports: { name: string; tagged: boolean }[] }[] {
+    const ports = this.ports.list();
+    const members = vlanMembers(ports.map((p) => ({ index: p.index, vlan: p.vlan, up: true })));
+    return [...members].map(([vlan, list]) => ({
+      vlan,
+      ports: list.map((i) => {
+        const p = this.ports.get(i)!;
+        return { name: p.name, tagged: egressTagged(p.vlan, vlan) };
+      }),
+    }));
+  }
+
   fdbView(filter: { vlan?: number; port?: string } = {}): { vlan: number; mac: string; port: string; static: boolean; age_s: number }[] {
     const portIndex = filter.port !== undefined ? this.ports.byName(filter.port)?.index ?? -1 : undefined;
     const now = this.clock.nowMs();
@@ -149,6 +301,8 @@ export class Switch {
 
   async stop(): Promise<void> {
     if (this.agingTimer) clearInterval(this.agingTimer);
+    this.monitor?.stop();
+    await this.changeQueue;
     await this.control?.close();
     await this.metrics?.close();
     await this.supervisor?.stop();

@@ -64,7 +64,7 @@ export async function main(argv: string[]): Promise<number> {
   }
 
   const log = createLogger((level ?? config.log.level) as LogLevel);
-  const sw = new Switch(config, log);
+  const sw = new Switch(config, log, args.config);
   try {
     await sw.start();
   } catch (err) {
@@ -79,7 +79,9 @@ export async function main(argv: string[]): Promise<number> {
     };
     process.once('SIGTERM', () => finish('SIGTERM'));
     process.once('SIGINT', () => finish('SIGINT'));
-    process.on('SIGHUP', () => log.warn('SIGHUP: reload is not supported by this version yet; the running config stays'));
+    process.on('SIGHUP', () => {
+      sw.reload().catch(() => undefined);  // reload() logs both outcomes
+    });
   });
   await sw.stop();
   return 0;

@@ -13,11 +13,16 @@ export interface Port {
   name: string;
   kind: PortKind;
   vlan: VlanMode;
+  /** The configuration it was added with (kept to re-attach when its device returns). */
+  cfg: PortConfig;
   queues: number;
   xdpMode: string;
   /** Worker owning each queue. */
   owners: number[];
+  /** Attached to the datapath: the device exists and the port carries traffic. */
   up: boolean;
+  /** Why the port is down, when it is. */
+  downReason?: string;
   /** We created the device and remove it when the port goes. */
   created: boolean;
   tapFd?: number;
@@ -93,51 +98,86 @@ export class PortTable {
     throw new Error(`no free port slot (at most ${this.opts.native.maxPorts} ports)`);
   }
 
-  /** Attaches a port; it carries traffic after the caller commits flood sets. */
+  /**
+   * Adds a port; it carries traffic once the caller commits flood sets. A
+   * missing device (other than a tap we may create) is not an error: the port
+   * stays down until a device of that name appears (see attach()).
+   */
   async add(cfg: PortConfig, isInternal: boolean): Promise<Port> {
-    const { native, datapath, log } = this.opts;
     if (this.byName(cfg.name)) throw new Error(`port ${cfg.name} already exists`);
     const index = this.freeIndex();
-    const vlan = vlanMode(cfg);
-    let port: Port;
+    const kind: PortKind = isInternal ? 'internal' : (cfg.type ?? 'veth');
+    const port: Port = { index, name: cfg.name, kind, vlan: vlanMode(cfg), cfg, queues: 0, xdpMode: 'none', owners: [], up: false, created: false };
     if (isInternal) {
       // The host stack's leg: a tap whose fd we hold; it vanishes with the process.
-      const tapFd = native.openTap(cfg.name, false);
-      try {
-        await setLinkUp(cfg.name);
-        const r = datapath.addPort(index, cfg.name, 1, 'none', tapFd);
-        port = { index, name: cfg.name, kind: 'internal', vlan, queues: 1, xdpMode: r.xdpMode, owners: r.owners, up: true, created: true, tapFd };
-      } catch (err) {
-        native.closeFd(tapFd);
-        throw err;
-      }
+      port.tapFd = this.opts.native.openTap(cfg.name, false);
+      port.created = true;
+    } else if (cfg.type === 'tap' && !(await linkInfo(cfg.name))) {
+      this.opts.native.closeFd(this.opts.native.openTap(cfg.name, true));  // persistent: a VM opens it by name
+      this.opts.created.add(cfg.name);
+      port.created = true;
     } else {
-      let info = await linkInfo(cfg.name);
-      let created = info !== undefined && this.opts.created.has(cfg.name);
-      if (!info && cfg.type === 'tap') {
-        native.closeFd(native.openTap(cfg.name, true));  // persistent: a VM opens it by name
-        this.opts.created.add(cfg.name);
-        created = true;
-        info = await linkInfo(cfg.name);
-      }
-      if (!info) throw new Error(`port ${cfg.name}: no such device${cfg.type ? '' : ' (set type: tap to have vswitchd create a tap)'}`);
-      const kind: PortKind = info.kind === 'tun' ? 'tap' : 'veth';
-      if (cfg.type && cfg.type !== kind) throw new Error(`port ${cfg.name}: configured as ${cfg.type} but the device is a ${info.kind || 'NIC'}`);
-      try {
-        const { changes, warnings } = await prepareDevice(cfg.name, info);
-        if (changes.length) log.info({ port: cfg.name, changes }, 'prepared device for XDP');
-        for (const w of warnings) log.warn({ port: cfg.name }, w);
-        const r = datapath.addPort(index, cfg.name, info.rxQueues, this.opts.xdpMode);
-        port = { index, name: cfg.name, kind, vlan, queues: info.rxQueues, xdpMode: r.xdpMode, owners: r.owners, up: true, created };
-      } catch (err) {
-        if (created) await this.deleteTap(cfg.name);
-        throw err;
-      }
+      port.created = this.opts.created.has(cfg.name);  // created by us before a crash
     }
-    this.applyVlan(port);
     this.byIndex.set(index, port);
-    log.info({ port: port.name, index, kind: port.kind, queues: port.queues, xdp_mode: port.xdpMode, workers: port.owners, vlan: port.vlan }, 'port added');
+    try {
+      await this.attach(port);
+    } catch (err) {
+      this.byIndex.delete(index);
+      if (port.tapFd !== undefined) this.opts.native.closeFd(port.tapFd);
+      if (port.created && port.kind === 'tap') await this.deleteTap(port.name);
+      throw err;
+    }
     return port;
+  }
+
+  /** Puts the port's device under the datapath, if it exists. */
+  async attach(port: Port): Promise<void> {
+    const { datapath, log } = this.opts;
+    if (port.up) return;
+    if (port.kind === 'internal') {
+      port.tapFd ??= this.opts.native.openTap(port.name, false);
+      await setLinkUp(port.name);
+      const r = datapath.addPort(port.index, port.name, 1, 'none', port.tapFd);
+      Object.assign(port, { queues: 1, xdpMode: r.xdpMode, owners: r.owners });
+    } else {
+      const info = await linkInfo(port.name);
+      if (!info) {
+        port.downReason = 'no such device';
+        log.warn({ port: port.name }, 'port is down: no such device; waiting for it to appear');
+        return;
+      }
+      const kind: PortKind = info.kind === 'tun' ? 'tap' : 'veth';
+      if (port.cfg.type && port.cfg.type !== kind)
+        throw new Error(`port ${port.name}: configured as ${port.cfg.type} but the device is a ${info.kind || 'NIC'}`);
+      const { changes, warnings } = await prepareDevice(port.name, info);
+      if (changes.length) log.info({ port: port.name, changes }, 'prepared device for XDP');
+      for (const w of warnings) log.warn({ port: port.name }, w);
+      const r = datapath.addPort(port.index, port.name, info.rxQueues, this.opts.xdpMode);
+      Object.assign(port, { kind, queues: info.rxQueues, xdpMode: r.xdpMode, owners: r.owners });
+    }
+    port.up = true;
+    delete port.downReason;
+    this.applyVlan(port);
+    log.info({ port: port.name, index: port.index, kind: port.kind, queues: port.queues, xdp_mode: port.xdpMode, workers: port.owners, vlan: port.vlan }, 'port up');
+  }
+
+  /** The device went away (or is going): stop using it, keep the port configured. */
+  detach(port: Port, reason: string): void {
+    if (!port.up) return;
+    this.opts.datapath.removePort(port.index);
+    if (port.kind === 'internal') port.tapFd = undefined;  // closed by the datapath
+    port.up = false;
+    port.downReason = reason;
+    port.owners = [];
+    this.opts.log.warn({ port: port.name, reason }, 'port down');
+  }
+
+  /** Changes the port's VLAN mode in place. */
+  setVlan(port: Port, cfg: PortConfig): void {
+    port.cfg = cfg;
+    port.vlan = vlanMode(cfg);
+    if (port.up) this.applyVlan(port);
   }
 
   private applyVlan(port: Port): void {
@@ -148,11 +188,12 @@ export class PortTable {
     this.opts.datapath.setPortActive(port.index, port.up);
   }
 
-  /** Detaches the port (the datapath first stops using it), then removes what we created. */
+  /** Detaches the port and removes what we created. */
   async remove(index: number): Promise<void> {
     const port = this.byIndex.get(index);
     if (!port) return;
-    this.opts.datapath.removePort(index);  // also closes the internal port's tap fd
+    if (port.up) this.opts.datapath.removePort(index);  // also closes the internal port's tap fd
+    else if (port.tapFd !== undefined) this.opts.native.closeFd(port.tapFd);
     this.byIndex.delete(index);
     if (port.created && port.kind === 'tap') await this.deleteTap(port.name);
     this.opts.log.info({ port: port.name, index }, 'port removed');
