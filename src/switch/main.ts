@@ -9,6 +9,7 @@ const USAGE = `usage: vswitchd --config FILE [--check] [--log-level LEVEL]
   --config FILE      the switch configuration (YAML; see config/switch.example.yaml)
   --check            validate the configuration and exit (0: valid, 2: errors)
   --log-level LEVEL  trace | debug | info | warn | error (overrides log.level)
+  --log-format FMT   json | pretty (default: pretty on a terminal, json otherwise)
   --version          print the version
   --help             this text
 `;
@@ -24,6 +25,7 @@ export async function main(argv: string[]): Promise<number> {
         config: { type: 'string' },
         check: { type: 'boolean', default: false },
         'log-level': { type: 'string' },
+        'log-format': { type: 'string' },
         version: { type: 'boolean', default: false },
         help: { type: 'boolean', default: false },
       },
@@ -41,6 +43,12 @@ export async function main(argv: string[]): Promise<number> {
   const level = args['log-level'];
   if (level !== undefined && !LEVELS.includes(level)) {
     process.stderr.write(`vswitchd: --log-level must be one of ${LEVELS.join(', ')}\n`);
+    return 2;
+  }
+
+  const format = args['log-format'];
+  if (format !== undefined && format !== 'json' && format !== 'pretty') {
+    process.stderr.write('vswitchd: --log-format must be json or pretty\n');
     return 2;
   }
 
@@ -63,10 +71,11 @@ export async function main(argv: string[]): Promise<number> {
     return 2;
   }
 
-  const log = createLogger((level ?? config.log.level) as LogLevel);
+  const log = createLogger((level ?? config.log.level) as LogLevel, format);
   const sw = new Switch(config, log, args.config);
   try {
     await sw.start();
+    sw.native.sdNotify(`READY=1\nSTATUS=forwarding on ${sw.ports.list().length} ports\nMAINPID=${process.pid}`);
   } catch (err) {
     log.error({ err }, 'start failed');
     await sw.stop().catch(() => undefined);
@@ -80,9 +89,12 @@ export async function main(argv: string[]): Promise<number> {
     process.once('SIGTERM', () => finish('SIGTERM'));
     process.once('SIGINT', () => finish('SIGINT'));
     process.on('SIGHUP', () => {
-      sw.reload().catch(() => undefined);  // reload() logs both outcomes
+      sw.native.sdNotify('RELOADING=1');
+      // reload() logs both outcomes; a refused reload leaves the running config.
+      void sw.reload().catch(() => undefined).finally(() => sw.native.sdNotify('READY=1'));
     });
   });
+  sw.native.sdNotify('STOPPING=1');
   await sw.stop();
   return 0;
 }

@@ -3,6 +3,7 @@
 import http from 'node:http';
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import type { Switch } from './daemon.js';
+import type { WorkerCounters } from './native.js';
 
 function splitListen(listen: string): { host: string; port: number } {
   const i = listen.lastIndexOf(':');
@@ -62,17 +63,62 @@ export function buildRegistry(sw: Switch): Registry {
     },
   });
   new Gauge({
+    name: 'vswitchd_port_up',
+    help: '1 when the port is attached to the datapath, 0 when it is down (e.g. its device is gone)',
+    labelNames: ['port'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const p of sw.ports.list()) this.set({ port: p.name }, p.up ? 1 : 0);
+    },
+  });
+  // Busy ratio and mean batch since the previous scrape (since start on the first one).
+  const previous: WorkerCounters[] = [];
+  const sinceLast = () =>
+    sw.workerCounters().map((now, w) => {
+      const before = previous[w];
+      previous[w] = now;
+      const d = (k: keyof WorkerCounters) => now[k] - (before?.[k] ?? 0);
+      return { busy: d('total_ns') > 0 ? d('busy_ns') / d('total_ns') : 0, batch: d('rx_batches') > 0 ? d('rx_frames') / d('rx_batches') : 0 };
+    });
+  let window: { busy: number; batch: number }[] = [];
+  new Gauge({
     name: 'vswitchd_worker_busy_ratio',
-    help: 'Share of its time a datapath worker spent working rather than waiting',
+    help: 'Share of its time a datapath worker spent working rather than waiting in poll(), since the previous scrape',
     labelNames: ['worker'],
     registers: [registry],
     collect() {
-      for (let w = 0; w < sw.config.workers; w++) {
-        const c = sw.datapath.workerCounters(w);
-        this.set({ worker: String(w) }, c.total_ns > 0 ? c.busy_ns / c.total_ns : 0);
-      }
+      window = sinceLast();
+      window.forEach((r, w) => this.set({ worker: String(w) }, r.busy));
     },
   });
+  new Gauge({
+    name: 'vswitchd_worker_rx_batch_frames',
+    help: 'Mean frames per non-empty receive burst, since the previous scrape',
+    labelNames: ['worker'],
+    registers: [registry],
+    collect() {
+      window.forEach((r, w) => this.set({ worker: String(w) }, r.batch));
+    },
+  });
+  const workerCounter = (name: string, help: string, field: keyof WorkerCounters) =>
+    new Counter({
+      name,
+      help,
+      labelNames: ['worker'],
+      registers: [registry],
+      collect() {
+        this.reset();
+        sw.workerCounters().forEach((c, w) => this.inc({ worker: String(w) }, c[field]));
+      },
+    });
+  workerCounter('vswitchd_worker_loops_total', 'Passes of the hot loop', 'loops');
+  workerCounter('vswitchd_worker_rx_batches_total', 'Receive bursts that brought at least one frame', 'rx_batches');
+  workerCounter('vswitchd_worker_rx_frames_total', 'Frames received by the worker', 'rx_frames');
+  workerCounter('vswitchd_worker_wakeups_total', 'Returns from poll() with work to do', 'wakeups');
+  workerCounter('vswitchd_worker_handoffs_total', 'Frames handed to another worker that owns the egress port', 'handoffs');
+  workerCounter('vswitchd_worker_tx_kicks_total', 'sendto() calls that asked the kernel to transmit', 'tx_kicks');
+  workerCounter('vswitchd_worker_learn_events_total', 'Source MACs reported to the control plane', 'learn_events');
   return registry;
 }
 

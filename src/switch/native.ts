@@ -62,6 +62,8 @@ export interface NativeAddon {
   openTap(name: string, persist: boolean): number;
   setTapPersist(name: string, persist: boolean): void;
   closeFd(fd: number): void;
+  /** Sends a state line to systemd; false when not run by systemd (no NOTIFY_SOCKET). */
+  sdNotify(state: string): boolean;
 }
 
 export const bpfObjectPath = path.join(projectRoot, 'bpf', 'xsk_steer.bpf.o');
