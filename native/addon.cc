@@ -97,6 +97,10 @@ class DatapathWrap : public Napi::ObjectWrap<DatapathWrap> {
                            InstanceMethod<&DatapathWrap::FdbClear>("fdbClear"),
                            InstanceMethod<&DatapathWrap::FdbInfo>("fdbInfo"),
                            InstanceMethod<&DatapathWrap::Close>("close"),
+                           InstanceMethod<&DatapathWrap::AddBond>("addBond"),
+                           InstanceMethod<&DatapathWrap::SetBondBuckets>("setBondBuckets"),
+                           InstanceMethod<&DatapathWrap::SetLeg>("setLeg"),
+                           InstanceMethod<&DatapathWrap::SendFrame>("sendFrame"),
                        });
   }
 
@@ -241,6 +245,35 @@ class DatapathWrap : public Napi::ObjectWrap<DatapathWrap> {
     return o;
   }
 
+  void AddBond(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    guarded(env, [&] { dp(env).addBond(argU16(info, 0, "index"), info[1].As<Napi::String>().Utf8Value()); });
+  }
+
+  void SetBondBuckets(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (!info[2].IsTypedArray() || info[2].As<Napi::TypedArray>().TypedArrayType() != napi_int16_array)
+      throw Napi::TypeError::New(env, "buckets must be an Int16Array of 256 port indices");
+    auto arr = info[2].As<Napi::Int16Array>();
+    std::vector<int16_t> buckets(arr.Data(), arr.Data() + arr.ElementLength());
+    const uint16_t hash = argU16(info, 1, "hash");
+    guarded(env, [&] { dp(env).setBondBuckets(argU16(info, 0, "bond"), static_cast<uint8_t>(hash), buckets); });
+  }
+
+  void SetLeg(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    const int32_t bond = info[1].As<Napi::Number>().Int32Value();
+    guarded(env, [&] { dp(env).setLeg(argU16(info, 0, "leg"), static_cast<int16_t>(bond), info[2].ToBoolean()); });
+  }
+
+  void SendFrame(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (!info[1].IsBuffer()) throw Napi::TypeError::New(env, "frame must be a Buffer");
+    auto buf = info[1].As<Napi::Buffer<uint8_t>>();
+    std::vector<uint8_t> frame(buf.Data(), buf.Data() + buf.Length());
+    guarded(env, [&] { dp(env).sendFrame(argU16(info, 0, "port"), frame); });
+  }
+
   // Detaches every port and frees the UMEM once the workers have let go.
   void Close(const Napi::CallbackInfo&) {
     if (!dp_) return;
@@ -262,16 +295,26 @@ Napi::Value WorkerRun(const Napi::CallbackInfo& info) {
   std::shared_ptr<Datapath> dp = Datapath::current();
   if (!dp) throw Napi::Error::New(env, "no datapath in this process");
   if (worker >= dp->workers()) throw Napi::RangeError::New(env, "worker id out of range");
-  const auto learned = guarded(env, [&] { return dp->run(worker, stop, budget); });
-  auto arr = Napi::Array::New(env, learned.size());
-  for (uint32_t i = 0; i < learned.size(); i++) {
+  const RunResult r = guarded(env, [&] { return dp->run(worker, stop, budget); });
+  auto learned = Napi::Array::New(env, r.learned.size());
+  for (uint32_t i = 0; i < r.learned.size(); i++) {
     auto o = Napi::Object::New(env);
-    o.Set("vlan", learned[i].vlan);
-    o.Set("mac", formatMac(learned[i].mac));
-    o.Set("port", learned[i].port);
-    arr.Set(i, o);
+    o.Set("vlan", r.learned[i].vlan);
+    o.Set("mac", formatMac(r.learned[i].mac));
+    o.Set("port", r.learned[i].port);
+    learned.Set(i, o);
   }
-  return arr;
+  auto punted = Napi::Array::New(env, r.punted.size());
+  for (uint32_t i = 0; i < r.punted.size(); i++) {
+    auto o = Napi::Object::New(env);
+    o.Set("port", r.punted[i].port);
+    o.Set("frame", Napi::Buffer<uint8_t>::Copy(env, r.punted[i].frame.data(), r.punted[i].frame.size()));
+    punted.Set(i, o);
+  }
+  auto out = Napi::Object::New(env);
+  out.Set("learned", learned);
+  out.Set("punted", punted);
+  return out;
 }
 
 Napi::Value MonotonicMs(const Napi::CallbackInfo& info) {

@@ -22,6 +22,7 @@ namespace vswitchd {
 const char* const kDropReasonNames[kDropCount] = {
     "runt",         "malformed",        "too_big",     "multicast_source", "vlan_not_allowed",
     "untagged_no_native", "same_port",  "no_buffer",   "tx_full",          "port_down",
+    "link_local",   "bond_inactive_leg", "bond_no_leg",
 };
 
 namespace {
@@ -230,6 +231,49 @@ void Datapath::releaseQueues(std::vector<std::unique_ptr<Queue>>& queues) {
   }
   queues.clear();
   wakeAll();
+}
+
+void Datapath::addBond(uint16_t index, const std::string& name) {
+  std::lock_guard<std::mutex> lock(control_mu_);
+  if (index >= kMaxPorts) throw std::runtime_error("port index out of range");
+  if (!ports_[index].name.empty()) throw std::runtime_error("port index " + std::to_string(index) + " is in use by " + ports_[index].name);
+  ports_[index] = PortInfo{};
+  ports_[index].name = name;
+  ports_[index].xdp_mode = "bond";
+  PortView& pv = staged_.ports[index];
+  pv = PortView{};
+  pv.is_bond = 1;
+  std::fill(std::begin(pv.buckets), std::end(pv.buckets), -1);
+}
+
+void Datapath::setBondBuckets(uint16_t bond, uint8_t hash, const std::vector<int16_t>& buckets) {
+  std::lock_guard<std::mutex> lock(control_mu_);
+  if (bond >= kMaxPorts || !staged_.ports[bond].is_bond) throw std::runtime_error("not a bond: " + std::to_string(bond));
+  if (buckets.size() != 256) throw std::runtime_error("a bond needs 256 buckets");
+  PortView& pv = staged_.ports[bond];
+  pv.bond_hash = hash;
+  for (int i = 0; i < 256; i++) pv.buckets[i] = buckets[i] >= 0 && buckets[i] < kMaxPorts ? buckets[i] : -1;
+}
+
+void Datapath::setLeg(uint16_t leg, int16_t bond, bool rx_enabled) {
+  std::lock_guard<std::mutex> lock(control_mu_);
+  if (leg >= kMaxPorts) throw std::runtime_error("port index out of range");
+  staged_.ports[leg].bond = bond;
+  staged_.ports[leg].leg_rx = rx_enabled;
+}
+
+void Datapath::sendFrame(uint16_t port, const std::vector<uint8_t>& frame) {
+  std::lock_guard<std::mutex> lock(control_mu_);
+  if (port >= kMaxPorts || ports_[port].queues.empty()) throw std::runtime_error("port " + std::to_string(port) + " has no device to send on");
+  if (frame.size() < 14 || frame.size() > kMaxFrameLen) throw std::runtime_error("frame length out of range");
+  Worker& w = *workers_[ports_[port].queues.front()->owner];
+  {
+    std::lock_guard<std::mutex> ilock(w.inject_mu);
+    w.inject.push_back(PuntRecord{port, frame});
+    w.inject_pending.store(true, std::memory_order_release);
+  }
+  const uint64_t one = 1;
+  if (write(w.event_fd, &one, sizeof(one)) < 0) { /* the worker is awake anyway */ }
 }
 
 void Datapath::setPortVlan(uint16_t index, bool trunk, uint16_t access_vlan, uint16_t native_vlan,

@@ -36,6 +36,9 @@ enum DropReason : int {
   kDropNoBuffer,          // no free UMEM frame for a flood copy
   kDropTxFull,            // egress TX ring or hand-off ring full
   kDropPortDown,          // egress or ingress port inactive
+  kDropLinkLocal,         // 01:80:c2:00:00:0x control frames a bridge must not forward
+  kDropBondInactiveLeg,   // arrived on a bond leg that may not receive (backup, or LACP not collecting)
+  kDropBondNoLeg,         // egress bond has no usable leg
   kDropCount
 };
 extern const char* const kDropReasonNames[kDropCount];
@@ -84,6 +87,14 @@ struct PortView {
   uint64_t allowed[64] = {};       // trunk VLAN bitmap
   Queue* tx_queue[kMaxWorkers] = {};  // the queue each worker transmits on, if it owns one
   int16_t tx_worker = -1;          // otherwise hand the frame to this worker
+  // Bonds. A bond is a logical port (no device); its legs are ports whose
+  // frames count as arriving on the bond, and egress to the bond picks a leg
+  // from a 256-bucket table the control plane writes (see src/switch/bond.ts).
+  int16_t bond = -1;               // leg: the bond it belongs to
+  uint8_t leg_rx = 1;              // leg: may receive (active leg, or LACP collecting)
+  uint8_t is_bond = 0;
+  uint8_t bond_hash = 0;           // bond: 0 = no hashing (every bucket the same), 1 = l2, 2 = l3l4
+  int16_t buckets[256];            // bond: bucket -> leg port index, -1 = none
 };
 
 struct View {
@@ -97,6 +108,18 @@ struct Handoff {
   uint64_t addr;
   uint32_t len;
   uint16_t port;
+};
+
+// A frame the hot loop hands to the control plane (LACPDUs).
+struct PuntRecord {
+  uint16_t port;
+  std::vector<uint8_t> frame;
+};
+
+// What one run() slice brings back to JavaScript.
+struct RunResult {
+  std::vector<struct LearnRecord> learned;
+  std::vector<PuntRecord> punted;
 };
 
 struct LearnRecord {
@@ -114,7 +137,7 @@ struct PortInfo {
   int tap_fd = -1;
   xdp_program* prog = nullptr;
   int xsks_map_fd = -1;
-  std::string xdp_mode;            // "native" | "generic" | "none"
+  std::string xdp_mode;            // "native" | "generic" | "none" | "bond"
   std::vector<std::unique_ptr<Queue>> queues;
 };
 
@@ -152,7 +175,14 @@ class Datapath {
   // --- worker threads ---
   // Runs the hot loop of one worker until budget_ms passes, *stop != 0, or
   // learn events are waiting. Returns the learn events.
-  std::vector<LearnRecord> run(uint32_t worker, const int32_t* stop, uint32_t budget_ms);
+  RunResult run(uint32_t worker, const int32_t* stop, uint32_t budget_ms);
+
+  // Bonds (main thread): a bond is a port index with no device.
+  void addBond(uint16_t index, const std::string& name);
+  void setBondBuckets(uint16_t bond, uint8_t hash, const std::vector<int16_t>& buckets);
+  void setLeg(uint16_t leg, int16_t bond, bool rx_enabled);
+  // Transmits a frame built by the control plane (LACPDUs, gratuitous RARPs) on a port.
+  void sendFrame(uint16_t port, const std::vector<uint8_t>& frame);
 
  private:
   std::unique_ptr<View> buildView() const;

@@ -17,6 +17,7 @@ namespace vswitchd {
 namespace {
 
 constexpr uint16_t kEthVlan = 0x8100;
+constexpr uint16_t kEthSlowProtocols = 0x8809;
 constexpr uint32_t kEthHeader = 14;
 
 inline uint16_t be16(const uint8_t* p) { return static_cast<uint16_t>(p[0] << 8 | p[1]); }
@@ -34,6 +35,44 @@ inline bool egressTagged(const PortView& pv, uint16_t vlan) { return pv.trunk &&
 uint64_t nowNs() {
   return static_cast<uint64_t>(
       std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch()).count());
+}
+
+// The bond flow hash, byte for byte the reference in src/switch/bond.ts
+// (hashFlow): FNV-1a over L3+L4 fields (or L2 fields), folded to 0..255.
+uint32_t fnv1a(uint32_t h, const uint8_t* p, uint32_t n) {
+  for (uint32_t i = 0; i < n; i++) h = (h ^ p[i]) * 0x01000193u;
+  return h;
+}
+
+uint8_t flowBucket(const uint8_t* f, uint32_t len, bool l3l4) {
+  uint32_t h = 0x811c9dc5u;
+  if (len < 14) return static_cast<uint8_t>(h ^ h >> 8 ^ h >> 16 ^ h >> 24);
+  const uint32_t et_off = (be16(f + 12) == kEthVlan && len >= 18) ? 16 : 12;
+  const uint16_t ethertype = be16(f + et_off);
+  const uint32_t l3 = et_off + 2;
+  bool done = false;
+  if (l3l4 && ethertype == 0x0800 && len >= l3 + 20) {
+    const uint32_t ihl = (f[l3] & 0x0f) * 4u;
+    if ((f[l3] >> 4) == 4 && ihl >= 20 && l3 + ihl <= len) {
+      const uint8_t proto = f[l3 + 9];
+      const bool fragment = (be16(f + l3 + 6) & 0x3fff) != 0;
+      const uint32_t l4 = l3 + ihl;
+      h = fnv1a(h, f + l3 + 12, 8);
+      if ((proto == 6 || proto == 17) && !fragment && len >= l4 + 4) h = fnv1a(h, f + l4, 4);
+      done = true;
+    }
+  }
+  if (!done && l3l4 && ethertype == 0x86dd && len >= l3 + 40 && (f[l3] >> 4) == 6) {
+    const uint8_t next = f[l3 + 6];
+    h = fnv1a(h, f + l3 + 8, 32);
+    if ((next == 6 || next == 17) && len >= l3 + 44) h = fnv1a(h, f + l3 + 40, 4);
+    done = true;
+  }
+  if (!done) {
+    h = fnv1a(h, f, 12);
+    h = fnv1a(h, f + et_off, 2);
+  }
+  return static_cast<uint8_t>(h ^ h >> 8 ^ h >> 16 ^ h >> 24);
 }
 
 // A frame in the UMEM and what we know of it.
@@ -76,6 +115,7 @@ class Loop {
       }
     }
     work += drainHandoffs();
+    if (w_.inject_pending.load(std::memory_order_acquire)) work += drainInjected();
     for (Queue* q : queues)
       if (q->tx_pending) kick(q);
     wakePeers();
@@ -182,7 +222,7 @@ class Loop {
   }
 
   // Forwarding decision for one received frame.
-  void process(uint16_t in, Frame f) {
+  void process(uint16_t in, Frame f) {  // in: the port it arrived on (a leg until resolved to its bond)
     auto& ctr = w_.port_counters[in];
     bump(ctr[kRxPackets]);
     bump(ctr[kRxBytes], f.len);
@@ -200,17 +240,33 @@ class Loop {
       pcp = static_cast<uint8_t>(tci >> 13);
       f.tagged = true;
     }
+    // 01:80:c2:00:00:0x are link-local control frames (802.1D): never forwarded.
+    // LACPDUs (slow protocols, untagged) go to the control plane.
+    if (eth[0] == 0x01 && eth[1] == 0x80 && eth[2] == 0xc2 && eth[3] == 0 && eth[4] == 0 && eth[5] <= 0x0f) {
+      if (eth[5] == 0x02 && !f.tagged && be16(eth + 12) == kEthSlowProtocols) {
+        w_.punted.push_back(PuntRecord{in, std::vector<uint8_t>(eth, eth + f.len)});
+        return freeFrame(f.addr);
+      }
+      return drop(in, kDropLinkLocal, f.addr);
+    }
+    const PortView* ingress = &pv;
+    if (pv.bond >= 0) {
+      // A bond leg: the frame arrives on the bond, as far as VLANs and learning go.
+      if (!pv.leg_rx) return drop(in, kDropBondInactiveLeg, f.addr);
+      in = static_cast<uint16_t>(pv.bond);
+      ingress = &w_.view->ports[in];
+    }
     // Which VLAN the frame belongs to (the rules of src/switch/flood.ts ingressVlan).
     uint16_t vlan;
-    if (!pv.trunk) {
+    if (!ingress->trunk) {
       if (f.tagged && vid != 0) return drop(in, kDropVlanNotAllowed, f.addr);
-      vlan = pv.access_vlan;
+      vlan = ingress->access_vlan;
     } else if (f.tagged && vid != 0) {
-      if (vid == 4095 || !carriesVlan(pv, vid)) return drop(in, kDropVlanNotAllowed, f.addr);
+      if (vid == 4095 || !carriesVlan(*ingress, vid)) return drop(in, kDropVlanNotAllowed, f.addr);
       vlan = vid;
     } else {
-      if (!pv.native_vlan) return drop(in, kDropUntaggedNoNative, f.addr);
-      vlan = pv.native_vlan;
+      if (!ingress->native_vlan) return drop(in, kDropUntaggedNoNative, f.addr);
+      vlan = ingress->native_vlan;
     }
     const uint8_t* dst = eth;
     const uint8_t* src = eth + 6;
@@ -300,8 +356,15 @@ class Loop {
       tag[3] = static_cast<uint8_t>(tci);
     }
     if (flooded) bump(w_.port_counters[out][kFloodPackets]);
-    if (Queue* q = pv.tx_queue[w_.id]) return transmit(q, f);
-    const int16_t owner = pv.tx_worker;
+    const PortView* tx = &pv;
+    if (pv.is_bond) {
+      const int16_t leg = pv.buckets[pv.bond_hash ? flowBucket(data(f.addr), f.len, pv.bond_hash == 2) : 0];
+      if (leg < 0 || !w_.view->ports[leg].active) return drop(out, kDropBondNoLeg, f.addr);
+      out = static_cast<uint16_t>(leg);
+      tx = &w_.view->ports[leg];
+    }
+    if (Queue* q = tx->tx_queue[w_.id]) return transmit(q, f);
+    const int16_t owner = tx->tx_worker;
     if (owner < 0) return drop(out, kDropPortDown, f.addr);
     if (!all_[owner]->handoff_in[w_.id]->push(Handoff{f.addr, f.len, out})) return drop(out, kDropTxFull, f.addr);
     bump(w_.counters[kHandoffs]);
@@ -331,6 +394,28 @@ class Loop {
     q->tx_pending = true;
     bump(ctr[kTxPackets]);
     bump(ctr[kTxBytes], f.len);
+  }
+
+  // Frames the control plane built (LACPDUs, gratuitous RARPs) for ports whose queue we own.
+  uint32_t drainInjected() {
+    std::vector<PuntRecord> frames;
+    {
+      std::lock_guard<std::mutex> lock(w_.inject_mu);
+      frames.swap(w_.inject);
+      w_.inject_pending.store(false, std::memory_order_relaxed);
+    }
+    for (const PuntRecord& r : frames) {
+      Queue* q = w_.view->ports[r.port].tx_queue[w_.id];
+      if (!q || w_.pool.empty()) {
+        bump(w_.port_counters[r.port][kDropBase + static_cast<int>(q ? kDropNoBuffer : kDropPortDown)]);
+        continue;
+      }
+      const uint64_t chunk = w_.pool.back();
+      w_.pool.pop_back();
+      std::memcpy(data(chunk + kFrameHeadroom), r.frame.data(), r.frame.size());
+      transmit(q, Frame{chunk + kFrameHeadroom, static_cast<uint32_t>(r.frame.size()), false});
+    }
+    return static_cast<uint32_t>(frames.size());
   }
 
   uint32_t drainHandoffs() {
@@ -392,12 +477,12 @@ bool peerWorkPending(const Worker& w) {
     if (r && !r->empty()) return true;
   for (auto& r : w.return_in)
     if (r && !r->empty()) return true;
-  return w.reclaim_pending.load(std::memory_order_acquire);
+  return w.reclaim_pending.load(std::memory_order_acquire) || w.inject_pending.load(std::memory_order_acquire);
 }
 
 }  // namespace
 
-std::vector<LearnRecord> Datapath::run(uint32_t worker, const int32_t* stop, uint32_t budget_ms) {
+RunResult Datapath::run(uint32_t worker, const int32_t* stop, uint32_t budget_ms) {
   Worker& w = *workers_.at(worker);
   w.in_run.store(true, std::memory_order_seq_cst);
   Loop loop(w, umem_->area(), opts_.frames_per_worker, workers_, fdb_->view());
@@ -413,7 +498,7 @@ std::vector<LearnRecord> Datapath::run(uint32_t worker, const int32_t* stop, uin
     bump(w.counters[kLoops]);
     const uint64_t t1 = nowNs();
     if (work) busy += t1 - t0;
-    if (!w.learned.empty() || t1 >= deadline) break;
+    if (!w.learned.empty() || !w.punted.empty() || t1 >= deadline) break;
     if (work || loop.txBacklog()) continue;
     // Idle: sleep until a socket has frames, a peer hands us work, or the budget ends.
     w.sleeping.store(true, std::memory_order_seq_cst);
@@ -431,8 +516,9 @@ std::vector<LearnRecord> Datapath::run(uint32_t worker, const int32_t* stop, uin
   bump(w.counters[kBusyNs], busy);
   bump(w.counters[kTotalNs], nowNs() - start);
   w.in_run.store(false, std::memory_order_seq_cst);
-  std::vector<LearnRecord> out;
-  out.swap(w.learned);
+  RunResult out;
+  out.learned.swap(w.learned);
+  out.punted.swap(w.punted);
   return out;
 }
 

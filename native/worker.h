@@ -30,6 +30,10 @@ struct Worker {
   std::vector<std::unique_ptr<SpscRing<Handoff>>> handoff_in;  // [source worker]: frames to transmit
   std::vector<std::unique_ptr<SpscRing<uint64_t>>> return_in;  // [source worker]: our frames coming home
 
+  std::mutex inject_mu;                 // frames from the control plane to transmit
+  std::vector<PuntRecord> inject;
+  std::atomic<bool> inject_pending{false};
+
   std::mutex reclaim_mu;                // frames harvested from closed sockets
   std::vector<uint64_t> reclaim;
   std::atomic<bool> reclaim_pending{false};
@@ -46,6 +50,7 @@ struct Worker {
   std::vector<pollfd> pfds;
   RecentLearn recent[4096] = {};
   std::vector<LearnRecord> learned;
+  std::vector<PuntRecord> punted;
   bool wake_peer[kMaxWorkers] = {};
 };
 

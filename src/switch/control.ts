@@ -56,6 +56,7 @@ function portRow(p: Port) {
     xdp_mode: p.xdpMode,
     workers: p.owners,
     vlan: p.vlan,
+    ...(p.bond ? { bond: p.bond } : {}),
   };
 }
 
@@ -82,6 +83,7 @@ const handlers: Record<string, Handler> = {
     return { removed: name };
   },
   'vlan.show': (sw) => sw.vlans(),
+  'bond.show': (sw, args) => sw.bondStatus(optString(args, 'name')),
   stats: (sw) => ({ ports: sw.portCounters(), workers: sw.workerCounters() }),
   'fdb.show': (sw, args) => {
     const vlan = optNumber(args, 'vlan');

@@ -11,6 +11,7 @@ commands:
   port add NAME [--vlan N | --trunks 10,20 [--native-vlan N]] [--type tap|veth]
   port del NAME
   vlan show                               VLANs and their member ports
+  bond show [NAME]                        bond legs, active leg, LACP actor/partner state, per-leg tx
   fdb show [--vlan N] [--port P]
   fdb flush [--vlan N] [--port P]
   fdb add MAC --vlan N --port P           a static entry
@@ -95,6 +96,8 @@ export function toRequest(words: string[], o: Record<string, string | undefined>
       return { cmd: 'port.del', args: { name: need(arg, 'NAME') } };
     case 'vlan show':
       return { cmd: 'vlan.show', args: {} };
+    case 'bond show':
+      return { cmd: 'bond.show', args: pick({ name: arg }) };
     case 'fdb show':
       return { cmd: 'fdb.show', args: pick({ vlan, port: o.port }) };
     case 'fdb flush':
@@ -128,6 +131,29 @@ function render(cmd: string, result: unknown): string {
   if (cmd === 'vlan.show') {
     const rows = result as { vlan: number; ports: { name: string; tagged: boolean }[] }[];
     return table(rows.map((r) => ({ vlan: r.vlan, ports: r.ports.map((p) => `${p.name}${p.tagged ? '(tagged)' : ''}`).join(' ') })));
+  }
+  if (cmd === 'bond.show') {
+    type Leg = { name: string; carrier: boolean; usable: boolean; active: boolean; buckets: number; lacp?: { actorStateText: string; partnerStateText: string; partnerSystem?: string; partnerKey?: number; rx: number; tx: number; rxErrors: number } };
+    const bonds = result as { name: string; mode: string; hash: string; activeLeg?: string; fallback: boolean; failovers: number; legs: Leg[]; legTx: Record<string, number> }[];
+    return bonds
+      .map((b) => {
+        const head = `bond ${b.name}: mode ${b.mode}, hash ${b.hash}, active leg ${b.activeLeg ?? '-'}, failovers ${b.failovers}${b.fallback ? ', LACP fallback to active-backup' : ''}\n`;
+        const legs = table(
+          b.legs.map((l) => ({
+            leg: l.name,
+            carrier: l.carrier ? 'up' : 'down',
+            usable: l.usable,
+            active: l.active,
+            buckets: l.buckets,
+            tx_packets: b.legTx[l.name] ?? 0,
+            ...(l.lacp
+              ? { actor: l.lacp.actorStateText, partner: l.lacp.partnerStateText, partner_system: l.lacp.partnerSystem ?? '-', partner_key: l.lacp.partnerKey ?? '-', lacpdu_rx: l.lacp.rx, lacpdu_tx: l.lacp.tx, rx_errors: l.lacp.rxErrors }
+              : {}),
+          })),
+        );
+        return head + legs;
+      })
+      .join('\n');
   }
   if (cmd === 'reload') {
     const r = result as { changes: string[]; needsRestart: string[] };

@@ -1,7 +1,7 @@
 // The switch: wires config, datapath, ports, FDB policy, workers, control and
 // metrics together, applies changes at run time (ports, reload, devices that
 // come and go), and takes everything down again in reverse order.
-import { existsSync, readdirSync, rmdirSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmdirSync } from 'node:fs';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import { ConfigError, loadConfig, type PortConfig, type SwitchConfig } from './config.js';
@@ -12,6 +12,7 @@ import { ensureBpffs } from './host.js';
 import { MetricsServer } from './metrics.js';
 import { bpfObjectPath, loadNative, type NativeAddon, type NativeDatapath, type PortCounters, type WorkerCounters } from './native.js';
 import { LinkMonitor, type LinkEvent } from './netlink.js';
+import { BondManager, readCarrier } from './bonds.js';
 import { CreatedDevices, PortTable, type Port } from './ports.js';
 import { Supervisor } from './supervisor.js';
 import { FDB_FLAG_STATIC, type Clock, type FdbEntry, type FdbTable, type LearnEvent } from './types.js';
@@ -20,7 +21,7 @@ export const VERSION = '0.1.0';
 const LIBXDP_DIR = '/sys/fs/bpf/xdp';
 
 /** Keys whose change needs a restart; reload reports them and leaves them as they run. */
-const RESTART_KEYS = ['bridge', 'workers', 'datapath', 'fdb.capacity', 'control.socket', 'metrics.listen'] as const;
+const RESTART_KEYS = ['bridge', 'workers', 'datapath', 'fdb.capacity', 'control.socket', 'metrics.listen', 'bonds'] as const;
 
 /** The native FDB table seen through the interface the policy code expects. */
 function nativeFdbTable(dp: NativeDatapath): FdbTable {
@@ -39,6 +40,10 @@ function nativeFdbTable(dp: NativeDatapath): FdbTable {
   };
 }
 
+function readMacOf(dev: string): string {
+  return readFileSync(`/sys/class/net/${dev}/address`, 'utf8').trim();
+}
+
 function samePortConfig(a: PortConfig, b: PortConfig): boolean {
   return JSON.stringify([a.type, a.vlan, a.trunks, a.native_vlan]) === JSON.stringify([b.type, b.vlan, b.trunks, b.native_vlan]);
 }
@@ -54,6 +59,7 @@ export class Switch {
   readonly ports: PortTable;
   readonly fdb: FdbManager;
   readonly clock: Clock;
+  private bonds?: BondManager;
   private supervisor?: Supervisor;
   private control?: ControlServer;
   private metrics?: MetricsServer;
@@ -95,10 +101,26 @@ export class Switch {
     const internal = config.ports.find((p) => p.name === config.bridge) ?? { name: config.bridge, type: 'internal' as const };
     await this.ports.add(internal, true);
     for (const p of config.ports) if (p.name !== config.bridge) await this.ports.add(p, false);
+    this.bonds = new BondManager({
+      datapath: this.datapath,
+      ports: this.ports,
+      fdb: this.fdb,
+      clock: this.clock,
+      log,
+      systemMac: readMacOf(config.bridge),
+      commit: () => this.applyPorts(),
+    });
+    for (const b of config.bonds) await this.bonds.add(b);
     this.addStatics(config.fdb.static);
     this.applyPorts();
-    this.supervisor = new Supervisor({ workers: config.workers, log, onLearn: (ev) => this.onLearn(ev) });
+    this.supervisor = new Supervisor({
+      workers: config.workers,
+      log,
+      onLearn: (ev) => this.onLearn(ev),
+      onPunt: (port, frame) => this.bonds?.onPunt(port, frame),
+    });
     this.supervisor.start();
+    this.bonds.start();
     this.agingTimer = setInterval(() => this.fdb.age(), 1000);
     this.control = new ControlServer(this, config.control.socket);
     await this.control.listen();
@@ -125,8 +147,9 @@ export class Switch {
 
   /** Publishes port states and every VLAN's flood set to the workers. */
   private applyPorts(): void {
-    const ports = this.ports.list();
+    const ports = this.ports.list().filter((p) => !p.bond);  // legs carry their bond's traffic
     for (const p of ports) this.fdb.setPortUp(p.index, p.up);  // a port going down flushes its MACs
+    this.bonds?.writeAll();
     const members = vlanMembers(ports.map((p) => ({ index: p.index, vlan: p.vlan, up: p.up })));
     for (const vlan of this.floodVlans) if (!members.has(vlan)) this.datapath.setFloodSet(vlan, []);
     for (const [vlan, list] of members) this.datapath.setFloodSet(vlan, list);
@@ -167,6 +190,7 @@ export class Switch {
     if (!port) return;
     if (ev.kind === 'deleted' && port.up) {
       this.ports.detach(port, 'device deleted');
+      this.bonds?.onCarrier(port.name, false);
       this.applyPorts();
     } else if (ev.kind === 'new' && !port.up && port.kind !== 'internal') {
       await this.ports.attach(port).catch((err: Error) => this.log.error({ port: port.name, err: err.message }, 'port could not come back'));
@@ -175,6 +199,7 @@ export class Switch {
         this.log.info({ port: port.name }, 'port back: its device reappeared');
       }
     }
+    if (ev.kind === 'new') this.bonds?.onCarrier(port.name, ev.carrier && readCarrier(port.name));
   }
 
   /** Reads the config file again and applies the difference; a bad file changes nothing. */
@@ -203,6 +228,7 @@ export class Switch {
     });
     const wanted = new Map(next.ports.filter((p) => p.name !== next.bridge).map((p) => [p.name, p]));
     for (const port of this.ports.list()) {
+      if (port.bond || port.kind === 'bond') continue;  // bonds change with a restart
       if (port.kind === 'internal') {
         const cfg = next.ports.find((p) => p.name === port.name) ?? { name: port.name, type: 'internal' as const };
         if (!samePortConfig(port.cfg, cfg)) this.changePortVlan(port, cfg, changes);
@@ -269,6 +295,12 @@ export class Switch {
     return out;
   }
 
+  bondStatus(name?: string) {
+    const all = this.bonds?.status(name) ?? [];
+    if (name !== undefined && all.length === 0) throw new Error(`no bond named ${name}`);
+    return all;
+  }
+
   workerCounters(): WorkerCounters[] {
     return Array.from({ length: this.config.workers }, (_, w) => this.datapath.workerCounters(w));
   }
@@ -302,6 +334,7 @@ export class Switch {
   async stop(): Promise<void> {
     if (this.agingTimer) clearInterval(this.agingTimer);
     this.monitor?.stop();
+    this.bonds?.stop();
     await this.changeQueue;
     await this.control?.close();
     await this.metrics?.close();

@@ -66,10 +66,6 @@ export async function main(argv: string[]): Promise<number> {
     process.stdout.write(`${args.config}: configuration is valid (${config.ports.length} ports, ${config.bonds.length} bonds)\n`);
     return 0;
   }
-  if (config.bonds.length > 0) {
-    process.stderr.write(`${args.config}: bonds are not supported by this version of vswitchd yet\n`);
-    return 2;
-  }
 
   const log = createLogger((level ?? config.log.level) as LogLevel, format);
   const sw = new Switch(config, log, args.config);

@@ -51,13 +51,26 @@ export interface NativeDatapath {
   fdbClear(): number;
   fdbInfo(): { size: number; capacity: number; mapFd: number };
   close(): void;
+  /** A bond: a port index with no device; egress picks a leg from 256 buckets. */
+  addBond(index: number, name: string): void;
+  /** hash: 0 none (every bucket the same leg), 1 l2, 2 l3l4; buckets: leg port index or -1. */
+  setBondBuckets(bond: number, hash: number, buckets: Int16Array): void;
+  /** Makes port `leg` a leg of `bond` (-1: no bond); rxEnabled: frames arriving on it are taken. */
+  setLeg(leg: number, bond: number, rxEnabled: boolean): void;
+  sendFrame(port: number, frame: Buffer): void;
+}
+
+export interface RunResult {
+  learned: { vlan: number; mac: string; port: number }[];
+  /** Frames for the control plane (LACPDUs), with the port they arrived on. */
+  punted: { port: number; frame: Buffer }[];
 }
 
 export interface NativeAddon {
   Datapath: new (opts: { workers: number; framesPerWorker: number; fdbCapacity: number; bpfObject: string }) => NativeDatapath;
   dropReasons: string[];
   maxPorts: number;
-  workerRun(worker: number, stop: Int32Array, budgetMs: number): { vlan: number; mac: string; port: number }[];
+  workerRun(worker: number, stop: Int32Array, budgetMs: number): RunResult;
   monotonicMs(): number;
   openTap(name: string, persist: boolean): number;
   setTapPersist(name: string, persist: boolean): void;

@@ -2,7 +2,7 @@
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Logger } from 'pino';
-import type { PortConfig } from './config.js';
+import type { BondConfig, PortConfig } from './config.js';
 import { vlanMode } from './flood.js';
 import { deleteLink, linkInfo, prepareDevice, setLinkUp } from './host.js';
 import type { NativeAddon, NativeDatapath } from './native.js';
@@ -26,6 +26,8 @@ export interface Port {
   /** We created the device and remove it when the port goes. */
   created: boolean;
   tapFd?: number;
+  /** A bond leg: the bond it belongs to (its frames count as the bond's). */
+  bond?: string;
 }
 
 /**
@@ -103,11 +105,11 @@ export class PortTable {
    * missing device (other than a tap we may create) is not an error: the port
    * stays down until a device of that name appears (see attach()).
    */
-  async add(cfg: PortConfig, isInternal: boolean): Promise<Port> {
+  async add(cfg: PortConfig, isInternal: boolean, bond?: string): Promise<Port> {
     if (this.byName(cfg.name)) throw new Error(`port ${cfg.name} already exists`);
     const index = this.freeIndex();
     const kind: PortKind = isInternal ? 'internal' : (cfg.type ?? 'veth');
-    const port: Port = { index, name: cfg.name, kind, vlan: vlanMode(cfg), cfg, queues: 0, xdpMode: 'none', owners: [], up: false, created: false };
+    const port: Port = { index, name: cfg.name, kind, vlan: vlanMode(cfg), cfg, queues: 0, xdpMode: 'none', owners: [], up: false, created: false, ...(bond ? { bond } : {}) };
     if (isInternal) {
       // The host stack's leg: a tap whose fd we hold; it vanishes with the process.
       port.tapFd = this.opts.native.openTap(cfg.name, false);
@@ -128,6 +130,18 @@ export class PortTable {
       if (port.created && port.kind === 'tap') await this.deleteTap(port.name);
       throw err;
     }
+    return port;
+  }
+
+  /** A bond's logical port: always up; its legs are added as ports of their own. */
+  addBond(cfg: BondConfig): Port {
+    if (this.byName(cfg.name)) throw new Error(`port ${cfg.name} already exists`);
+    const index = this.freeIndex();
+    const portCfg: PortConfig = { name: cfg.name, ...(cfg.vlan !== undefined ? { vlan: cfg.vlan } : {}), ...(cfg.trunks ? { trunks: cfg.trunks } : {}), ...(cfg.native_vlan !== undefined ? { native_vlan: cfg.native_vlan } : {}) };
+    this.opts.datapath.addBond(index, cfg.name);
+    const port: Port = { index, name: cfg.name, kind: 'bond', vlan: vlanMode(portCfg), cfg: portCfg, queues: 0, xdpMode: 'bond', owners: [], up: true, created: false };
+    this.byIndex.set(index, port);
+    this.applyVlan(port);
     return port;
   }
 

@@ -6,6 +6,7 @@ import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 import { Piscina } from 'piscina';
 import type { Logger } from 'pino';
+import type { RunResult } from './native.js';
 import type { LearnEvent } from './types.js';
 import type { WorkerTask } from './worker.js';
 
@@ -13,6 +14,8 @@ export interface SupervisorOptions {
   workers: number;
   log: Logger;
   onLearn: (events: LearnEvent[]) => void;
+  /** Control frames (LACPDUs) the hot loop took off a port. */
+  onPunt: (port: number, frame: Buffer) => void;
   sliceMs?: number;
   /** Delay before restarting a failed worker. */
   restartDelayMs?: number;
@@ -43,7 +46,10 @@ export class Supervisor {
 
   private launch(workerId: number): void {
     const channel = new MessageChannel();
-    channel.port1.on('message', (events: LearnEvent[]) => this.opts.onLearn(events));
+    channel.port1.on('message', (result: RunResult) => {
+      if (result.learned.length > 0) this.opts.onLearn(result.learned);
+      for (const p of result.punted) this.opts.onPunt(p.port, Buffer.from(p.frame.buffer, p.frame.byteOffset, p.frame.byteLength));
+    });
     const task: WorkerTask = { workerId, stop: this.stopWord, events: channel.port2, sliceMs: this.opts.sliceMs ?? 100 };
     const run = this.pool.run(task, { transferList: [channel.port2] }).then(
       () => undefined,

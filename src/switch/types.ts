@@ -9,7 +9,8 @@ export interface Clock {
   nowMs(): number;
 }
 
-export type PortKind = 'veth' | 'tap' | 'internal';
+/** bond: a logical port whose frames leave and arrive on its legs (veth or NIC ports). */
+export type PortKind = 'veth' | 'tap' | 'internal' | 'bond';
 
 /** How a port treats VLAN tags. */
 export type VlanMode =

@@ -9,7 +9,7 @@ export interface WorkerTask {
   workerId: number;
   /** Int32 at index 0: non-zero asks every worker to stop. */
   stop: SharedArrayBuffer;
-  /** Learn events go to the control plane through this port. */
+  /** Learn events and punted frames go to the control plane through this port. */
   events: MessagePort;
   /** How long one native slice may run before returning to JavaScript. */
   sliceMs: number;
@@ -20,8 +20,8 @@ export default async function runWorker(task: WorkerTask): Promise<string> {
   const stop = new Int32Array(task.stop);
   try {
     while (Atomics.load(stop, 0) === 0) {
-      const learned = native.workerRun(task.workerId, stop, task.sliceMs);
-      if (learned.length > 0) task.events.postMessage(learned);
+      const result = native.workerRun(task.workerId, stop, task.sliceMs);
+      if (result.learned.length > 0 || result.punted.length > 0) task.events.postMessage(result);
       await yieldToEventLoop();
     }
   } finally {

@@ -286,3 +286,79 @@ export function trunkPort(name: string, trunks: number[], nativeVlan?: number): 
 export function dropsOf(stats: Stats, port: string, reason: string): number {
   return stats.ports[port]?.drops?.[reason] ?? 0;
 }
+
+/** What a command-line run of vswitchctl left: exit status, stdout, stderr. */
+export interface CtlRun {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Run `vswitchctl --socket SOCKET ARGS...` to completion (as an operator would). */
+export function vswitchctl(socketPath: string, args: string[], timeoutMs = 20_000): Promise<CtlRun> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [join(repoRoot(), 'bin', 'vswitchctl.js'), '--socket', socketPath, ...args], {
+      cwd: repoRoot(),
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+    child.on('error', reject);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+/** `vswitchctl --json ARGS...`, which must exit 0; returns the parsed result. */
+export async function vswitchctlJson<T = unknown>(socketPath: string, args: string[]): Promise<T> {
+  const res = await vswitchctl(socketPath, ['--json', ...args]);
+  if (res.code !== 0) throw new Error(`vswitchctl --json ${args.join(' ')}: exit ${res.code}: ${res.stderr}`);
+  return JSON.parse(res.stdout) as T;
+}
+
+/** Rows of an aligned vswitchctl table: header words and cells split on runs of 2+ spaces. */
+export function parseTable(text: string): { header: string[]; rows: string[][] } {
+  const lines = text.split('\n').filter((l) => l.trim() !== '');
+  const split = (l: string) => l.trim().split(/ {2,}/);
+  return { header: split(lines[0] ?? ''), rows: lines.slice(1).map(split) };
+}
+
+/** One sample of a Prometheus text exposition. */
+export interface MetricSample {
+  name: string;
+  labels: Record<string, string>;
+  value: number;
+}
+
+/** The `host:port` the daemon's /metrics listens on (from its config). */
+export function metricsListen(d: Daemon): string {
+  return (d.config.metrics as { listen: string }).listen;
+}
+
+/** GET http://LISTEN/metrics and parse the samples. */
+export async function scrapeMetrics(listen: string): Promise<{ text: string; samples: MetricSample[] }> {
+  const res = await fetch(`http://${listen}/metrics`);
+  if (res.status !== 200) throw new Error(`GET /metrics: HTTP ${res.status}`);
+  const text = await res.text();
+  const samples: MetricSample[] = [];
+  for (const line of text.split('\n')) {
+    if (line === '' || line.startsWith('#')) continue;
+    const m = /^([A-Za-z_:][A-Za-z0-9_:]*)(?:\{(.*)\})?\s+(\S+)/.exec(line);
+    if (!m) continue;
+    const labels: Record<string, string> = {};
+    for (const l of (m[2] ?? '').matchAll(/([A-Za-z_][A-Za-z0-9_]*)="((?:[^"\\]|\\.)*)"/g)) labels[l[1]!] = l[2]!;
+    samples.push({ name: m[1]!, labels, value: Number(m[3]) });
+  }
+  return { text, samples };
+}
+
+/** The value of the sample of `name` whose labels include `labels` (undefined when none). */
+export function metricValue(samples: MetricSample[], name: string, labels: Record<string, string> = {}): number | undefined {
+  const s = samples.find((x) => x.name === name && Object.entries(labels).every(([k, v]) => x.labels[k] === v));
+  return s?.value;
+}

@@ -1,0 +1,158 @@
+// /metrics as an operator scrapes it: per-port counters match what a generator sent and
+// what arrived, exactly; drops are counted by reason; process and worker metrics exist;
+// the endpoint is on loopback only.
+//
+// Every namespace has IPv6 off and no host pings, so the only frames on the wire are the
+// ones a test sends.
+
+import test, { type ExecutionContext } from 'ava';
+import {
+  accessPort,
+  eventually,
+  metricValue,
+  metricsListen,
+  scrapeMetrics,
+  startDaemon,
+  trunkPort,
+  type Daemon,
+  type MetricSample,
+} from '../helpers/daemon.js';
+import { sendFrames, startCapture, type Frame } from '../helpers/frames.js';
+import { addHost, cleanupFor, run, sleep, type Host } from '../helpers/netns.js';
+
+const BROADCAST = 'ff:ff:ff:ff:ff:ff';
+const ET_UNICAST = 0x88b5;
+const ET_BCAST = 0x88b6;
+const UNICAST = 1000;
+const BCASTS = 50;
+/** 14-byte header + frames.py's default 46-byte payload. */
+const FRAME_LEN = 60;
+
+const only = (frames: Frame[], ethertype: number) => frames.filter((f) => f.ethertype === ethertype);
+
+async function scrape(sw: Daemon): Promise<MetricSample[]> {
+  return (await scrapeMetrics(metricsListen(sw))).samples;
+}
+
+/** A port counter from a scrape; 0 when the port has no sample (yet). */
+function portMetric(samples: MetricSample[], name: string, port: string, extra: Record<string, string> = {}): number {
+  return metricValue(samples, name, { port, ...extra }) ?? 0;
+}
+
+// a, b, c: access ports of VLAN 10; trunk: a trunk of [10, 20].
+async function topology(t: ExecutionContext) {
+  const cleanup = cleanupFor(t);
+  const [a, b, c, trunk] = (await Promise.all([1, 2, 3, 4].map(() => addHost(cleanup)))) as [Host, Host, Host, Host];
+  const sw = await startDaemon(t, cleanup, {
+    workers: 2,
+    ports: [accessPort(a.port, 10), accessPort(b.port, 10), accessPort(c.port, 10), trunkPort(trunk.port, [10, 20])],
+  });
+  return { cleanup, sw, a, b, c, trunk };
+}
+
+test.serial('port rx/tx counters on /metrics rise by exactly the frames sent and delivered', async (t) => {
+  const { cleanup, sw, a, b, c, trunk } = await topology(t);
+
+  // b announces itself, so frames to b are known unicast.
+  await sendFrames({ dev: b.dev, ns: b.ns, src: b.mac, dst: BROADCAST, ethertype: ET_BCAST });
+  await eventually('b learned on its port', async () => (await sw.fdb()).some((e) => e.mac === b.mac && e.port === b.port));
+  await sleep(300);
+
+  const before = await scrape(sw);
+  const capB = await startCapture(cleanup, { dev: b.dev, ns: b.ns, seconds: 15, count: UNICAST + BCASTS });
+  const capC = await startCapture(cleanup, { dev: c.dev, ns: c.ns, seconds: 15, count: BCASTS });
+  // Paced a little so that the capture sockets' buffers never overflow.
+  await sendFrames({ dev: a.dev, ns: a.ns, src: a.mac, dst: b.mac, ethertype: ET_UNICAST, count: UNICAST, interval: 0.0002 });
+  await sendFrames({ dev: a.dev, ns: a.ns, src: a.mac, dst: BROADCAST, ethertype: ET_BCAST, count: BCASTS, interval: 0.001 });
+  const atB = await capB.frames();
+  const atC = await capC.frames();
+  await sleep(500); // let the counters of the last frames settle
+  const after = await scrape(sw);
+  const delta = (name: string, port: string) => portMetric(after, name, port) - portMetric(before, name, port);
+
+  t.is(only(atB, ET_UNICAST).length, UNICAST, 'b captured every unicast frame');
+  t.is(only(atB, ET_BCAST).length, BCASTS, 'b captured every broadcast');
+  t.is(only(atC, ET_UNICAST).length, 0, 'c got none of the known unicast');
+  t.is(only(atC, ET_BCAST).length, BCASTS, 'c captured every broadcast');
+
+  const sent = UNICAST + BCASTS;
+  t.is(delta('vswitchd_port_rx_packets_total', a.port), sent, `rx_packets_total{port=a} rose by the ${sent} frames sent`);
+  t.is(delta('vswitchd_port_rx_bytes_total', a.port), sent * FRAME_LEN, 'rx_bytes_total{port=a} rose by their bytes');
+  t.is(delta('vswitchd_port_tx_packets_total', b.port), sent, 'tx_packets_total{port=b} rose by what b captured');
+  t.is(delta('vswitchd_port_tx_bytes_total', b.port), sent * FRAME_LEN, 'tx_bytes_total{port=b} rose by their bytes');
+  t.is(delta('vswitchd_port_tx_packets_total', c.port), BCASTS, 'tx_packets_total{port=c}: the broadcasts only');
+  // The trunk carries VLAN 10 too: it gets the broadcasts, tagged (4 bytes more each).
+  t.is(delta('vswitchd_port_tx_packets_total', trunk.port), BCASTS, 'tx_packets_total{port=trunk}: the broadcasts');
+  t.is(delta('vswitchd_port_tx_bytes_total', trunk.port), BCASTS * (FRAME_LEN + 4), 'tx_bytes_total{port=trunk}: tagged');
+  t.is(delta('vswitchd_port_rx_packets_total', b.port), 0, 'b sent nothing');
+  t.is(delta('vswitchd_port_tx_packets_total', a.port), 0, 'nothing went back to a');
+  t.is(delta('vswitchd_flood_packets_total', c.port), BCASTS, 'flood_packets_total{port=c}: the broadcasts');
+
+  // The same figures through the control socket.
+  const stats = await sw.stats();
+  t.is(stats.ports[a.port]!.rx_packets, portMetric(after, 'vswitchd_port_rx_packets_total', a.port), 'stats and /metrics agree');
+});
+
+test.serial('a truncated 802.1Q tag and a multicast source show in vswitchd_port_drops_total by reason', async (t) => {
+  const { cleanup, sw, a, b, trunk } = await topology(t);
+  const before = await scrape(sw);
+  const capB = await startCapture(cleanup, { dev: b.dev, ns: b.ns, seconds: 3 });
+
+  // 16 bytes: both MACs, the 802.1Q TPID and half a TCI.
+  const mac = (m: string) => m.replace(/:/g, '');
+  const truncated = `${mac(BROADCAST)}${mac(trunk.mac)}81000a`;
+  await sendFrames({ dev: trunk.dev, ns: trunk.ns, raw: truncated, count: 7 });
+  // A well-formed frame whose source is a multicast MAC.
+  await sendFrames({ dev: a.dev, ns: a.ns, src: '01:00:5e:00:00:07', dst: BROADCAST, ethertype: ET_BCAST, count: 3 });
+
+  await eventually('the drops to show on /metrics', async () => {
+    const now = await scrape(sw);
+    return (
+      portMetric(now, 'vswitchd_port_drops_total', trunk.port, { reason: 'malformed' }) -
+        portMetric(before, 'vswitchd_port_drops_total', trunk.port, { reason: 'malformed' }) >= 7 &&
+      portMetric(now, 'vswitchd_port_drops_total', a.port, { reason: 'multicast_source' }) -
+        portMetric(before, 'vswitchd_port_drops_total', a.port, { reason: 'multicast_source' }) >= 3
+    );
+  });
+  await sleep(300);
+  const after = await scrape(sw);
+  const drops = (s: MetricSample[], port: string, reason: string) => portMetric(s, 'vswitchd_port_drops_total', port, { reason });
+  t.is(drops(after, trunk.port, 'malformed') - drops(before, trunk.port, 'malformed'), 7, 'drops_total{reason="malformed"} +7 on the trunk');
+  t.is(drops(after, a.port, 'multicast_source') - drops(before, a.port, 'multicast_source'), 3, 'drops_total{reason="multicast_source"} +3 on a');
+  t.is(drops(after, trunk.port, 'multicast_source') - drops(before, trunk.port, 'multicast_source'), 0, 'no multicast_source drop on the trunk');
+  t.is(
+    portMetric(after, 'vswitchd_port_rx_packets_total', trunk.port) - portMetric(before, 'vswitchd_port_rx_packets_total', trunk.port),
+    7,
+    'the dropped frames were received (rx) all the same',
+  );
+  t.is((await capB.frames()).length, 0, 'no dropped frame reached b');
+});
+
+test.serial('/metrics has process metrics, worker busy ratios and FDB figures, and listens on 127.0.0.1 only', async (t) => {
+  const { sw, a, b } = await topology(t);
+  await sendFrames({ dev: a.dev, ns: a.ns, src: a.mac, dst: b.mac, ethertype: ET_UNICAST, count: 5 });
+  await eventually('a learned', async () => (await sw.fdb()).some((e) => e.mac === a.mac));
+  const { text, samples } = await scrapeMetrics(metricsListen(sw));
+
+  t.regex(text, /^# TYPE vswitchd_port_rx_packets_total counter$/m, 'port rx is a counter');
+  t.regex(text, /^# TYPE vswitchd_port_drops_total counter$/m, 'drops is a counter');
+  t.true((metricValue(samples, 'vswitchd_process_cpu_seconds_total') ?? 0) > 0, 'vswitchd_process_cpu_seconds_total');
+  t.true((metricValue(samples, 'vswitchd_process_resident_memory_bytes') ?? 0) > 0, 'vswitchd_process_resident_memory_bytes');
+  t.truthy(metricValue(samples, 'vswitchd_process_start_time_seconds'), 'vswitchd_process_start_time_seconds');
+  for (const worker of ['0', '1']) {
+    const ratio = metricValue(samples, 'vswitchd_worker_busy_ratio', { worker });
+    t.true(ratio !== undefined && ratio >= 0 && ratio <= 1, `vswitchd_worker_busy_ratio{worker="${worker}"} is a ratio: ${ratio}`);
+  }
+  t.true((metricValue(samples, 'vswitchd_fdb_entries') ?? 0) >= 1, 'vswitchd_fdb_entries counts the learned MAC');
+  t.true((metricValue(samples, 'vswitchd_fdb_events_total', { event: 'learn' }) ?? 0) >= 1, 'fdb learn events');
+  for (const p of [a.port, b.port]) {
+    for (const reason of ['runt', 'malformed', 'vlan_not_allowed']) {
+      t.not(metricValue(samples, 'vswitchd_port_drops_total', { port: p, reason }), undefined, `drops_total{port=${p},reason=${reason}} exported`);
+    }
+  }
+
+  const port = metricsListen(sw).split(':').pop()!;
+  const { stdout } = await run(['ss', '-Hltn', `sport = :${port}`]);
+  const locals = stdout.trim().split('\n').filter(Boolean).map((l) => l.trim().split(/\s+/)[3]);
+  t.deepEqual(locals, [`127.0.0.1:${port}`], `only 127.0.0.1:${port} listens:\n${stdout}`);
+});
