@@ -1,0 +1,199 @@
+// Ports that come and go at run time, as VMs start and stop: `vswitchctl port add/del`
+// while a TCP stream runs between two other hosts, and tap devices that vanish and return.
+
+import test from 'ava';
+import { accessPort, eventually, startDaemon, vswitchctl, vswitchctlJson, parseTable, type FdbRow, type PortInfo } from '../helpers/daemon.js';
+import { startVm, type Capture } from '../helpers/frames.js';
+import {
+  Background,
+  addHosts,
+  cleanupFor,
+  linkExists,
+  pingUntil,
+  randomMac,
+  run,
+  sleep,
+  staticArp,
+  uniqueName,
+  type Host,
+} from '../helpers/netns.js';
+
+const IPERF_SECONDS = 20;
+const CHURN_PORTS = 20;
+
+interface IperfInterval {
+  start: number;
+  end: number;
+  retransmits: number;
+  bitsPerSecond: number;
+}
+
+interface IperfReport {
+  gbps: number;
+  retransmits: number;
+  segments: number;
+  seconds: number;
+  intervals: IperfInterval[];
+}
+
+/** iperf3 TCP client -> server with the per-second figures (retransmits per interval). */
+async function iperfRun(client: Host, server: Host, seconds: number, port: number): Promise<IperfReport> {
+  const srv = new Background(['iperf3', '-s', '-1', '-B', server.ip, '-p', `${port}`], server.ns);
+  try {
+    await srv.waitFor('Server listening');
+    const res = await run(['iperf3', '-c', server.ip, '-p', `${port}`, '-t', `${seconds}`, '-J'], {
+      ns: client.ns,
+      timeoutMs: (seconds + 30) * 1000,
+      check: false,
+    });
+    const report = JSON.parse(res.stdout) as {
+      error?: string;
+      intervals?: { sum: { start: number; end: number; retransmits?: number; bits_per_second: number } }[];
+      end?: { sum_received?: { bits_per_second: number; seconds: number; bytes: number }; sum_sent?: { retransmits?: number; bytes: number } };
+    };
+    if (report.error || !report.end?.sum_received) throw new Error(`iperf3 failed (exit ${res.code}): ${report.error ?? res.stdout}`);
+    return {
+      gbps: report.end.sum_received.bits_per_second / 1e9,
+      retransmits: report.end.sum_sent?.retransmits ?? 0,
+      // Full-sized segments: a lower bound of the segments sent (1448 payload bytes each).
+      segments: Math.round((report.end.sum_sent?.bytes ?? 0) / 1448),
+      seconds: report.end.sum_received.seconds,
+      intervals: (report.intervals ?? []).map((i) => ({
+        start: i.sum.start,
+        end: i.sum.end,
+        retransmits: i.sum.retransmits ?? 0,
+        bitsPerSecond: i.sum.bits_per_second,
+      })),
+    };
+  } finally {
+    await srv.stop('SIGKILL');
+  }
+}
+
+/** One ping at a time every 20 ms until one is answered; ms until then, or undefined after timeoutMs. */
+async function msUntilReply(from: Host, ip: string, timeoutMs: number): Promise<number | undefined> {
+  const t0 = Date.now();
+  const res = await run(['ping', '-n', '-q', '-c', '1', '-i', '0.02', '-w', `${Math.ceil(timeoutMs / 1000)}`, ip], {
+    ns: from.ns,
+    check: false,
+    timeoutMs: timeoutMs + 5000,
+  });
+  return /1 (?:packets )?received/.test(res.stdout) ? Date.now() - t0 : undefined;
+}
+
+test.serial(`iperf3 runs ${IPERF_SECONDS} s undisturbed while ${CHURN_PORTS} tap ports are added and removed; each forwards within 1 s`, async (t) => {
+  const cleanup = cleanupFor(t);
+  const hosts = (await addHosts(cleanup, ['10.7.0.1/24', '10.7.0.2/24', '10.7.0.3/24'])) as [Host, Host, Host];
+  const [a, b, c] = hosts;
+  for (const h of hosts) for (const o of hosts) if (h !== o) await staticArp(h, o);
+  const sw = await startDaemon(t, cleanup, { workers: 2, ports: hosts.map((h) => accessPort(h.port, 10)) });
+  t.true(await pingUntil(a, b.ip), 'a reaches b');
+  t.true(await pingUntil(c, b.ip), 'c reaches b');
+
+  const started = Date.now();
+  const iperf = iperfRun(a, b, IPERF_SECONDS, 5301);
+  await sleep(1500);
+
+  const forwardMs: number[] = [];
+  const failures: string[] = [];
+  for (let i = 0; i < CHURN_PORTS; i++) {
+    const tap = `${uniqueName()}t`;
+    cleanup.add(() => run(['ip', 'link', 'del', tap], { check: false }));
+    const vm = { mac: randomMac(), ip: `10.7.0.${100 + i}` };
+    await run(['ip', 'neigh', 'replace', vm.ip, 'lladdr', vm.mac, 'nud', 'permanent', 'dev', c.dev], { ns: c.ns });
+    // Every other VM is started the way libvirt does it (tap first, then the port);
+    // the others on a tap that `port add` creates.
+    const precreated = i % 2 === 1;
+    let capture: Capture | undefined;
+    if (precreated) {
+      await run(['ip', 'tuntap', 'add', tap, 'mode', 'tap']);
+      capture = await startVm(cleanup, { tap, ...vm, seconds: 30 });
+    }
+    const add = await vswitchctl(sw.socketPath, ['port', 'add', tap, '--type', 'tap', '--vlan', '10']);
+    const added = Date.now();
+    if (add.code !== 0) {
+      failures.push(`port add ${tap}: exit ${add.code}: ${add.stderr}`);
+      continue;
+    }
+    capture ??= await startVm(cleanup, { tap, ...vm, seconds: 30 });
+    const ms = await msUntilReply(c, vm.ip, 3000);
+    if (ms === undefined) failures.push(`${tap}: no ping reply from its VM within 3 s`);
+    else forwardMs.push(Date.now() - added);
+    await capture.stop();
+    const del = await vswitchctl(sw.socketPath, ['port', 'del', tap]);
+    if (del.code !== 0) failures.push(`port del ${tap}: exit ${del.code}: ${del.stderr}`);
+    if (precreated) await run(['ip', 'link', 'del', tap]);
+    else if (await linkExists(tap)) failures.push(`${tap}: the tap port del should have removed is still there`);
+    await run(['ip', 'neigh', 'del', vm.ip, 'dev', c.dev], { ns: c.ns, check: false });
+  }
+  const churnDone = Date.now();
+  const report = await iperf;
+  const iperfDone = Date.now();
+
+  const intervalRetr = report.intervals.map((i) => i.retransmits);
+  t.log(
+    `iperf3 ${report.gbps.toFixed(2)} Gbit/s over ${report.seconds.toFixed(1)} s, ${report.retransmits} retransmits of >= ${report.segments} segments;` +
+      ` per second: [${intervalRetr.join(' ')}]`,
+  );
+  t.log(`time from port add to the first ping reply (ms): [${forwardMs.join(' ')}], max ${Math.max(...forwardMs)}`);
+  t.log(`churn took ${((churnDone - started) / 1000).toFixed(1)} s of iperf3's ${((iperfDone - started) / 1000).toFixed(1)} s`);
+
+  t.deepEqual(failures, [], 'every port add, VM reply and port del worked');
+  t.is(forwardMs.length, CHURN_PORTS, 'every added port forwarded');
+  t.true(Math.max(...forwardMs) < 1000, `each added port forwarded within 1 s of port add: max ${Math.max(...forwardMs)} ms`);
+  t.true(churnDone < iperfDone, 'all the ports came and went while iperf3 ran');
+  t.true(report.seconds >= IPERF_SECONDS - 0.5, `iperf3 completed its ${IPERF_SECONDS} s`);
+  t.true(report.intervals.every((i) => i.bitsPerSecond > 0), 'no second without throughput');
+  t.true(report.retransmits <= RETRANSMIT_LIMIT, `retransmits ${report.retransmits} <= ${RETRANSMIT_LIMIT}`);
+
+  const left = (await vswitchctlJson<PortInfo[]>(sw.socketPath, ['port', 'list'])).map((p) => p.name).sort();
+  t.deepEqual(left, [a.port, b.port, c.port, (sw.config as { bridge: string }).bridge].sort(), 'port list is back to the configured ports');
+});
+
+const RETRANSMIT_LIMIT = 50;
+
+test.serial('a port whose tap is deleted goes down and forgets its MACs; a new tap of that name brings it back', async (t) => {
+  const cleanup = cleanupFor(t);
+  const [h] = (await addHosts(cleanup, ['10.7.1.1/24'])) as [Host];
+  const tap = `${uniqueName()}t`;
+  cleanup.add(() => run(['ip', 'link', 'del', tap], { check: false }));
+  const sw = await startDaemon(t, cleanup, { ports: [accessPort(h.port, 10), accessPort(tap, 10, 'tap')] });
+  const vm = { mac: randomMac(), ip: '10.7.1.100' };
+  const portOf = async (): Promise<PortInfo & { down_reason?: string }> => {
+    const p = (await vswitchctlJson<PortInfo[]>(sw.socketPath, ['port', 'list'])).find((x) => x.name === tap);
+    if (!p) throw new Error(`${tap} is not in port list`);
+    return p;
+  };
+  const fdbOfTap = () => vswitchctlJson<FdbRow[]>(sw.socketPath, ['fdb', 'show', '--port', tap]);
+
+  let vmProc = await startVm(cleanup, { tap, ...vm, seconds: 60 });
+  t.true(await pingUntil(h, vm.ip), 'the host reaches the VM');
+  t.true((await fdbOfTap()).some((e) => e.mac === vm.mac), 'fdb show --port lists the VM MAC on the tap');
+  t.true((await portOf()).up, 'the tap port is up');
+
+  // The VM shuts down and its tap goes.
+  await vmProc.stop();
+  await run(['ip', 'link', 'del', tap]);
+  await eventually('port list shows the tap port down', async () => !(await portOf()).up, 5000);
+  const down = await portOf();
+  t.false(down.up, 'port list --json: up false');
+  t.log(`down_reason: ${down.down_reason}`);
+  const table = parseTable((await vswitchctl(sw.socketPath, ['port', 'list'])).stdout);
+  const row = table.rows.find((r) => r[0] === tap);
+  t.is(row?.[table.header.indexOf('UP')], 'false', 'the port list table shows it down');
+  t.deepEqual(await fdbOfTap(), [], 'fdb show --port has none of its MACs');
+  t.false((await sw.fdb()).some((e) => e.mac === vm.mac), 'the VM MAC is gone from the whole FDB');
+  const noneTable = await vswitchctl(sw.socketPath, ['fdb', 'show', '--port', tap]);
+  t.is(noneTable.stdout.trim(), '(none)', 'fdb show --port in table form says (none)');
+
+  // The VM starts again: a tap of the same name reappears.
+  await run(['ip', 'tuntap', 'add', tap, 'mode', 'tap']);
+  await eventually('port list shows the tap port up again', async () => (await portOf()).up, 5000);
+  t.true((await portOf()).up, 'the port came back by itself');
+  vmProc = await startVm(cleanup, { tap, ...vm, seconds: 60 });
+  t.true(await pingUntil(h, vm.ip, 5000), 'forwarding to the VM resumes');
+  await eventually('the VM MAC learned on the tap again', async () => (await fdbOfTap()).some((e) => e.mac === vm.mac));
+  t.pass('the VM MAC is learned on the tap again');
+  const frames = await vmProc.stop();
+  t.true(frames.some((f) => f.replied === 'icmp'), 'the VM answered pings after the tap came back');
+});
