@@ -1,13 +1,57 @@
 // SPDX-License-Identifier: GPL-2.0
-// Steers every frame of a switch port into the AF_XDP socket bound to the
-// queue it arrived on. One copy of this program is attached per port; each copy
-// has its own XSKMAP (key: rx queue index, value: socket). A queue with no
-// socket yet passes frames to the kernel stack rather than dropping them.
+// The XDP program on every switch port. Two paths:
+//
+//  - fast path (datapath.fast_path: auto): known unicast is switched here, in
+//    the kernel. The program reads the same FDB the hot loops read (a
+//    BPF_F_MMAPABLE array the control plane writes), checks that the source is
+//    already learned on this port, pushes/pops the VLAN tag the egress port
+//    needs and redirects through a DEVMAP_HASH.
+//  - slow path: everything else (broadcast, multicast, unknown unicast, new or
+//    moved sources, control frames, bonds, odd frames) goes to the AF_XDP
+//    socket of the queue it arrived on, as before.
+//
+// One copy of this program is loaded per port, each with its own XSKMAP; the
+// other maps are created once by the daemon and shared (bpf_map__reuse_fd).
+// Anything unexpected takes the slow path, which counts drops and reasons.
 #include <linux/bpf.h>
+#include <linux/if_ether.h>
 #include <bpf/bpf_helpers.h>
+#include <bpf/bpf_endian.h>
 #include <xdp/xdp_helpers.h>
 
 #define MAX_QUEUES 64
+#define MAX_PORTS 256
+#define FDB_STATIC 1
+#define FDB_TOMBSTONE 0x8000
+#define MAX_PROBES 32
+
+// Layout shared with native/fdb_table.h (FdbSlot) and native/datapath.h (FastPort).
+struct fdb_slot {
+	__u32 seq;
+	__u16 vlan;
+	__u8 mac[6];
+	__u16 port;
+	__u16 flags;
+	__u32 reserved;
+	__u64 last_seen_ms;
+};
+
+struct fast_port {
+	__u8 active;      // attached and carrying traffic
+	__u8 trunk;
+	__u8 fast_in;     // frames arriving here may be switched in XDP
+	__u8 fast_out;    // frames for this port may be redirected to it
+	__u16 access_vlan;
+	__u16 native_vlan;
+	__u64 allowed[64];
+};
+
+struct fast_counters {
+	__u64 rx_packets;
+	__u64 rx_bytes;
+	__u64 tx_packets;
+	__u64 tx_bytes;
+};
 
 struct {
 	__uint(type, BPF_MAP_TYPE_XSKMAP);
@@ -16,15 +60,226 @@ struct {
 	__type(value, __u32);
 } xsks_map SEC(".maps");
 
+// The FDB; the daemon creates it (size set at run time) and shares it.
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__uint(max_entries, 1024);
+	__type(key, __u32);
+	__type(value, struct fdb_slot);
+} vswitchd_fdb SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, MAX_PORTS);
+	__type(key, __u32);
+	__type(value, struct fast_port);
+} vswitchd_ports SEC(".maps");
+
+// ingress ifindex -> port index
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, MAX_PORTS);
+	__type(key, __u32);
+	__type(value, __u32);
+} vswitchd_ifports SEC(".maps");
+
+// port index -> egress device
+struct {
+	__uint(type, BPF_MAP_TYPE_DEVMAP_HASH);
+	__uint(max_entries, MAX_PORTS);
+	__type(key, __u32);
+	__type(value, __u32);
+} vswitchd_tx SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, MAX_PORTS);
+	__type(key, __u32);
+	__type(value, struct fast_counters);
+} vswitchd_fast_stats SEC(".maps");
+
+struct fast_config {
+	__u32 fdb_mask;   // FDB slots - 1
+	__u32 enabled;    // datapath.fast_path
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct fast_config);
+} vswitchd_config SEC(".maps");
+
 struct {
 	__uint(priority, 20);
 	__uint(XDP_PASS, 1);
 } XDP_RUN_CONFIG(vswitchd_steer);
 
+static __always_inline int slow_path(struct xdp_md *ctx)
+{
+	return bpf_redirect_map(&xsks_map, ctx->rx_queue_index, XDP_PASS);
+}
+
+static __always_inline __u64 mac_key(const __u8 *mac, __u16 vlan)
+{
+	__u64 k = 0;
+	__builtin_memcpy(&k, mac, 6);
+	return k | ((__u64)vlan << 48);
+}
+
+static __always_inline int carries(const struct fast_port *p, __u16 vlan)
+{
+	if (!p->active)
+		return 0;
+	if (!p->trunk)
+		return p->access_vlan == vlan;
+	if (vlan == p->native_vlan)
+		return 1;
+	return (p->allowed[(vlan / 64) & 63] >> (vlan % 64)) & 1;
+}
+
+// Linear probing over the shared table, as native/fdb_table.h does. A slot
+// being written (odd sequence) or changed under us reads as a miss.
+static __always_inline struct fdb_slot *fdb_lookup(__u32 mask, __u16 vlan, const __u8 *mac, __u16 *port, __u16 *flags)
+{
+	__u64 want = mac_key(mac, vlan);
+	__u32 i = (__u32)((want * 0x9E3779B97F4A7C15ull) >> 32) & mask;
+
+	for (int probe = 0; probe < MAX_PROBES; probe++, i = (i + 1) & mask) {
+		__u32 key = i;
+		struct fdb_slot *s = bpf_map_lookup_elem(&vswitchd_fdb, &key);
+		if (!s)
+			return 0;
+		__u32 seq = *(volatile __u32 *)&s->seq;
+		__u16 sv = *(volatile __u16 *)&s->vlan;
+		__u16 sf = *(volatile __u16 *)&s->flags;
+		__u16 sp = *(volatile __u16 *)&s->port;
+		__u64 key_found = mac_key(s->mac, sv);
+		if ((seq & 1) || *(volatile __u32 *)&s->seq != seq)
+			return 0;
+		if (sv == 0 && !(sf & FDB_TOMBSTONE))
+			return 0;
+		if (sv != 0 && key_found == want) {
+			*port = sp;
+			*flags = sf;
+			return s;
+		}
+	}
+	return 0;
+}
+
 SEC("xdp")
 int vswitchd_steer(struct xdp_md *ctx)
 {
-	return bpf_redirect_map(&xsks_map, ctx->rx_queue_index, XDP_PASS);
+	__u32 zero = 0;
+	struct fast_config *cfg = bpf_map_lookup_elem(&vswitchd_config, &zero);
+	if (!cfg || !cfg->enabled)
+		return slow_path(ctx);
+
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+	__u8 *eth = data;
+	__u64 rx_len = (__u64)(data_end - data);
+	if (data + 18 > data_end)
+		return slow_path(ctx);
+	// Multicast and broadcast destinations flood; link-local frames are control.
+	if (eth[0] & 1)
+		return slow_path(ctx);
+
+	__u32 ifindex = ctx->ingress_ifindex;
+	__u32 *in_idx = bpf_map_lookup_elem(&vswitchd_ifports, &ifindex);
+	if (!in_idx)
+		return slow_path(ctx);
+	__u32 in = *in_idx;
+	struct fast_port *ip = bpf_map_lookup_elem(&vswitchd_ports, &in);
+	if (!ip || !ip->active || !ip->fast_in)
+		return slow_path(ctx);
+
+	// The VLAN, by the rules of src/switch/flood.ts ingressVlan.
+	__u16 ethertype = bpf_ntohs(*(__u16 *)(eth + 12));
+	int tagged = ethertype == ETH_P_8021Q;
+	__u16 tci = tagged ? bpf_ntohs(*(__u16 *)(eth + 14)) : 0;
+	__u16 vid = tci & 0x0fff;
+	__u16 vlan;
+	if (!ip->trunk) {
+		if (tagged && vid != 0)
+			return slow_path(ctx);
+		vlan = ip->access_vlan;
+	} else if (tagged && vid != 0) {
+		if (!carries(ip, vid))
+			return slow_path(ctx);
+		vlan = vid;
+	} else {
+		if (!ip->native_vlan)
+			return slow_path(ctx);
+		vlan = ip->native_vlan;
+	}
+	if (eth[6] & 1)
+		return slow_path(ctx);
+
+	__u32 mask = cfg->fdb_mask;
+	__u16 src_port, src_flags, dst_port, dst_flags;
+	struct fdb_slot *src = fdb_lookup(mask, vlan, eth + 6, &src_port, &src_flags);
+	if (!src || src_port != in)
+		return slow_path(ctx);  // new or moved source: the control plane learns it
+	struct fdb_slot *dst = fdb_lookup(mask, vlan, eth, &dst_port, &dst_flags);
+	if (!dst || dst_port == in)
+		return slow_path(ctx);
+	__u32 out = dst_port;
+	struct fast_port *op = bpf_map_lookup_elem(&vswitchd_ports, &out);
+	if (!op || !op->fast_out || !carries(op, vlan))
+		return slow_path(ctx);
+
+	// Keep the source alive for aging (once a second, like the hot loop).
+	__u64 now_ms = bpf_ktime_get_ns() / 1000000;
+	if (now_ms - src->last_seen_ms >= 1000)
+		src->last_seen_ms = now_ms;
+
+	int want_tag = op->trunk && vlan != op->native_vlan;
+	__u8 pcp = tci >> 13;
+	if (tagged && !want_tag) {
+		__u8 macs[12];
+		__builtin_memcpy(macs, eth, 12);
+		if (bpf_xdp_adjust_head(ctx, 4))
+			return slow_path(ctx);
+		data = (void *)(long)ctx->data;
+		data_end = (void *)(long)ctx->data_end;
+		if (data + 14 > data_end)
+			return XDP_DROP;
+		__builtin_memcpy(data, macs, 12);
+	} else if (!tagged && want_tag) {
+		__u8 macs[12];
+		__builtin_memcpy(macs, eth, 12);
+		if (bpf_xdp_adjust_head(ctx, -4))
+			return slow_path(ctx);
+		data = (void *)(long)ctx->data;
+		data_end = (void *)(long)ctx->data_end;
+		if (data + 18 > data_end)
+			return XDP_DROP;
+		__builtin_memcpy(data, macs, 12);
+	}
+	if (want_tag) {
+		data = (void *)(long)ctx->data;
+		data_end = (void *)(long)ctx->data_end;
+		if (data + 18 > data_end)
+			return XDP_DROP;
+		*(__u16 *)(data + 12) = bpf_htons(ETH_P_8021Q);
+		*(__u16 *)(data + 14) = bpf_htons((__u16)(pcp << 13) | vlan);
+	}
+
+	__u64 len = (__u64)((long)ctx->data_end - (long)ctx->data);
+	struct fast_counters *ic = bpf_map_lookup_elem(&vswitchd_fast_stats, &in);
+	if (ic) {
+		ic->rx_packets++;
+		ic->rx_bytes += rx_len;
+	}
+	struct fast_counters *oc = bpf_map_lookup_elem(&vswitchd_fast_stats, &out);
+	if (oc) {
+		oc->tx_packets++;
+		oc->tx_bytes += len;
+	}
+	return bpf_redirect_map(&vswitchd_tx, out, 0);
 }
 
 char _license[] SEC("license") = "GPL";

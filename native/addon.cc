@@ -98,6 +98,7 @@ class DatapathWrap : public Napi::ObjectWrap<DatapathWrap> {
                            InstanceMethod<&DatapathWrap::FdbInfo>("fdbInfo"),
                            InstanceMethod<&DatapathWrap::Close>("close"),
                            InstanceMethod<&DatapathWrap::AddBond>("addBond"),
+                           InstanceMethod<&DatapathWrap::SetPortFast>("setPortFast"),
                            InstanceMethod<&DatapathWrap::SetBondBuckets>("setBondBuckets"),
                            InstanceMethod<&DatapathWrap::SetLeg>("setLeg"),
                            InstanceMethod<&DatapathWrap::SendFrame>("sendFrame"),
@@ -111,7 +112,8 @@ class DatapathWrap : public Napi::ObjectWrap<DatapathWrap> {
     Datapath::Options opts{o.Get("workers").As<Napi::Number>().Uint32Value(),
                            o.Get("framesPerWorker").As<Napi::Number>().Uint32Value(),
                            o.Get("fdbCapacity").As<Napi::Number>().Uint32Value(),
-                           o.Get("bpfObject").As<Napi::String>().Utf8Value()};
+                           o.Get("bpfObject").As<Napi::String>().Utf8Value(),
+                           o.Get("fastPath").ToBoolean().Value()};
     if (Datapath::current()) throw Napi::Error::New(env, "a datapath already exists in this process");
     dp_ = guarded(env, [&] { return std::make_shared<Datapath>(opts); });
     Datapath::setCurrent(dp_);
@@ -184,7 +186,19 @@ class DatapathWrap : public Napi::ObjectWrap<DatapathWrap> {
     auto drops = Napi::Object::New(env);
     for (int r = 0; r < kDropCount; r++) drops.Set(kDropReasonNames[r], static_cast<double>(d.counter(port, kDropBase + r)));
     o.Set("drops", drops);
+    const FastCounters fc = d.fastCounters(port);
+    auto fast = Napi::Object::New(env);
+    fast.Set("rx_packets", static_cast<double>(fc.rx_packets));
+    fast.Set("rx_bytes", static_cast<double>(fc.rx_bytes));
+    fast.Set("tx_packets", static_cast<double>(fc.tx_packets));
+    fast.Set("tx_bytes", static_cast<double>(fc.tx_bytes));
+    o.Set("fast", fast);
     return o;
+  }
+
+  void SetPortFast(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    guarded(env, [&] { dp(env).setPortFast(argU16(info, 0, "index"), info[1].ToBoolean(), info[2].ToBoolean()); });
   }
 
   Napi::Value WorkerCounters(const Napi::CallbackInfo& info) {

@@ -81,6 +81,7 @@ Datapath::Datapath(const Options& opts) : opts_(opts) {
   libbpf_set_print(libbpfPrint);
   umem_ = std::make_unique<Umem>(opts.workers * opts.frames_per_worker);
   fdb_ = std::make_unique<FdbTable>(opts.fdb_capacity);
+  createFastMaps();
   for (uint32_t w = 0; w < opts.workers; w++) {
     auto worker = std::make_unique<Worker>();
     worker->id = w;
@@ -101,6 +102,77 @@ Datapath::Datapath(const Options& opts) : opts_(opts) {
   commit();
 }
 
+void Datapath::createFastMaps() {
+  auto create = [](bpf_map_type type, const char* name, uint32_t key, uint32_t value, uint32_t entries) {
+    const int fd = bpf_map_create(type, name, key, value, entries, nullptr);
+    if (fd < 0) throw std::runtime_error(std::string("creating BPF map ") + name + ": " + errText(fd));
+    return fd;
+  };
+  ports_map_fd_ = create(BPF_MAP_TYPE_ARRAY, "vswitchd_ports", 4, sizeof(FastPort), kMaxPorts);
+  ifports_map_fd_ = create(BPF_MAP_TYPE_HASH, "vswitchd_ifport", 4, 4, kMaxPorts);
+  tx_map_fd_ = create(BPF_MAP_TYPE_DEVMAP_HASH, "vswitchd_tx", 4, 4, kMaxPorts);
+  stats_map_fd_ = create(BPF_MAP_TYPE_PERCPU_ARRAY, "vswitchd_fstats", 4, sizeof(FastCounters), kMaxPorts);
+  config_map_fd_ = create(BPF_MAP_TYPE_ARRAY, "vswitchd_config", 4, 8, 1);
+  const uint32_t zero = 0;
+  const uint32_t config[2] = {opts_.fdb_capacity - 1, opts_.fast_path ? 1u : 0u};
+  if (bpf_map_update_elem(config_map_fd_, &zero, config, 0) != 0)
+    throw std::runtime_error("writing the fast path config map: " + errText(errno));
+  ncpus_ = libbpf_num_possible_cpus();
+  if (ncpus_ < 1) ncpus_ = 1;
+}
+
+// Every port's program reads the same FDB, port table and devmap.
+void Datapath::shareMaps(xdp_program* prog) {
+  bpf_object* obj = xdp_program__bpf_obj(prog);
+  const std::pair<const char*, int> shared[] = {
+      {"vswitchd_fdb", fdb_->mapFd()},         {"vswitchd_ports", ports_map_fd_},     {"vswitchd_ifports", ifports_map_fd_},
+      {"vswitchd_tx", tx_map_fd_},             {"vswitchd_fast_stats", stats_map_fd_}, {"vswitchd_config", config_map_fd_},
+  };
+  for (const auto& [name, fd] : shared) {
+    bpf_map* map = bpf_object__find_map_by_name(obj, name);
+    if (!map) throw std::runtime_error(opts_.bpf_object + " has no map " + name);
+    if (int err = bpf_map__reuse_fd(map, fd)) throw std::runtime_error(std::string("sharing map ") + name + ": " + errText(err));
+  }
+}
+
+void Datapath::setPortFast(uint16_t index, bool fast_in, bool fast_out) {
+  std::lock_guard<std::mutex> lock(control_mu_);
+  if (index >= kMaxPorts) throw std::runtime_error("port index out of range");
+  fast_in_[index] = fast_in && opts_.fast_path;
+  fast_out_[index] = fast_out && opts_.fast_path;
+}
+
+// Called with the view being published: what XDP sees follows what the workers see.
+void Datapath::writeFastPorts(const View& v) {
+  for (uint32_t i = 0; i < kMaxPorts; i++) {
+    const PortView& pv = v.ports[i];
+    FastPort fp{};
+    const bool plain = pv.active && pv.bond < 0 && !pv.is_bond;  // bonds stay on the AF_XDP path
+    fp.active = plain;
+    fp.trunk = pv.trunk;
+    fp.fast_in = plain && fast_in_[i];
+    fp.fast_out = plain && fast_out_[i];
+    fp.access_vlan = pv.access_vlan;
+    fp.native_vlan = pv.native_vlan;
+    std::memcpy(fp.allowed, pv.allowed, sizeof(fp.allowed));
+    bpf_map_update_elem(ports_map_fd_, &i, &fp, 0);
+  }
+}
+
+FastCounters Datapath::fastCounters(uint16_t port) const {
+  std::vector<FastCounters> per_cpu(static_cast<size_t>(ncpus_));
+  FastCounters sum{};
+  const uint32_t key = port;
+  if (bpf_map_lookup_elem(stats_map_fd_, &key, per_cpu.data()) != 0) return sum;
+  for (const FastCounters& c : per_cpu) {
+    sum.rx_packets += c.rx_packets;
+    sum.rx_bytes += c.rx_bytes;
+    sum.tx_packets += c.tx_packets;
+    sum.tx_bytes += c.tx_bytes;
+  }
+  return sum;
+}
+
 Datapath::~Datapath() {
   for (int i = 0; i < kMaxPorts; i++) {
     if (ports_[i].name.empty()) continue;
@@ -110,6 +182,8 @@ Datapath::~Datapath() {
   }
   for (auto& w : workers_)
     if (w->event_fd >= 0) close(w->event_fd);
+  for (int fd : {ports_map_fd_, ifports_map_fd_, tx_map_fd_, stats_map_fd_, config_map_fd_})
+    if (fd >= 0) close(fd);
 }
 
 Datapath::PortResult Datapath::addPort(uint16_t index, const std::string& name, int queues,
@@ -144,6 +218,12 @@ Datapath::PortResult Datapath::addPort(uint16_t index, const std::string& name, 
       fresh.prog = nullptr;
       throw std::runtime_error("opening " + opts_.bpf_object + ": " + errText(err));
     }
+    try {
+      shareMaps(fresh.prog);
+    } catch (...) {
+      xdp_program__close(fresh.prog);
+      throw;
+    }
     int err = -1;
     if (xdp_mode != "generic") {
       err = xdp_program__attach(fresh.prog, fresh.ifindex, XDP_MODE_NATIVE, 0);
@@ -174,6 +254,10 @@ Datapath::PortResult Datapath::addPort(uint16_t index, const std::string& name, 
           throw std::runtime_error(name + ": adding queue " + std::to_string(qi) + " to the XSKMAP: " + errText(errno));
         fresh.queues.push_back(std::move(q));
       }
+      const uint32_t key = fresh.ifindex, port = index;
+      if (bpf_map_update_elem(ifports_map_fd_, &key, &port, 0) != 0 ||
+          bpf_map_update_elem(tx_map_fd_, &port, &key, 0) != 0)
+        throw std::runtime_error(name + ": registering the port with the fast path: " + errText(errno));
     } catch (...) {
       detachProgram(fresh);
       for (auto& q : fresh.queues) q->xsk->closeAndHarvest();  // nothing was filled yet
@@ -210,8 +294,17 @@ void Datapath::removePort(uint16_t index) {
     std::erase_if(list, [index](Queue* q) { return q->port == index; });
   for (auto& words : staged_.flood) words[index / 64] &= ~(1ull << (index % 64));
   lock.unlock();
-  commit();  // from here on no worker touches the port's queues
+  fast_in_[index] = fast_out_[index] = 0;
+  commit();  // from here on no worker and no XDP program uses the port
   lock.lock();
+  const uint32_t key = static_cast<uint32_t>(p.ifindex), port = index;
+  if (p.ifindex) {
+    bpf_map_delete_elem(ifports_map_fd_, &key);
+    bpf_map_delete_elem(tx_map_fd_, &port);
+  }
+  const FastCounters zero{};
+  std::vector<FastCounters> zeros(static_cast<size_t>(ncpus_), zero);
+  bpf_map_update_elem(stats_map_fd_, &port, zeros.data(), 0);
   detachProgram(p);
   releaseQueues(p.queues);
   if (p.tap_fd >= 0) close(p.tap_fd);
@@ -320,6 +413,7 @@ void Datapath::commit() {
     next->gen = next_gen_++;
   }
   const uint64_t gen = next->gen;
+  writeFastPorts(*next);
   live_.store(next.get(), std::memory_order_seq_cst);
   views_.push_back(std::move(next));
   wakeAll();

@@ -97,6 +97,21 @@ struct PortView {
   int16_t buckets[256];            // bond: bucket -> leg port index, -1 = none
 };
 
+// Per-port state of the XDP fast path; layout shared with bpf/xsk_steer.bpf.c (struct fast_port).
+struct FastPort {
+  uint8_t active;
+  uint8_t trunk;
+  uint8_t fast_in;
+  uint8_t fast_out;
+  uint16_t access_vlan;
+  uint16_t native_vlan;
+  uint64_t allowed[64];
+};
+
+struct FastCounters {
+  uint64_t rx_packets, rx_bytes, tx_packets, tx_bytes;
+};
+
 struct View {
   uint64_t gen = 0;
   PortView ports[kMaxPorts];
@@ -148,6 +163,7 @@ class Datapath {
     uint32_t frames_per_worker;
     uint32_t fdb_capacity;
     std::string bpf_object;  // path of xsk_steer.bpf.o
+    bool fast_path;          // switch known unicast in XDP where ports allow it
   };
   explicit Datapath(const Options& opts);  // throws
   ~Datapath();
@@ -184,8 +200,15 @@ class Datapath {
   // Transmits a frame built by the control plane (LACPDUs, gratuitous RARPs) on a port.
   void sendFrame(uint16_t port, const std::vector<uint8_t>& frame);
 
+  // XDP fast path (main thread). fast_out: the port's device takes XDP_REDIRECT.
+  void setPortFast(uint16_t index, bool fast_in, bool fast_out);
+  FastCounters fastCounters(uint16_t port) const;
+
  private:
   std::unique_ptr<View> buildView() const;
+  void createFastMaps();
+  void writeFastPorts(const View& v);
+  void shareMaps(xdp_program* prog);
   void detachProgram(PortInfo& p);
   void releaseQueues(std::vector<std::unique_ptr<Queue>>& queues);
 
@@ -198,6 +221,11 @@ class Datapath {
   std::atomic<View*> live_{nullptr};
   std::vector<std::unique_ptr<View>> views_;  // published, kept until no worker uses them
   uint64_t next_gen_ = 1;
+  // Maps every port's XDP program shares (see bpf/xsk_steer.bpf.c).
+  int ports_map_fd_ = -1, ifports_map_fd_ = -1, tx_map_fd_ = -1, stats_map_fd_ = -1, config_map_fd_ = -1;
+  uint8_t fast_in_[kMaxPorts] = {};
+  uint8_t fast_out_[kMaxPorts] = {};
+  int ncpus_ = 1;
   std::mutex control_mu_;
 };
 

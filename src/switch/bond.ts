@@ -31,7 +31,7 @@
 // fnv1a32() + bucketOf(); see "Flow hash" below.
 
 import type { LacpConfig } from './config.js';
-import { formatLacpState, LacpPort, type LacpPortInfo } from './lacp.js';
+import { formatLacpState, LACP_STATE_AGGREGATION, LacpPort, type LacpPortInfo } from './lacp.js';
 import type { Clock, Mac } from './types.js';
 
 export type BondMode = 'active-backup' | 'balance-tcp' | 'lacp';
@@ -388,7 +388,8 @@ export class BondPolicy {
   /**
    * Selection Logic (802.1AX 6.4.14), one aggregator per bond: the legs whose
    * partner is the aggregator's chosen partner (system priority, system MAC,
-   * key) are selected, the others stay out. The chosen partner is the one
+   * key) are selected, the others stay out. A leg without carrier or without
+   * a partner (DEFAULTED) is never selected. The chosen partner is the one
    * behind the most legs; on a tie the current choice stays (so a leg that
    * moves to another switch does not steal the LAG), else the first in member order.
    */
@@ -398,7 +399,9 @@ export class BondPolicy {
     for (const l of this.legs) {
       const p = l.lacp!.partner;
       if (p === undefined || !l.carrierUp) continue;
-      const id = `${p.systemPriority}/${p.systemMac}/${p.key}`;
+      // A partner port that says it is Individual (Aggregation bit clear) is a LAG of its own.
+      const individual = (p.state & LACP_STATE_AGGREGATION) === 0;
+      const id = `${p.systemPriority}/${p.systemMac}/${p.key}` + (individual ? `/port ${p.portNumber}` : '');
       partnerOf.set(l, id);
       legsOf.set(id, (legsOf.get(id) ?? 0) + 1);
     }

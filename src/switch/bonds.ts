@@ -203,7 +203,7 @@ export class BondManager {
         index: b.port.index,
         legTx: Object.fromEntries(b.cfg.members.map((m) => {
           const p = this.opts.ports.byName(m);
-          return [m, p ? this.opts.datapath.portCounters(p.index).tx_packets : 0];
+          return [m, p ? this.opts.datapath.portCounters(p.index).tx_packets : 0];  // legs never take the fast path
         })),
       }));
   }

@@ -57,6 +57,7 @@ function portRow(p: Port) {
     workers: p.owners,
     vlan: p.vlan,
     ...(p.bond ? { bond: p.bond } : {}),
+    ...(p.fastPath ? { fast_path: p.fastPath.in && p.fastPath.out ? 'yes' : p.fastPath.in ? 'in' : p.fastPath.out ? 'out' : 'no' } : {}),
   };
 }
 

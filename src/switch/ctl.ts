@@ -113,8 +113,21 @@ export function toRequest(words: string[], o: Record<string, string | undefined>
 
 function render(cmd: string, result: unknown): string {
   if (cmd === 'stats') {
-    const r = result as { ports: Record<string, Record<string, unknown>>; workers: Record<string, number>[] };
-    const ports = table(Object.entries(r.ports).map(([port, c]) => ({ port, ...c })));
+    type Counters = { rx_packets: number; rx_bytes: number; tx_packets: number; tx_bytes: number; flood_packets: number; drops: Record<string, number>; paths: { xdp: { rx_packets: number; tx_packets: number } } };
+    const r = result as { ports: Record<string, Counters>; workers: Record<string, number>[] };
+    const ports = table(
+      Object.entries(r.ports).map(([port, c]) => ({
+        port,
+        rx_packets: c.rx_packets,
+        rx_bytes: c.rx_bytes,
+        tx_packets: c.tx_packets,
+        tx_bytes: c.tx_bytes,
+        xdp_rx: c.paths.xdp.rx_packets,
+        xdp_tx: c.paths.xdp.tx_packets,
+        flood: c.flood_packets,
+        drops: c.drops,
+      })),
+    );
     const workers = table(
       r.workers.map((w, i) => ({
         worker: i,

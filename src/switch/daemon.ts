@@ -80,9 +80,10 @@ export class Switch {
       framesPerWorker: config.datapath.frames_per_worker,
       fdbCapacity: config.fdb.capacity,
       bpfObject: bpfObjectPath,
+      fastPath: config.datapath.fast_path === 'auto',
     });
     const created = new CreatedDevices(path.join(path.dirname(config.control.socket), `${config.bridge}.devices.json`));
-    this.ports = new PortTable({ native: this.native, created, datapath: this.datapath, xdpMode: config.datapath.xdp_mode, log });
+    this.ports = new PortTable({ native: this.native, created, datapath: this.datapath, xdpMode: config.datapath.xdp_mode, fastPath: config.datapath.fast_path === 'auto', log });
     this.fdb = new FdbManager({
       table: nativeFdbTable(this.datapath),
       clock: this.clock,
@@ -291,7 +292,19 @@ export class Switch {
 
   portCounters(): Record<string, PortCounters> {
     const out: Record<string, PortCounters> = {};
-    for (const p of this.ports.list()) out[p.name] = this.datapath.portCounters(p.index);
+    for (const p of this.ports.list()) {
+      const { fast, ...slow } = this.datapath.portCounters(p.index);
+      const afxdp = { rx_packets: slow.rx_packets, rx_bytes: slow.rx_bytes, tx_packets: slow.tx_packets, tx_bytes: slow.tx_bytes };
+      out[p.name] = {
+        rx_packets: slow.rx_packets + fast.rx_packets,
+        rx_bytes: slow.rx_bytes + fast.rx_bytes,
+        tx_packets: slow.tx_packets + fast.tx_packets,
+        tx_bytes: slow.tx_bytes + fast.tx_bytes,
+        flood_packets: slow.flood_packets,
+        drops: slow.drops,
+        paths: { afxdp, xdp: fast },
+      };
+    }
     return out;
   }
 

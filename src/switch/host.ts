@@ -66,9 +66,14 @@ async function ifnameByIndex(ifindex: number, ns?: string): Promise<string | und
  * and tx checksum offload off on a veth's peer: a frame whose checksum was
  * left to "hardware" would leave the switch with a wrong checksum.
  */
-export async function prepareDevice(name: string, info: LinkInfo): Promise<{ changes: string[]; warnings: string[] }> {
+export async function prepareDevice(
+  name: string,
+  info: LinkInfo,
+  fastPath = false,
+): Promise<{ changes: string[]; warnings: string[]; peerTakesRedirect: boolean }> {
   const changes: string[] = [];
   const warnings: string[] = [];
+  let peerTakesRedirect = false;
   const qdisc = await sh('tc', ['qdisc', 'show', 'dev', name, 'root']);
   if (!qdisc.startsWith('qdisc noqueue')) {
     await sh('tc', ['qdisc', 'replace', 'dev', name, 'root', 'noqueue']);
@@ -87,16 +92,28 @@ export async function prepareDevice(name: string, info: LinkInfo): Promise<{ cha
     const peer = info.peerNetnsId !== undefined && !ns ? undefined : await ifnameByIndex(info.peerIfindex, ns);
     if (peer) {
       const prefix = ns ? ['ip', 'netns', 'exec', ns] : [];
+      const where = `peer ${peer}${ns ? ` (netns ${ns})` : ''}`;
       const [cmd, ...rest] = [...prefix, 'ethtool', '-K', peer, 'tx', 'off'];
       await sh(cmd!, rest).then(
-        () => changes.push(`tx checksum offload off on peer ${peer}${ns ? ` (netns ${ns})` : ''}`),
+        () => changes.push(`tx checksum offload off on ${where}`),
         (err: Error) => warnings.push(`could not turn tx checksum offload off on peer ${peer}: ${err.message}`),
       );
+      if (fastPath) {
+        // A frame redirected into a veth is dropped unless the peer runs NAPI; GRO turns it on.
+        const [gcmd, ...grest] = [...prefix, 'ethtool', '-K', peer, 'gro', 'on'];
+        await sh(gcmd!, grest).then(
+          () => {
+            peerTakesRedirect = true;
+            changes.push(`gro on on ${where} (fast path)`);
+          },
+          (err: Error) => warnings.push(`could not turn GRO on on peer ${peer}; no fast path towards it: ${err.message}`),
+        );
+      }
     } else {
       warnings.push('veth peer is in an unnamed namespace: run `ethtool -K <peer> tx off` there, or TCP checksums break');
     }
   }
-  return { changes, warnings };
+  return { changes, warnings, peerTakesRedirect };
 }
 
 export async function setLinkUp(name: string): Promise<void> {

@@ -437,6 +437,7 @@ export class LacpPort {
     switch (this.rxState) {
       case 'port-disabled':
         this.enterExpired();
+        this.ntt = true; // a link that comes up announces itself at once, not a period later
         return true;
       case 'current':
         if (now >= this.currentWhileUntil) {
@@ -478,8 +479,10 @@ export class LacpPort {
       return;
     }
     if (!this.enabled) return;
-    // update_Selected: a different partner port means a different LAG; detach first.
-    if (!this.partnerKnown || !sameId(pdu.actor, this.partnerOper)) this.selected = false;
+    // update_Selected: a different partner port (or one that changed its
+    // Aggregation bit) means a different LAG; detach first.
+    const aggregationChanged = ((pdu.actor.state ^ this.partnerOper.state) & LACP_STATE_AGGREGATION) !== 0;
+    if (!this.partnerKnown || !sameId(pdu.actor, this.partnerOper) || aggregationChanged) this.selected = false;
     // update_NTT: the partner's view of us is stale; tell it.
     const stateBits = LACP_STATE_ACTIVITY | LACP_STATE_TIMEOUT | LACP_STATE_SYNCHRONIZATION | LACP_STATE_AGGREGATION;
     if (!sameId(pdu.partner, this.actor) || ((pdu.partner.state ^ this.actorOperState) & stateBits) !== 0) {

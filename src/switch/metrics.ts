@@ -29,6 +29,24 @@ export function buildRegistry(sw: Switch): Registry {
   portCounter('vswitchd_port_tx_packets_total', 'Frames sent on the port', 'tx_packets');
   portCounter('vswitchd_port_tx_bytes_total', 'Bytes sent on the port', 'tx_bytes');
   portCounter('vswitchd_flood_packets_total', 'Frames sent on the port as part of a flood', 'flood_packets');
+  const byPath = (name: string, help: string, field: 'rx_packets' | 'rx_bytes' | 'tx_packets' | 'tx_bytes') =>
+    new Counter({
+      name,
+      help,
+      labelNames: ['port', 'path'],
+      registers: [registry],
+      collect() {
+        this.reset();
+        for (const [port, c] of Object.entries(sw.portCounters())) {
+          this.inc({ port, path: 'afxdp' }, c.paths.afxdp[field]);
+          this.inc({ port, path: 'xdp' }, c.paths.xdp[field]);
+        }
+      },
+    });
+  byPath('vswitchd_port_path_rx_packets_total', 'Frames received on the port, by datapath path (xdp: fast path in the kernel, afxdp: hot loop)', 'rx_packets');
+  byPath('vswitchd_port_path_rx_bytes_total', 'Bytes received on the port, by datapath path', 'rx_bytes');
+  byPath('vswitchd_port_path_tx_packets_total', 'Frames sent on the port, by datapath path', 'tx_packets');
+  byPath('vswitchd_port_path_tx_bytes_total', 'Bytes sent on the port, by datapath path', 'tx_bytes');
   new Counter({
     name: 'vswitchd_port_drops_total',
     help: 'Frames dropped, by port and reason',

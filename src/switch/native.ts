@@ -6,13 +6,25 @@ import path from 'node:path';
 /** The project root, from dist/src/switch/ or src/switch/. */
 export const projectRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), fileURLToPath(import.meta.url).includes('/dist/') ? '../../..' : '../..');
 
-export interface PortCounters {
+export interface PathCounters {
   rx_packets: number;
   rx_bytes: number;
   tx_packets: number;
   tx_bytes: number;
+}
+
+/** What the native side reports: the AF_XDP path's counters, the XDP fast path's apart. */
+export interface NativePortCounters extends PathCounters {
   flood_packets: number;
   drops: Record<string, number>;
+  fast: PathCounters;
+}
+
+/** A port's counters as reported to users: both paths together, and each apart. */
+export interface PortCounters extends PathCounters {
+  flood_packets: number;
+  drops: Record<string, number>;
+  paths: { afxdp: PathCounters; xdp: PathCounters };
 }
 
 export interface WorkerCounters {
@@ -42,7 +54,9 @@ export interface NativeDatapath {
   setPortActive(index: number, active: boolean): void;
   setFloodSet(vlan: number, ports: number[]): void;
   commit(): void;
-  portCounters(index: number): PortCounters;
+  portCounters(index: number): NativePortCounters;
+  /** fastIn: frames arriving on the port may be switched in XDP; fastOut: its device takes XDP_REDIRECT. */
+  setPortFast(index: number, fastIn: boolean, fastOut: boolean): void;
   workerCounters(worker: number): WorkerCounters;
   fdbPut(vlan: number, mac: string, port: number, flags: number): boolean;
   fdbDelete(vlan: number, mac: string): boolean;
@@ -67,7 +81,7 @@ export interface RunResult {
 }
 
 export interface NativeAddon {
-  Datapath: new (opts: { workers: number; framesPerWorker: number; fdbCapacity: number; bpfObject: string }) => NativeDatapath;
+  Datapath: new (opts: { workers: number; framesPerWorker: number; fdbCapacity: number; bpfObject: string; fastPath?: boolean }) => NativeDatapath;
   dropReasons: string[];
   maxPorts: number;
   workerRun(worker: number, stop: Int32Array, budgetMs: number): RunResult;

@@ -28,6 +28,8 @@ export interface Port {
   tapFd?: number;
   /** A bond leg: the bond it belongs to (its frames count as the bond's). */
   bond?: string;
+  /** Whether known unicast from (in) and to (out) this port is switched in XDP. */
+  fastPath?: { in: boolean; out: boolean };
 }
 
 /**
@@ -75,6 +77,8 @@ export interface PortOptions {
   created: CreatedDevices;
   datapath: NativeDatapath;
   xdpMode: 'auto' | 'native' | 'generic';
+  /** datapath.fast_path: auto */
+  fastPath: boolean;
   log: Logger;
 }
 
@@ -164,11 +168,19 @@ export class PortTable {
       const kind: PortKind = info.kind === 'tun' ? 'tap' : 'veth';
       if (port.cfg.type && port.cfg.type !== kind)
         throw new Error(`port ${port.name}: configured as ${port.cfg.type} but the device is a ${info.kind || 'NIC'}`);
-      const { changes, warnings } = await prepareDevice(port.name, info);
+      const { changes, warnings, peerTakesRedirect } = await prepareDevice(port.name, info, this.opts.fastPath);
       if (changes.length) log.info({ port: port.name, changes }, 'prepared device for XDP');
       for (const w of warnings) log.warn({ port: port.name }, w);
       const r = datapath.addPort(port.index, port.name, info.rxQueues, this.opts.xdpMode);
       Object.assign(port, { kind, queues: info.rxQueues, xdpMode: r.xdpMode, owners: r.owners });
+      // Fast path: known unicast from this port is switched in XDP (native mode only), and
+      // frames can be redirected to it when its device takes them (a tap always; a veth
+      // when its peer has NAPI, which GRO on the peer gives).
+      const fastIn = this.opts.fastPath && !port.bond && r.xdpMode === 'native';
+      const fastOut = this.opts.fastPath && !port.bond && (kind === 'tap' || peerTakesRedirect);
+      datapath.setPortFast(port.index, fastIn, fastOut);
+      port.fastPath = { in: fastIn, out: fastOut };
+      if (this.opts.fastPath) log.info({ port: port.name, fast_in: fastIn, fast_out: fastOut }, fastIn && fastOut ? 'port is fast-path capable' : 'port is partly or not fast-path capable');
     }
     port.up = true;
     delete port.downReason;

@@ -20,6 +20,7 @@ import {
 
 const IPERF_SECONDS = 20;
 const CHURN_PORTS = 20;
+const RETRANSMIT_LIMIT = 50;
 
 interface IperfInterval {
   start: number;
@@ -38,7 +39,7 @@ interface IperfReport {
 
 /** iperf3 TCP client -> server with the per-second figures (retransmits per interval). */
 async function iperfRun(client: Host, server: Host, seconds: number, port: number): Promise<IperfReport> {
-  const srv = new Background(['iperf3', '-s', '-1', '-B', server.ip, '-p', `${port}`], server.ns);
+  const srv = new Background(['iperf3', '-s', '-1', '--forceflush', '-B', server.ip, '-p', `${port}`], server.ns);
   try {
     await srv.waitFor('Server listening');
     const res = await run(['iperf3', '-c', server.ip, '-p', `${port}`, '-t', `${seconds}`, '-J'], {
@@ -150,14 +151,15 @@ test.serial(`iperf3 runs ${IPERF_SECONDS} s undisturbed while ${CHURN_PORTS} tap
   t.deepEqual(left, [a.port, b.port, c.port, (sw.config as { bridge: string }).bridge].sort(), 'port list is back to the configured ports');
 });
 
-const RETRANSMIT_LIMIT = 50;
-
 test.serial('a port whose tap is deleted goes down and forgets its MACs; a new tap of that name brings it back', async (t) => {
   const cleanup = cleanupFor(t);
   const [h] = (await addHosts(cleanup, ['10.7.1.1/24'])) as [Host];
   const tap = `${uniqueName()}t`;
   cleanup.add(() => run(['ip', 'link', 'del', tap], { check: false }));
-  const sw = await startDaemon(t, cleanup, { ports: [accessPort(h.port, 10), accessPort(tap, 10, 'tap')] });
+  const sw = await startDaemon(t, cleanup, { ports: [accessPort(h.port, 10)] });
+  // The VM starts: its tap port is added at run time (the daemon creates the tap).
+  const add = await vswitchctl(sw.socketPath, ['port', 'add', tap, '--type', 'tap', '--vlan', '10']);
+  t.is(add.code, 0, `port add: ${add.stderr}`);
   const vm = { mac: randomMac(), ip: '10.7.1.100' };
   const portOf = async (): Promise<PortInfo & { down_reason?: string }> => {
     const p = (await vswitchctlJson<PortInfo[]>(sw.socketPath, ['port', 'list'])).find((x) => x.name === tap);

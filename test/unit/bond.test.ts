@@ -15,7 +15,14 @@ import {
   type BondLacpOptions,
   type BondPolicyOptions,
 } from '../../src/switch/bond.js';
-import { AGGREGATE_WAIT_MS, LACP_STATE_COLLECTING, LACP_STATE_DISTRIBUTING, LACP_STATE_SYNCHRONIZATION } from '../../src/switch/lacp.js';
+import {
+  AGGREGATE_WAIT_MS,
+  LACP_STATE_ACTIVITY,
+  LACP_STATE_COLLECTING,
+  LACP_STATE_DISTRIBUTING,
+  LACP_STATE_SYNCHRONIZATION,
+  encodeLacpdu,
+} from '../../src/switch/lacp.js';
 import { VirtualClock } from '../helpers/virtual-clock.js';
 
 const TICK_MS = 100;
@@ -462,6 +469,7 @@ test('lacp: two bonds negotiate; both legs collecting/distributing and carrying 
   t.is(A.activeLeg, undefined);
   t.false(A.fallback);
 
+  net.clock.advance(50); // the partner's last PDU (with its collecting bits) on the wire
   const s = A.status();
   t.is(s.mode, 'lacp');
   for (const leg of s.legs) {
@@ -512,7 +520,7 @@ test('lacp: a partner that falls silent takes the legs out after 3 s (fast), 90 
     const period = timeoutMs / 3;
     net.clock.advance(timeoutMs - period - 2 * TICK_MS);
     t.deepEqual(usableLegs(A), ['a0', 'a1'], `${rate}: still up`);
-    const took = net.until(() => usableLegs(A).length === 0, period + 2 * TICK_MS + 10);
+    const took = net.until(() => usableLegs(A).length === 0, period + 3 * TICK_MS + 10);
     t.true(took > 0);
     t.true(A.buckets().every((b) => b === -1), `${rate}: no fallback, nothing usable`);
     t.is(A.status().legs[0]!.lacp!.partnerSystem, '02:00:00:00:02:00', 'expired, partner still known');
@@ -573,6 +581,35 @@ test('lacp: the partner behind most legs wins', (t) => {
   t.deepEqual(usableLegs(A), ['a1', 'a2']);
   t.deepEqual(usableLegs(B), ['b0', 'b1']);
   t.deepEqual(usableLegs(C), []);
+});
+
+test('lacp: partner ports that say they are Individual are not aggregated together', (t) => {
+  const net = new BondNet();
+  const A = net.add('A');
+  net.carrier('A/a0', true);
+  net.carrier('A/a1', true);
+  // A hand-made partner: same system and key on both legs, Aggregation bit clear.
+  const pdu = (leg: number) =>
+    encodeLacpdu(
+      {
+        actor: { systemPriority: 1, systemMac: '02:00:00:00:0e:00', key: 7, portPriority: 1, portNumber: leg + 1, state: LACP_STATE_ACTIVITY },
+        partner: { systemPriority: 0, systemMac: '00:00:00:00:00:00', key: 0, portPriority: 0, portNumber: 0, state: 0 },
+        collectorMaxDelay: 0,
+      },
+      '02:00:00:00:0e:01',
+    );
+  for (let i = 0; i < 50; i++) {
+    A.receiveLacpdu('a0', pdu(0));
+    A.receiveLacpdu('a1', pdu(1));
+    net.clock.advance(100);
+  }
+  t.deepEqual(
+    A.status().legs.map((l) => [l.lacp!.partnerKey, l.lacp!.selected]),
+    [
+      [7, true],
+      [7, false],
+    ],
+  );
 });
 
 test('lacp fallback active-backup: no partner means active-backup over carrier; a partner brings LACP back', (t) => {
