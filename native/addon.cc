@@ -113,7 +113,8 @@ class DatapathWrap : public Napi::ObjectWrap<DatapathWrap> {
                            o.Get("framesPerWorker").As<Napi::Number>().Uint32Value(),
                            o.Get("fdbCapacity").As<Napi::Number>().Uint32Value(),
                            o.Get("bpfObject").As<Napi::String>().Utf8Value(),
-                           o.Get("fastPath").ToBoolean().Value()};
+                           o.Get("fastPath").ToBoolean().Value(),
+                           o.Get("anchorDevice").IsString() ? o.Get("anchorDevice").As<Napi::String>().Utf8Value() : "lo"};
     if (Datapath::current()) throw Napi::Error::New(env, "a datapath already exists in this process");
     dp_ = guarded(env, [&] { return std::make_shared<Datapath>(opts); });
     Datapath::setCurrent(dp_);

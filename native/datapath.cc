@@ -79,7 +79,7 @@ Datapath::Datapath(const Options& opts) : opts_(opts) {
     throw std::runtime_error("workers must be in 1.." + std::to_string(kMaxWorkers));
   libxdp_set_print(libxdpPrint);
   libbpf_set_print(libbpfPrint);
-  umem_ = std::make_unique<Umem>(opts.workers * opts.frames_per_worker);
+  umem_ = std::make_unique<Umem>(opts.workers * opts.frames_per_worker, opts.anchor_device);
   fdb_ = std::make_unique<FdbTable>(opts.fdb_capacity);
   createFastMaps();
   for (uint32_t w = 0; w < opts.workers; w++) {

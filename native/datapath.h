@@ -164,6 +164,7 @@ class Datapath {
     uint32_t fdb_capacity;
     std::string bpf_object;  // path of xsk_steer.bpf.o
     bool fast_path;          // switch known unicast in XDP where ports allow it
+    std::string anchor_device;  // where the UMEM's anchor socket binds (see xsk.h)
   };
   explicit Datapath(const Options& opts);  // throws
   ~Datapath();

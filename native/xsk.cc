@@ -72,7 +72,7 @@ void mapUmemRings(int fd, const xdp_mmap_offsets& off, uint32_t fill_size, uint3
 
 }  // namespace
 
-Umem::Umem(uint32_t frames) : frames_(frames) {
+Umem::Umem(uint32_t frames, const std::string& anchor_device) : frames_(frames) {
   bytes_ = static_cast<size_t>(frames) * kFrameSize;
   void* mem = mmap(nullptr, bytes_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (mem == MAP_FAILED) fail("allocating the UMEM");
@@ -87,9 +87,11 @@ Umem::Umem(uint32_t frames) : frames_(frames) {
   reg.headroom = 0;
   if (setsockopt(anchor_fd_, SOL_XDP, XDP_UMEM_REG, &reg, sizeof(reg)) != 0) fail("registering the UMEM");
   // The kernel only lets sockets share a UMEM through a bound socket, and every
-  // bound socket needs fill and completion rings. The anchor is bound to the
-  // loopback device, which never redirects a frame to it: it exists so that
-  // every real port's socket can come and go on its own.
+  // bound socket needs fill and completion rings. The anchor is bound to a
+  // device that never redirects a frame to it (the daemon uses the internal
+  // port's tap, which has no XDP program and lives as long as the process;
+  // lo would do too, but only one socket per host can bind lo's one queue):
+  // it exists so that every real port's socket can come and go on its own.
   setRingSize(anchor_fd_, XDP_UMEM_FILL_RING, 64, "XDP_UMEM_FILL_RING");
   setRingSize(anchor_fd_, XDP_UMEM_COMPLETION_RING, 64, "XDP_UMEM_COMPLETION_RING");
   setRingSize(anchor_fd_, XDP_RX_RING, 64, "XDP_RX_RING");
@@ -98,10 +100,11 @@ Umem::Umem(uint32_t frames) : frames_(frames) {
   mapUmemRings(anchor_fd_, mmapOffsets(anchor_fd_), 64, 64, &fill, &comp, anchor_maps_, anchor_map_len_);
   sockaddr_xdp sxdp{};
   sxdp.sxdp_family = AF_XDP;
-  sxdp.sxdp_ifindex = if_nametoindex("lo");
+  sxdp.sxdp_ifindex = if_nametoindex(anchor_device.c_str());
   sxdp.sxdp_queue_id = 0;
   sxdp.sxdp_flags = XDP_COPY | XDP_USE_NEED_WAKEUP;
-  if (bind(anchor_fd_, reinterpret_cast<sockaddr*>(&sxdp), sizeof(sxdp)) != 0) fail("binding the UMEM anchor socket to lo");
+  if (sxdp.sxdp_ifindex == 0 || bind(anchor_fd_, reinterpret_cast<sockaddr*>(&sxdp), sizeof(sxdp)) != 0)
+    fail("binding the UMEM anchor socket to " + anchor_device);
 }
 
 Umem::~Umem() {

@@ -22,7 +22,8 @@ inline uint64_t chunkOf(uint64_t addr) { return addr & ~static_cast<uint64_t>(kF
 class Umem {
  public:
   // frames: total chunks, split evenly between workers by address range.
-  explicit Umem(uint32_t frames);  // throws std::runtime_error
+  // anchor_device: a device no XDP program redirects from (see Umem::Umem).
+  Umem(uint32_t frames, const std::string& anchor_device);  // throws std::runtime_error
   ~Umem();
   Umem(const Umem&) = delete;
   Umem& operator=(const Umem&) = delete;

@@ -12,8 +12,10 @@ log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 echo "test: npm run test:unit"
 npm run test:unit 2>&1 | tee -a "$log" || status=1
-echo "test: npm run test:integration"
-npm run test:integration 2>&1 | tee -a "$log" || status=1
+echo "test: npm run test:integration (XDP fast path off)"
+VSWITCHD_TEST_FAST_PATH=off npm run test:integration 2>&1 | tee -a "$log" || status=1
+echo "test: npm run test:integration (XDP fast path on)"
+VSWITCHD_TEST_FAST_PATH=auto npm run test:integration 2>&1 | tee -a "$log" || status=1
 
 # One plain summary line over both suites (ava prints one per suite).
 passed=$(grep -c '✔' "$log" || true)

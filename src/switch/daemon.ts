@@ -60,6 +60,7 @@ export class Switch {
   readonly fdb: FdbManager;
   readonly clock: Clock;
   private bonds?: BondManager;
+  private readonly internalTapFd: number;
   private supervisor?: Supervisor;
   private control?: ControlServer;
   private metrics?: MetricsServer;
@@ -75,7 +76,10 @@ export class Switch {
   constructor(public config: SwitchConfig, readonly log: Logger, readonly configFile?: string) {
     this.native = loadNative();
     this.clock = { nowMs: () => this.native.monotonicMs() };
+    // The internal port's tap exists for the life of the process: the UMEM is anchored on it.
+    this.internalTapFd = this.native.openTap(config.bridge, false);
     this.datapath = new this.native.Datapath({
+      anchorDevice: config.bridge,
       workers: config.workers,
       framesPerWorker: config.datapath.frames_per_worker,
       fdbCapacity: config.fdb.capacity,
@@ -100,7 +104,7 @@ export class Switch {
     this.monitor = new LinkMonitor((ev) => this.serialize(() => this.onLinkEvent(ev)), (err) => log.error({ err }, 'link monitor'));
     this.monitor.start();
     const internal = config.ports.find((p) => p.name === config.bridge) ?? { name: config.bridge, type: 'internal' as const };
-    await this.ports.add(internal, true);
+    await this.ports.add(internal, true, undefined, this.internalTapFd);
     for (const p of config.ports) if (p.name !== config.bridge) await this.ports.add(p, false);
     this.bonds = new BondManager({
       datapath: this.datapath,

@@ -81,7 +81,15 @@ export interface RunResult {
 }
 
 export interface NativeAddon {
-  Datapath: new (opts: { workers: number; framesPerWorker: number; fdbCapacity: number; bpfObject: string; fastPath?: boolean }) => NativeDatapath;
+  Datapath: new (opts: {
+    workers: number;
+    framesPerWorker: number;
+    fdbCapacity: number;
+    bpfObject: string;
+    fastPath?: boolean;
+    /** Device the UMEM's anchor socket binds to (default lo); see native/xsk.h. */
+    anchorDevice?: string;
+  }) => NativeDatapath;
   dropReasons: string[];
   maxPorts: number;
   workerRun(worker: number, stop: Int32Array, budgetMs: number): RunResult;

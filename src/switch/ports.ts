@@ -109,14 +109,18 @@ export class PortTable {
    * missing device (other than a tap we may create) is not an error: the port
    * stays down until a device of that name appears (see attach()).
    */
-  async add(cfg: PortConfig, isInternal: boolean, bond?: string): Promise<Port> {
+  /**
+   * isInternal: the host stack's leg. Its tap may be opened beforehand (the
+   * datapath anchors its UMEM on it) and handed over as internalTapFd.
+   */
+  async add(cfg: PortConfig, isInternal: boolean, bond?: string, internalTapFd?: number): Promise<Port> {
     if (this.byName(cfg.name)) throw new Error(`port ${cfg.name} already exists`);
     const index = this.freeIndex();
     const kind: PortKind = isInternal ? 'internal' : (cfg.type ?? 'veth');
     const port: Port = { index, name: cfg.name, kind, vlan: vlanMode(cfg), cfg, queues: 0, xdpMode: 'none', owners: [], up: false, created: false, ...(bond ? { bond } : {}) };
     if (isInternal) {
       // The host stack's leg: a tap whose fd we hold; it vanishes with the process.
-      port.tapFd = this.opts.native.openTap(cfg.name, false);
+      port.tapFd = internalTapFd ?? this.opts.native.openTap(cfg.name, false);
       port.created = true;
     } else if (cfg.type === 'tap' && !(await linkInfo(cfg.name))) {
       this.opts.native.closeFd(this.opts.native.openTap(cfg.name, true));  // persistent: a VM opens it by name

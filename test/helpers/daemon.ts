@@ -191,7 +191,9 @@ export class Daemon {
 async function withDefaults(dir: string, config: Record<string, unknown>): Promise<Record<string, unknown>> {
   const control = { socket: join(dir, 'vswitchd.sock'), ...(config.control as object | undefined) };
   const metrics = { listen: `127.0.0.1:${await freePort()}`, ...(config.metrics as object | undefined) };
-  return { bridge: `${uniqueName()}b`, ...config, control, metrics };
+  // VSWITCHD_TEST_FAST_PATH=auto runs the whole suite with the XDP fast path on (scripts/test.sh does both).
+  const datapath = { fast_path: process.env.VSWITCHD_TEST_FAST_PATH ?? 'off', ...(config.datapath as object | undefined) };
+  return { bridge: `${uniqueName()}b`, ...config, datapath, control, metrics };
 }
 
 /**
@@ -361,4 +363,56 @@ export async function scrapeMetrics(listen: string): Promise<{ text: string; sam
 export function metricValue(samples: MetricSample[], name: string, labels: Record<string, string> = {}): number | undefined {
   const s = samples.find((x) => x.name === name && Object.entries(labels).every(([k, v]) => x.labels[k] === v));
   return s?.value;
+}
+
+/** One leg of `bond show --json` (what the tests read of it). */
+export interface BondLegRow {
+  name: string;
+  carrier: boolean;
+  carrierUp: boolean;
+  usable: boolean;
+  active: boolean;
+  buckets: number;
+  lacp?: {
+    actorState: number;
+    partnerState: number;
+    partnerSystem?: string;
+    partnerKey?: number;
+    partnerPort?: number;
+    actorStateText: string;
+    partnerStateText: string;
+    selected: boolean;
+    collectingDistributing: boolean;
+    inSync: boolean;
+    rx: number;
+    tx: number;
+    rxErrors: number;
+  };
+}
+
+/** One bond of `bond show --json`. */
+export interface BondRow {
+  name: string;
+  mode: string;
+  hash: string;
+  activeLeg?: string;
+  fallback: boolean;
+  failovers: number;
+  lastFailover?: { from?: string; to: string; atMs: number };
+  legs: BondLegRow[];
+  legTx: Record<string, number>;
+}
+
+/** `bond.show NAME` over the control socket (fast enough to poll). */
+export async function bondStatus(d: Daemon, name: string): Promise<BondRow> {
+  const rows = await d.ctl<BondRow[]>('bond.show', { name });
+  if (rows.length !== 1) throw new Error(`bond.show ${name}: ${rows.length} bonds`);
+  return rows[0]!;
+}
+
+/** A leg of a bond row, by name (throws when absent). */
+export function legOf(bond: BondRow, leg: string): BondLegRow {
+  const l = bond.legs.find((x) => x.name === leg);
+  if (!l) throw new Error(`bond ${bond.name} has no leg ${leg}: ${bond.legs.map((x) => x.name).join(', ')}`);
+  return l;
 }

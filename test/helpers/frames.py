@@ -10,7 +10,8 @@
 capture and vm print one JSON line per received frame:
   {"dst", "src", "vlan" (or null), "pcp" (or null), "ethertype", "len"}
 plus "arp": {"op", "sha", "spa", "tha", "tpa"} for ARP and "ip": {"src", "dst",
-"proto"} for IPv4. vm adds "replied": "arp" | "icmp" when it answered a frame.
+"proto"} for IPv4 (with "l4": {"sport", "dport"} for unfragmented TCP and
+UDP). vm adds "replied": "arp" | "icmp" when it answered a frame.
 "ready" is written to stderr once the socket is open, so a caller can wait for
 it before it sends anything. `--ns NS` runs it again under `ip netns exec NS`.
 """
@@ -89,6 +90,11 @@ def describe(frame, tag=None):
                       "tha": mac_str(body[18:24]), "tpa": ip_str(body[24:28])}
     elif ethertype == ETH_P_IP and len(body) >= 20:
         out["ip"] = {"src": ip_str(body[12:16]), "dst": ip_str(body[16:20]), "proto": body[9]}
+        ihl = (body[0] & 0xF) * 4
+        fragment = struct.unpack_from("!H", body, 6)[0] & 0x3FFF
+        if body[9] in (6, 17) and not fragment and len(body) >= ihl + 4:
+            out["l4"] = {"sport": struct.unpack_from("!H", body, ihl)[0],
+                         "dport": struct.unpack_from("!H", body, ihl + 2)[0]}
     return out
 
 

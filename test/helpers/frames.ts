@@ -28,6 +28,8 @@ export interface Frame {
   len: number;
   arp?: { op: number; sha: string; spa: string; tha: string; tpa: string };
   ip?: { src: string; dst: string; proto: number };
+  /** TCP/UDP ports (unfragmented IPv4 only). */
+  l4?: { sport: number; dport: number };
   /** vm only: what the fake VM answered with. */
   replied?: 'arp' | 'icmp';
 }

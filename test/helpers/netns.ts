@@ -326,3 +326,29 @@ export async function iperf3(
     await srv.stop('SIGKILL');
   }
 }
+
+/** A bare network namespace (lo up, IPv6 off), deleted by the Cleanup. */
+export async function addNamespace(cleanup: Cleanup, name = uniqueName()): Promise<string> {
+  await run(['ip', 'netns', 'add', name]);
+  cleanup.add(() => run(['ip', 'netns', 'del', name], { check: false }));
+  await run(['sysctl', '-qw', 'net.ipv6.conf.all.disable_ipv6=1', 'net.ipv6.conf.default.disable_ipv6=1'], { ns: name });
+  await run(['ip', 'link', 'set', 'lo', 'up'], { ns: name });
+  return name;
+}
+
+/**
+ * A veth pair from the root namespace into `ns`: `local` (a switch port or bond leg,
+ * IPv6 off) and `peer` inside `ns`, both up.
+ */
+export async function addVethPair(cleanup: Cleanup, local: string, peer: string, ns: string): Promise<void> {
+  await run(['ip', 'link', 'add', local, 'type', 'veth', 'peer', 'name', peer, 'netns', ns]);
+  cleanup.add(() => run(['ip', 'link', 'del', local], { check: false }));
+  noIpv6(local);
+  await run(['ip', 'link', 'set', local, 'up']);
+  await run(['ip', 'link', 'set', peer, 'up'], { ns });
+}
+
+/** `ip link set DEV up|down` (in `ns` when given). */
+export async function setLink(dev: string, up: boolean, ns?: string): Promise<void> {
+  await run(['ip', 'link', 'set', dev, up ? 'up' : 'down'], { ns });
+}

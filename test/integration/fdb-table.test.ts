@@ -3,8 +3,14 @@ import test from 'ava';
 import { bpfObjectPath, loadNative } from '../../src/switch/native.js';
 
 const native = loadNative();
-const dp = new native.Datapath({ workers: 1, framesPerWorker: 1024, fdbCapacity: 1024, bpfObject: bpfObjectPath });
-test.after.always(() => dp.close());
+// The UMEM's anchor socket needs a device of its own: a tap that lives as long as this process.
+const anchor = `vtfdb${process.pid % 100000}`;
+const anchorFd = native.openTap(anchor, false);
+const dp = new native.Datapath({ workers: 1, framesPerWorker: 1024, fdbCapacity: 1024, bpfObject: bpfObjectPath, anchorDevice: anchor });
+test.after.always(() => {
+  dp.close();
+  native.closeFd(anchorFd);
+});
 
 function mac(i: number): string {
   const hex = i.toString(16).padStart(8, '0');
