@@ -32,8 +32,9 @@ std::shared_ptr<Datapath> g_current;
 
 int libxdpPrint(enum libxdp_print_level level, const char* fmt, va_list args) {
   // The multi-program dispatcher fails to load without CAP_SYS_RESOURCE and
-  // libxdp then attaches the program alone; its notices about that are noise.
-  if (level != LIBXDP_WARN && !getenv("VSWITCHD_DEBUG_LIBBPF")) return 0;
+  // libxdp then attaches the program alone; its notices about that, and about
+  // devices with no dispatcher, are noise. Failures reach us as error codes.
+  if (!getenv("VSWITCHD_DEBUG_LIBBPF")) return 0;
   fprintf(stderr, "libxdp: ");
   return vfprintf(stderr, fmt, args);
 }
@@ -54,6 +55,16 @@ void detachStaleProgram(int ifindex) {
 int libbpfPrint(enum libbpf_print_level level, const char* fmt, va_list args) {
   if (!getenv("VSWITCHD_DEBUG_LIBBPF")) return 0;
   return vfprintf(stderr, fmt, args);
+}
+
+// libxdp first tries its multi-program dispatcher on every attach; where that
+// cannot load (no CAP_SYS_RESOURCE, as here) every attach pays for a failed
+// load before the plain attach. Once one attach has shown that, skip it.
+void rememberDispatcherOutcome(int ifindex) {
+  xdp_multiprog* mp = xdp_multiprog__get_from_ifindex(ifindex);
+  if (!mp || libxdp_get_error(mp)) return;
+  if (xdp_multiprog__is_legacy(mp)) setenv("LIBXDP_SKIP_DISPATCHER", "1", 0);
+  xdp_multiprog__close(mp);
 }
 
 }  // namespace
@@ -229,6 +240,7 @@ Datapath::PortResult Datapath::addPort(uint16_t index, const std::string& name, 
       err = xdp_program__attach(fresh.prog, fresh.ifindex, XDP_MODE_NATIVE, 0);
       if (!err) fresh.xdp_mode = "native";
     }
+    if (!err) rememberDispatcherOutcome(fresh.ifindex);
     if (err && xdp_mode != "native") {
       err = xdp_program__attach(fresh.prog, fresh.ifindex, XDP_MODE_SKB, 0);
       if (!err) fresh.xdp_mode = "generic";

@@ -103,21 +103,24 @@ export class Switch {
     // Watch links before adding ports, so a device that appears meanwhile is not missed.
     this.monitor = new LinkMonitor((ev) => this.serialize(() => this.onLinkEvent(ev)), (err) => log.error({ err }, 'link monitor'));
     this.monitor.start();
-    const internal = config.ports.find((p) => p.name === config.bridge) ?? { name: config.bridge, type: 'internal' as const };
-    await this.ports.add(internal, true, undefined, this.internalTapFd);
-    for (const p of config.ports) if (p.name !== config.bridge) await this.ports.add(p, false);
-    this.bonds = new BondManager({
-      datapath: this.datapath,
-      ports: this.ports,
-      fdb: this.fdb,
-      clock: this.clock,
-      log,
-      systemMac: readMacOf(config.bridge),
-      commit: () => this.applyPorts(),
+    // Inside serialize(): link events about the devices being added wait until they are.
+    await this.serialize(async () => {
+      const internal = config.ports.find((p) => p.name === config.bridge) ?? { name: config.bridge, type: 'internal' as const };
+      await this.ports.add(internal, true, undefined, this.internalTapFd);
+      for (const p of config.ports) if (p.name !== config.bridge) await this.ports.add(p, false);
+      this.bonds = new BondManager({
+        datapath: this.datapath,
+        ports: this.ports,
+        fdb: this.fdb,
+        clock: this.clock,
+        log,
+        systemMac: readMacOf(config.bridge),
+        commit: () => this.applyPorts(),
+      });
+      for (const b of config.bonds) await this.bonds.add(b);
+      this.addStatics(config.fdb.static);
+      this.applyPorts();
     });
-    for (const b of config.bonds) await this.bonds.add(b);
-    this.addStatics(config.fdb.static);
-    this.applyPorts();
     this.supervisor = new Supervisor({
       workers: config.workers,
       log,
@@ -125,7 +128,7 @@ export class Switch {
       onPunt: (port, frame) => this.bonds?.onPunt(port, frame),
     });
     this.supervisor.start();
-    this.bonds.start();
+    this.bonds!.start();
     this.agingTimer = setInterval(() => this.fdb.age(), 1000);
     this.control = new ControlServer(this, config.control.socket);
     await this.control.listen();

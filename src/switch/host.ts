@@ -1,7 +1,7 @@
 // What vswitchd asks of the host's devices, through the usual tools (ip, tc,
 // ethtool, sysctl). Each change made is reported so the daemon can log it.
 import { execFile } from 'node:child_process';
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { promisify } from 'node:util';
 
 const run = promisify(execFile);
@@ -16,6 +16,8 @@ export interface LinkInfo {
   /** Kernel link kind: "veth", "tun", or "" for a physical NIC. */
   kind: string;
   up: boolean;
+  /** Root qdisc name, e.g. "noqueue". */
+  qdisc: string;
   rxQueues: number;
   /** veth: the peer's ifindex and, when it lives in another namespace, its netns id. */
   peerIfindex?: number;
@@ -25,6 +27,7 @@ export interface LinkInfo {
 interface IpLink {
   ifindex: number;
   flags?: string[];
+  qdisc?: string;
   link_index?: number;
   link_netnsid?: number;
   linkinfo?: { info_kind?: string };
@@ -40,6 +43,7 @@ export async function linkInfo(name: string): Promise<LinkInfo | undefined> {
     ifindex: link.ifindex,
     kind: link.linkinfo?.info_kind ?? '',
     up: link.flags?.includes('UP') ?? false,
+    qdisc: link.qdisc ?? '',
     rxQueues: Math.max(1, queues),
     ...(link.link_index !== undefined ? { peerIfindex: link.link_index } : {}),
     ...(link.link_netnsid !== undefined ? { peerNetnsId: link.link_netnsid } : {}),
@@ -74,15 +78,16 @@ export async function prepareDevice(
   const changes: string[] = [];
   const warnings: string[] = [];
   let peerTakesRedirect = false;
-  const qdisc = await sh('tc', ['qdisc', 'show', 'dev', name, 'root']);
-  if (!qdisc.startsWith('qdisc noqueue')) {
+  if (info.qdisc !== 'noqueue') {
     await sh('tc', ['qdisc', 'replace', 'dev', name, 'root', 'noqueue']);
     changes.push('qdisc noqueue');
   }
-  await sh('sysctl', ['-qw', `net.ipv6.conf.${name}.disable_ipv6=1`]).then(
-    () => changes.push('ipv6 disabled on the switch side'),
-    () => undefined,
-  );
+  // Written directly: one process spawn less per port (ports come and go all day).
+  const ipv6 = `/proc/sys/net/ipv6/conf/${name}/disable_ipv6`;
+  if (existsSync(ipv6) && readFileSync(ipv6, 'utf8').trim() !== '1') {
+    writeFileSync(ipv6, '1');
+    changes.push('ipv6 disabled on the switch side');
+  }
   if (!info.up) {
     await sh('ip', ['link', 'set', 'dev', name, 'up']);
     changes.push('link up');

@@ -1,5 +1,5 @@
 // The switch's ports: bringing a device under the datapath and taking it off.
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import type { BondConfig, PortConfig } from './config.js';
@@ -122,7 +122,7 @@ export class PortTable {
       // The host stack's leg: a tap whose fd we hold; it vanishes with the process.
       port.tapFd = internalTapFd ?? this.opts.native.openTap(cfg.name, false);
       port.created = true;
-    } else if (cfg.type === 'tap' && !(await linkInfo(cfg.name))) {
+    } else if (cfg.type === 'tap' && !existsSync(`/sys/class/net/${cfg.name}`)) {
       this.opts.native.closeFd(this.opts.native.openTap(cfg.name, true));  // persistent: a VM opens it by name
       this.opts.created.add(cfg.name);
       port.created = true;
