@@ -44,6 +44,13 @@ struct fast_port {
 	__u16 access_vlan;
 	__u16 native_vlan;
 	__u64 allowed[64];
+	// Bonds (a bond is a port with no device; see src/switch/bond.ts):
+	__s16 bond;       // a leg: its bond's port index, else -1
+	__u8 leg_rx;      // a leg: frames arriving on it are taken
+	__u8 is_bond;
+	__u8 bond_hash;   // a bond: 0 one leg for all, 1 l2, 2 l3l4
+	__u8 pad;
+	__s16 buckets[256]; // a bond: flow bucket -> leg port index, -1 none
 };
 
 struct fast_counters {
@@ -139,6 +146,51 @@ static __always_inline int carries(const struct fast_port *p, __u16 vlan)
 	return (p->allowed[(vlan / 64) & 63] >> (vlan % 64)) & 1;
 }
 
+static __always_inline __u32 fnv1a(__u32 h, const __u8 *p, int n)
+{
+	for (int i = 0; i < n; i++)
+		h = (h ^ p[i]) * 0x01000193;
+	return h;
+}
+
+// The bond flow hash of src/switch/bond.ts hashFlow, byte for byte (also in
+// native/hot_loop.cc): a flow takes the same leg on either path.
+static __always_inline __u8 flow_bucket(void *data, void *data_end, int l3l4)
+{
+	__u8 *f = data;
+	__u32 h = 0x811c9dc5;
+	if (data + 14 > data_end)
+		return h ^ h >> 8 ^ h >> 16 ^ h >> 24;
+	int et_off = (data + 18 <= data_end && f[12] == 0x81 && f[13] == 0x00) ? 16 : 12;
+	__u8 *l3 = f + et_off + 2;
+	__u16 ethertype = et_off == 16 ? ((__u16)f[16] << 8 | f[17]) : ((__u16)f[12] << 8 | f[13]);
+	if (l3l4 && ethertype == 0x0800 && (void *)(l3 + 20) <= data_end) {
+		__u32 ihl = (l3[0] & 0x0f) * 4;
+		if ((l3[0] >> 4) == 4 && ihl >= 20 && ihl <= 60 && (void *)(l3 + ihl) <= data_end) {
+			__u8 proto = l3[9];
+			int fragment = (((__u16)l3[6] << 8 | l3[7]) & 0x3fff) != 0;
+			h = fnv1a(h, l3 + 12, 8);
+			__u8 *l4 = l3 + ihl;
+			if ((proto == 6 || proto == 17) && !fragment && (void *)(l4 + 4) <= data_end)
+				h = fnv1a(h, l4, 4);
+			return h ^ h >> 8 ^ h >> 16 ^ h >> 24;
+		}
+	}
+	if (l3l4 && ethertype == 0x86dd && (void *)(l3 + 40) <= data_end && (l3[0] >> 4) == 6) {
+		__u8 next = l3[6];
+		h = fnv1a(h, l3 + 8, 32);
+		if ((next == 6 || next == 17) && (void *)(l3 + 44) <= data_end)
+			h = fnv1a(h, l3 + 40, 4);
+		return h ^ h >> 8 ^ h >> 16 ^ h >> 24;
+	}
+	h = fnv1a(h, f, 12);
+	if (et_off == 16)
+		h = fnv1a(h, f + 16, 2);
+	else
+		h = fnv1a(h, f + 12, 2);
+	return h ^ h >> 8 ^ h >> 16 ^ h >> 24;
+}
+
 // Linear probing over the shared table, as native/fdb_table.h does. A slot
 // being written (odd sequence) or changed under us reads as a miss.
 static __always_inline struct fdb_slot *fdb_lookup(__u32 mask, __u16 vlan, const __u8 *mac, __u16 *port, __u16 *flags)
@@ -195,6 +247,16 @@ int vswitchd_steer(struct xdp_md *ctx)
 	struct fast_port *ip = bpf_map_lookup_elem(&vswitchd_ports, &in);
 	if (!ip || !ip->active || !ip->fast_in)
 		return slow_path(ctx);
+	__u32 leg_in = in;  // the device it arrived on, for the counters
+	if (ip->bond >= 0) {
+		// A bond leg: the frame arrives on the bond.
+		if (!ip->leg_rx)
+			return slow_path(ctx);
+		in = (__u32)ip->bond;
+		ip = bpf_map_lookup_elem(&vswitchd_ports, &in);
+		if (!ip || !ip->active)
+			return slow_path(ctx);
+	}
 
 	// The VLAN, by the rules of src/switch/flood.ts ingressVlan.
 	__u16 ethertype = bpf_ntohs(*(__u16 *)(eth + 12));
@@ -228,15 +290,29 @@ int vswitchd_steer(struct xdp_md *ctx)
 		return slow_path(ctx);
 	__u32 out = dst_port;
 	struct fast_port *op = bpf_map_lookup_elem(&vswitchd_ports, &out);
-	if (!op || !op->fast_out || !carries(op, vlan))
+	if (!op || !carries(op, vlan))
 		return slow_path(ctx);
+	// The tag the egress wants follows the logical port (the bond), the device its leg.
+	int want_tag = op->trunk && vlan != op->native_vlan;
+	__u32 tx_port = out;
+	if (op->is_bond) {
+		__u8 bucket = op->bond_hash ? flow_bucket(data, data_end, op->bond_hash == 2) : 0;
+		__s16 leg = op->buckets[bucket];
+		if (leg < 0)
+			return slow_path(ctx);
+		tx_port = (__u32)leg;
+		struct fast_port *lp = bpf_map_lookup_elem(&vswitchd_ports, &tx_port);
+		if (!lp || !lp->fast_out)
+			return slow_path(ctx);
+	} else if (!op->fast_out) {
+		return slow_path(ctx);
+	}
 
 	// Keep the source alive for aging (once a second, like the hot loop).
 	__u64 now_ms = bpf_ktime_get_ns() / 1000000;
 	if (now_ms - src->last_seen_ms >= 1000)
 		src->last_seen_ms = now_ms;
 
-	int want_tag = op->trunk && vlan != op->native_vlan;
 	__u8 pcp = tci >> 13;
 	if (tagged && !want_tag) {
 		__u8 macs[12];
@@ -269,17 +345,17 @@ int vswitchd_steer(struct xdp_md *ctx)
 	}
 
 	__u64 len = (__u64)((long)ctx->data_end - (long)ctx->data);
-	struct fast_counters *ic = bpf_map_lookup_elem(&vswitchd_fast_stats, &in);
+	struct fast_counters *ic = bpf_map_lookup_elem(&vswitchd_fast_stats, &leg_in);
 	if (ic) {
 		ic->rx_packets++;
 		ic->rx_bytes += rx_len;
 	}
-	struct fast_counters *oc = bpf_map_lookup_elem(&vswitchd_fast_stats, &out);
+	struct fast_counters *oc = bpf_map_lookup_elem(&vswitchd_fast_stats, &tx_port);
 	if (oc) {
 		oc->tx_packets++;
 		oc->tx_bytes += len;
 	}
-	return bpf_redirect_map(&vswitchd_tx, out, 0);
+	return bpf_redirect_map(&vswitchd_tx, tx_port, 0);
 }
 
 char _license[] SEC("license") = "GPL";

@@ -158,14 +158,19 @@ void Datapath::writeFastPorts(const View& v) {
   for (uint32_t i = 0; i < kMaxPorts; i++) {
     const PortView& pv = v.ports[i];
     FastPort fp{};
-    const bool plain = pv.active && pv.bond < 0 && !pv.is_bond;  // bonds stay on the AF_XDP path
-    fp.active = plain;
+    fp.active = pv.active;
     fp.trunk = pv.trunk;
-    fp.fast_in = plain && fast_in_[i];
-    fp.fast_out = plain && fast_out_[i];
+    fp.fast_in = pv.active && fast_in_[i];
+    fp.fast_out = pv.active && fast_out_[i];
     fp.access_vlan = pv.access_vlan;
     fp.native_vlan = pv.native_vlan;
     std::memcpy(fp.allowed, pv.allowed, sizeof(fp.allowed));
+    fp.bond = pv.bond;
+    fp.leg_rx = pv.leg_rx;
+    fp.is_bond = pv.is_bond;
+    fp.bond_hash = pv.bond_hash;
+    if (pv.is_bond) std::memcpy(fp.buckets, pv.buckets, sizeof(fp.buckets));
+    else std::fill(std::begin(fp.buckets), std::end(fp.buckets), -1);
     bpf_map_update_elem(ports_map_fd_, &i, &fp, 0);
   }
 }

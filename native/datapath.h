@@ -106,7 +106,14 @@ struct FastPort {
   uint16_t access_vlan;
   uint16_t native_vlan;
   uint64_t allowed[64];
+  int16_t bond;
+  uint8_t leg_rx;
+  uint8_t is_bond;
+  uint8_t bond_hash;
+  uint8_t pad;
+  int16_t buckets[256];
 };
+static_assert(sizeof(FastPort) == 1040, "FastPort layout is shared with bpf/xsk_steer.bpf.c");
 
 struct FastCounters {
   uint64_t rx_packets, rx_bytes, tx_packets, tx_bytes;

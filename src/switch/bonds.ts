@@ -203,7 +203,8 @@ export class BondManager {
         index: b.port.index,
         legTx: Object.fromEntries(b.cfg.members.map((m) => {
           const p = this.opts.ports.byName(m);
-          return [m, p ? this.opts.datapath.portCounters(p.index).tx_packets : 0];  // legs never take the fast path
+          const c = p ? this.opts.datapath.portCounters(p.index) : undefined;
+          return [m, c ? c.tx_packets + c.fast.tx_packets : 0];
         })),
       }));
   }

@@ -2,7 +2,9 @@
 // ethtool, sysctl). Each change made is reported so the daemon can log it.
 import { execFile } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
 import { promisify } from 'node:util';
+import { projectRoot } from './native.js';
 
 const run = promisify(execFile);
 
@@ -74,10 +76,11 @@ export async function prepareDevice(
   name: string,
   info: LinkInfo,
   fastPath = false,
-): Promise<{ changes: string[]; warnings: string[]; peerTakesRedirect: boolean }> {
+): Promise<{ changes: string[]; warnings: string[]; peerTakesRedirect: boolean; peerPass?: PeerPass }> {
   const changes: string[] = [];
   const warnings: string[] = [];
   let peerTakesRedirect = false;
+  let peerPass: PeerPass | undefined;
   if (info.qdisc !== 'noqueue') {
     await sh('tc', ['qdisc', 'replace', 'dev', name, 'root', 'noqueue']);
     changes.push('qdisc noqueue');
@@ -104,21 +107,43 @@ export async function prepareDevice(
         (err: Error) => warnings.push(`could not turn tx checksum offload off on peer ${peer}: ${err.message}`),
       );
       if (fastPath) {
-        // A frame redirected into a veth is dropped unless the peer runs NAPI; GRO turns it on.
-        const [gcmd, ...grest] = [...prefix, 'ethtool', '-K', peer, 'gro', 'on'];
-        await sh(gcmd!, grest).then(
-          () => {
-            peerTakesRedirect = true;
-            changes.push(`gro on on ${where} (fast path)`);
-          },
-          (err: Error) => warnings.push(`could not turn GRO on on peer ${peer}; no fast path towards it: ${err.message}`),
-        );
+        // A frame redirected into a veth is dropped unless the peer runs NAPI; an
+        // XDP program on the peer turns it on (see bpf/peer_pass.bpf.c).
+        const links = JSON.parse(await sh('ip', [...(ns ? ['-n', ns] : []), '-d', '-j', 'link', 'show', 'dev', peer])) as { xdp?: { prog?: { name?: string } } }[];
+        const xdp = links[0]?.xdp;
+        if (xdp) {
+          peerTakesRedirect = true;  // the peer has an XDP program: NAPI is on
+          // Ours, left by a run that was killed: take it off with the port this time.
+          if (xdp.prog?.name?.startsWith('vswitchd_peer')) peerPass = { peer, ...(ns ? { ns } : {}) };
+        } else {
+          const [xcmd, ...xrest] = [...prefix, 'ip', 'link', 'set', 'dev', peer, 'xdpdrv', 'obj', peerPassObject, 'sec', 'xdp'];
+          await sh(xcmd!, xrest).then(
+            () => {
+              peerTakesRedirect = true;
+              peerPass = { peer, ...(ns ? { ns } : {}) };
+              changes.push(`XDP pass program on ${where} (fast path towards it)`);
+            },
+            (err: Error) => warnings.push(`could not attach XDP to peer ${peer}; no fast path towards it: ${err.message}`),
+          );
+        }
       }
     } else {
       warnings.push('veth peer is in an unnamed namespace: run `ethtool -K <peer> tx off` there, or TCP checksums break');
     }
   }
-  return { changes, warnings, peerTakesRedirect };
+  return { changes, warnings, peerTakesRedirect, ...(peerPass ? { peerPass } : {}) };
+}
+
+/** An XDP pass program vswitchd put on a veth peer, to take off with the port. */
+export interface PeerPass {
+  peer: string;
+  ns?: string;
+}
+
+const peerPassObject = path.join(projectRoot, 'bpf', 'peer_pass.bpf.o');
+
+export async function removePeerPass(p: PeerPass): Promise<void> {
+  await sh('ip', [...(p.ns ? ['-n', p.ns] : []), 'link', 'set', 'dev', p.peer, 'xdpdrv', 'off']).catch(() => undefined);
 }
 
 export async function setLinkUp(name: string): Promise<void> {

@@ -4,7 +4,7 @@ import path from 'node:path';
 import type { Logger } from 'pino';
 import type { BondConfig, PortConfig } from './config.js';
 import { vlanMode } from './flood.js';
-import { deleteLink, linkInfo, prepareDevice, setLinkUp } from './host.js';
+import { deleteLink, linkInfo, prepareDevice, removePeerPass, setLinkUp, type PeerPass } from './host.js';
 import type { NativeAddon, NativeDatapath } from './native.js';
 import type { PortKind, VlanMode } from './types.js';
 
@@ -30,6 +30,8 @@ export interface Port {
   bond?: string;
   /** Whether known unicast from (in) and to (out) this port is switched in XDP. */
   fastPath?: { in: boolean; out: boolean };
+  /** The XDP pass program we put on its veth peer, removed with the port. */
+  peerPass?: PeerPass;
 }
 
 /**
@@ -172,7 +174,8 @@ export class PortTable {
       const kind: PortKind = info.kind === 'tun' ? 'tap' : 'veth';
       if (port.cfg.type && port.cfg.type !== kind)
         throw new Error(`port ${port.name}: configured as ${port.cfg.type} but the device is a ${info.kind || 'NIC'}`);
-      const { changes, warnings, peerTakesRedirect } = await prepareDevice(port.name, info, this.opts.fastPath);
+      const { changes, warnings, peerTakesRedirect, peerPass } = await prepareDevice(port.name, info, this.opts.fastPath);
+      if (peerPass) port.peerPass = peerPass;
       if (changes.length) log.info({ port: port.name, changes }, 'prepared device for XDP');
       for (const w of warnings) log.warn({ port: port.name }, w);
       const r = datapath.addPort(port.index, port.name, info.rxQueues, this.opts.xdpMode);
@@ -180,8 +183,8 @@ export class PortTable {
       // Fast path: known unicast from this port is switched in XDP (native mode only), and
       // frames can be redirected to it when its device takes them (a tap always; a veth
       // when its peer has NAPI, which GRO on the peer gives).
-      const fastIn = this.opts.fastPath && !port.bond && r.xdpMode === 'native';
-      const fastOut = this.opts.fastPath && !port.bond && (kind === 'tap' || peerTakesRedirect);
+      const fastIn = this.opts.fastPath && r.xdpMode === 'native';
+      const fastOut = this.opts.fastPath && (kind === 'tap' || peerTakesRedirect);
       datapath.setPortFast(port.index, fastIn, fastOut);
       port.fastPath = { in: fastIn, out: fastOut };
       if (this.opts.fastPath) log.info({ port: port.name, fast_in: fastIn, fast_out: fastOut }, fastIn && fastOut ? 'port is fast-path capable' : 'port is partly or not fast-path capable');
@@ -223,6 +226,7 @@ export class PortTable {
     const port = this.byIndex.get(index);
     if (!port) return;
     if (port.up) this.opts.datapath.removePort(index);  // also closes the internal port's tap fd
+    if (port.peerPass) await removePeerPass(port.peerPass);
     else if (port.tapFd !== undefined) this.opts.native.closeFd(port.tapFd);
     this.byIndex.delete(index);
     if (port.created && port.kind === 'tap') await this.deleteTap(port.name);
