@@ -106,7 +106,10 @@ export class BondManager {
       this.legToBond.set(member, cfg.name);
       await ports.add({ name: member }, false, cfg.name);
     }
-    for (const member of cfg.members) state.policy.setCarrier(member, ports.byName(member)?.up === true && readCarrier(member));
+    // The primary's carrier first: a bond starts on its primary, not on the first
+    // member that happened to report, and that is no failover.
+    const initialOrder = cfg.primary ? [cfg.primary, ...cfg.members.filter((m) => m !== cfg.primary)] : cfg.members;
+    for (const member of initialOrder) state.policy.setCarrier(member, ports.byName(member)?.up === true && readCarrier(member));
     log.info({ bond: cfg.name, mode: cfg.mode, members: cfg.members, index: port.index }, 'bond added');
     this.apply(cfg.name);
   }

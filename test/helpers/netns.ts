@@ -352,3 +352,31 @@ export async function addVethPair(cleanup: Cleanup, local: string, peer: string,
 export async function setLink(dev: string, up: boolean, ns?: string): Promise<void> {
   await run(['ip', 'link', 'set', dev, up ? 'up' : 'down'], { ns });
 }
+
+/** What a finished background ping counted. */
+export interface PingCount {
+  transmitted: number;
+  received: number;
+}
+
+/**
+ * A continuous ping started in the background (e.g. every 10 ms while a leg fails);
+ * done() waits for it to finish (count * interval seconds) and returns the counts.
+ */
+export async function startPing(
+  cleanup: Cleanup,
+  from: Place,
+  ip: string,
+  opts: { count: number; interval: number },
+): Promise<{ done(): Promise<PingCount> }> {
+  const proc = new Background(['ping', '-n', '-q', '-c', `${opts.count}`, '-i', `${opts.interval}`, '-W', '1', ip], from.ns);
+  cleanup.add(() => proc.stop('SIGKILL'));
+  return {
+    done: async () => {
+      await proc.exited;
+      const m = /(\d+) packets transmitted, (\d+) (?:packets )?received/.exec(proc.stdout);
+      if (!m) throw new Error(`ping gave no summary:\n${proc.stderr}${proc.stdout}`);
+      return { transmitted: Number(m[1]), received: Number(m[2]) };
+    },
+  };
+}

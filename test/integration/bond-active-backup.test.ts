@@ -1,0 +1,170 @@
+// active-backup bonds: failover on carrier loss, gratuitous RARPs on the new leg,
+// frames on the backup leg dropped and counted, the primary taking over again.
+//
+//   host A ── vswitchd (bond: active-backup, access VLAN 10) ══ 2 veth pairs ══ Linux bridge ── host U
+//                                                                 (namespace "upstream")
+//
+// The Linux bridge is the upstream switch: it floods, learns, and forgets the
+// MACs of a port that loses carrier, as a physical switch would.
+
+import test, { type ExecutionContext } from 'ava';
+import { bondStatus, dropsOf, eventually, legOf, startDaemon, vswitchctlJson, type BondRow, type Daemon } from '../helpers/daemon.js';
+import { sendFrames, startCapture } from '../helpers/frames.js';
+import {
+  addHost,
+  addNamespace,
+  addVethPair,
+  cleanupFor,
+  ping,
+  pingUntil,
+  run,
+  setLink,
+  sleep,
+  startPing,
+  uniqueName,
+  type Cleanup,
+  type Host,
+} from '../helpers/netns.js';
+
+const ETH_P_RARP = 0x8035;
+const ET_PROBE = 0x88b5;
+
+interface Rig {
+  cleanup: Cleanup;
+  sw: Daemon;
+  /** The upstream namespace (bridge, leg peers). */
+  up: string;
+  a: Host;
+  u: Host;
+  bond: string;
+  legs: string[];
+  /** legs[i]'s peer, a port of the upstream bridge. */
+  far: string[];
+}
+
+async function rig(t: ExecutionContext, bondOpts: (legs: string[]) => Record<string, unknown> = () => ({})): Promise<Rig> {
+  const cleanup = cleanupFor(t);
+  const up = await addNamespace(cleanup);
+  const legs = [`${up}l0`, `${up}l1`];
+  const far = [`${up}r0`, `${up}r1`];
+  const br = `${up}br`;
+  await run(['ip', 'link', 'add', br, 'type', 'bridge'], { ns: up });
+  for (let i = 0; i < 2; i++) {
+    await addVethPair(cleanup, legs[i]!, far[i]!, up);
+    await run(['ip', 'link', 'set', far[i]!, 'master', br], { ns: up });
+  }
+  const [a, u] = await Promise.all([addHost(cleanup, { cidr: '10.62.0.1/24' }), addHost(cleanup, { cidr: '10.62.0.2/24' })]);
+  await run(['ip', 'link', 'set', u!.port, 'netns', up]);
+  await run(['ip', 'link', 'set', u!.port, 'master', br, 'up'], { ns: up });
+  await setLink(br, true, up);
+
+  const bond = `${uniqueName()}bd`;
+  const sw = await startDaemon(t, cleanup, {
+    workers: 2,
+    ports: [{ name: a!.port, vlan: 10 }],
+    bonds: [{ name: bond, members: legs, mode: 'active-backup', vlan: 10, ...bondOpts(legs) }],
+  });
+  await eventually('both legs usable', async () => (await bondStatus(sw, bond)).legs.every((l) => l.usable));
+  return { cleanup, sw, up, a: a!, u: u!, bond, legs, far };
+}
+
+test.serial('failover on carrier loss loses fewer than 10 pings at 10 ms, and the new leg announces the hosts with RARPs', async (t) => {
+  const r = await rig(t);
+  t.true(await pingUntil(r.a, r.u.ip, 10_000), 'host A reaches the upstream host');
+  let bond = await bondStatus(r.sw, r.bond);
+  const active = bond.activeLeg!;
+  t.true(r.legs.includes(active), `one leg is active (${active})`);
+  t.is(bond.failovers, 0);
+  const i = r.legs.indexOf(active);
+  const next = r.legs[1 - i]!;
+
+  const pinger = await startPing(r.cleanup, r.a, r.u.ip, { count: 400, interval: 0.01 });
+  await sleep(1000);
+  const rarps = await startCapture(r.cleanup, { dev: r.far[1 - i]!, ns: r.up, seconds: 3 });
+  // Carrier away: the peer of the active leg goes down.
+  await setLink(r.far[i]!, false, r.up);
+  const counted = await pinger.done();
+  const lost = counted.transmitted - counted.received;
+  t.log(`failover under ping -i 0.01: ${lost} of ${counted.transmitted} lost`);
+  t.true(lost < 10, `fewer than 10 pings lost (${lost} of ${counted.transmitted})`);
+
+  // What an operator sees.
+  const [shown] = await vswitchctlJson<BondRow[]>(r.sw.socketPath, ['bond', 'show', r.bond]);
+  t.is(shown!.activeLeg, next, 'bond show: the other leg is active now');
+  t.is(shown!.failovers, 1, 'bond show: one failover');
+  t.like(shown!.lastFailover, { from: active, to: next });
+  t.false(legOf(shown!, active).carrier, 'bond show: the old leg has no carrier');
+  t.false(legOf(shown!, active).usable);
+  t.true(legOf(shown!, next).active);
+
+  // The gratuitous frames on the new leg.
+  const seen = (await rarps.frames()).filter((f) => f.ethertype === ETH_P_RARP);
+  const fromA = seen.filter((f) => f.src === r.a.mac);
+  t.true(fromA.length >= 1, `a RARP announcing host A's MAC left on the new leg (${seen.length} RARPs seen)`);
+  t.true(fromA.every((f) => f.dst === 'ff:ff:ff:ff:ff:ff' && f.vlan === null), '... broadcast and untagged (the bond is an access port)');
+  t.false(seen.some((f) => f.src === r.u.mac), 'no RARP for the upstream host, learned on the bond itself');
+
+  t.is(await ping(r.a, r.u.ip, { count: 20, interval: 0.02 }), 20, 'traffic flows on the new leg');
+  t.is(await ping(r.u, r.a.ip, { count: 20, interval: 0.02 }), 20, '... both ways');
+
+  // The old leg comes back: without a primary the active leg stays where it is (no flapping).
+  await setLink(r.far[i]!, true, r.up);
+  await eventually('the old leg to be usable again', async () => legOf(await bondStatus(r.sw, r.bond), active).usable);
+  await sleep(500);
+  bond = await bondStatus(r.sw, r.bond);
+  t.is(bond.activeLeg, next, 'the active leg stays when the old one returns');
+  t.is(bond.failovers, 1);
+});
+
+test.serial('frames arriving on the backup leg are dropped and counted on that leg', async (t) => {
+  const r = await rig(t);
+  t.true(await pingUntil(r.a, r.u.ip, 10_000));
+  const bond = await bondStatus(r.sw, r.bond);
+  const i = r.legs.indexOf(bond.activeLeg!);
+  const [activeFar, backupFar, backupLeg] = [r.far[i]!, r.far[1 - i]!, r.legs[1 - i]!];
+
+  const before = dropsOf(await r.sw.stats(), backupLeg, 'bond_inactive_leg');
+  const cap = await startCapture(r.cleanup, { dev: r.a.dev, ns: r.a.ns, seconds: 3 });
+  // Unicast to host A, straight into each leg from the upstream side: 5 through the backup leg, 3 through the active one.
+  await sendFrames({ dev: backupFar, ns: r.up, src: r.u.mac, dst: r.a.mac, ethertype: ET_PROBE, count: 5, payloadLen: 46 });
+  await sendFrames({ dev: activeFar, ns: r.up, src: r.u.mac, dst: r.a.mac, ethertype: ET_PROBE, count: 3, payloadLen: 100 });
+  await eventually('the drops to be counted', async () => dropsOf(await r.sw.stats(), backupLeg, 'bond_inactive_leg') - before >= 5);
+  const atA = (await cap.frames()).filter((f) => f.ethertype === ET_PROBE);
+
+  t.is(atA.filter((f) => f.len === 60).length, 0, 'no frame of the backup leg reached host A');
+  t.is(atA.filter((f) => f.len === 114).length, 3, 'the frames of the active leg did');
+  const after = dropsOf(await r.sw.stats(), backupLeg, 'bond_inactive_leg');
+  t.true(after - before >= 5, `stats: bond_inactive_leg on ${backupLeg} rose by ${after - before}`);
+});
+
+test.serial('with a primary, the primary is active again once its carrier returns', async (t) => {
+  const r = await rig(t, (legs) => ({ primary: legs[1] }));
+  const [primary, other] = [r.legs[1]!, r.legs[0]!];
+  t.true(await pingUntil(r.a, r.u.ip, 10_000));
+  const start = await bondStatus(r.sw, r.bond);
+  t.is(start.activeLeg, primary, 'the primary is active from the start');
+
+  // The primary goes down on vswitchd's side (admin down).
+  await setLink(primary, false);
+  await eventually('the other leg to take over', async () => (await bondStatus(r.sw, r.bond)).activeLeg === other);
+  t.true(await pingUntil(r.a, r.u.ip, 5000), 'traffic flows on the other leg');
+
+  await setLink(primary, true);
+  await eventually('the primary to be active again', async () => (await bondStatus(r.sw, r.bond)).activeLeg === primary);
+  const bond = await bondStatus(r.sw, r.bond);
+  t.is(bond.failovers - start.failovers, 2, 'two failovers: away from the primary and back');
+  t.like(bond.lastFailover, { from: other, to: primary });
+  t.true(await pingUntil(r.a, r.u.ip, 5000), 'traffic flows on the primary again');
+  t.is(await ping(r.a, r.u.ip, { count: 20, interval: 0.02 }), 20);
+});
+
+// BondManager.add() reports the primary's carrier first, so a bond starts on its
+// primary: no failover, no warning, no announcement on a bond that has not failed over.
+test.serial('a bond whose primary is up at start starts on it, with no failover', async (t) => {
+  const r = await rig(t, (legs) => ({ primary: legs[1] }));
+  const bond = await bondStatus(r.sw, r.bond);
+  t.is(bond.activeLeg, r.legs[1], 'the primary is active');
+  t.is(bond.failovers, 0, 'bond show: no failover');
+  t.is(bond.lastFailover, undefined, 'bond show: no last failover');
+  t.false(r.sw.stdout.includes('"bond failover"'), 'no failover in the log');
+});
