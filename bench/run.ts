@@ -59,7 +59,7 @@ const USAGE = `usage: npm run bench -- [options]     (root; after npm run build)
   --sizes 64,1518         frame sizes in bytes, FCS included (default 64,1518)
   --gens xdp,trafgen      generators (default both)
   --placements default,pinned
-  --switches vswitchd,bridge,ovs
+  --switches vswitchd,vswitchd-fast,bridge,ovs   (vswitchd-fast: datapath.fast_path auto)
   --ports N               switch ports, the 2 active ones included (default 8)
   --gen-cpu N             generator's CPU (default 0)
   --switch-cpu N          switch's CPU in the pinned placement (default 1)
@@ -152,7 +152,7 @@ function parseOptions(argv: string[]): Options {
     sizes: values.sizes ? values.sizes.split(',').map((s) => num(s, 64, 'sizes')) : quick ? [64] : [64, 1518],
     gens: list(values.gens, ['xdp', 'trafgen'], ['xdp', 'trafgen'] as const, 'gens'),
     placements: list(values.placements, quick ? ['default'] : ['default', 'pinned'], ['default', 'pinned'] as const, 'placements'),
-    switches: list(values.switches, ['vswitchd', 'bridge', 'ovs'], ['vswitchd', 'bridge', 'ovs'] as const, 'switches'),
+    switches: list(values.switches, ['vswitchd', 'vswitchd-fast', 'bridge', 'ovs'], ['vswitchd', 'vswitchd-fast', 'bridge', 'ovs'] as const, 'switches'),
     ports: Math.max(2, Math.min(16, num(values.ports, 8, 'ports'))),
     genCpu: num(values['gen-cpu'], 0, 'gen-cpu'),
     switchCpu: num(values['switch-cpu'], Math.min(1, ncpu - 1), 'switch-cpu'),
@@ -272,7 +272,7 @@ async function measure(sw: RunningSwitch, sink: Sink, o: Options, placement: Pla
     rec.foreign_cpu_pct = (100 * foreignDelta(a.foreign, b.foreign)) / 1e9 / wall;
     if (rec.foreign_cpu_pct > 5) rec.notes.push(`NOISY: other processes took ${rec.foreign_cpu_pct.toFixed(0)}% of a CPU`);
     if (fwd === 0) rec.error = 'nothing reached the sink';
-    if (sw.kind === 'vswitchd') rec.notes.push(...vswitchdFindings(rec.switch_stats, fwd));
+    if (sw.kind.startsWith('vswitchd')) rec.notes.push(...vswitchdFindings(rec.switch_stats, fwd));
     return rec;
   } catch (err) {
     return { ...base, error: (err as Error).message.split('\n')[0] };
@@ -426,7 +426,7 @@ async function main(): Promise<number> {
       return 1;
     }
   }
-  if (o.switches.includes('vswitchd') && !existsSync(join(root, 'build', 'Release'))) {
+  if (o.switches.some((k) => k.startsWith('vswitchd')) && !existsSync(join(root, 'build', 'Release'))) {
     process.stderr.write('bench: the vswitchd addon is not built: run npm run build first\n');
     return 1;
   }

@@ -22,7 +22,7 @@ namespace vswitchd {
 const char* const kDropReasonNames[kDropCount] = {
     "runt",         "malformed",        "too_big",     "multicast_source", "vlan_not_allowed",
     "untagged_no_native", "same_port",  "no_buffer",   "tx_full",          "port_down",
-    "link_local",   "bond_inactive_leg", "bond_no_leg",
+    "link_local",   "bond_inactive_leg", "bond_no_leg", "handoff_full",
 };
 
 namespace {

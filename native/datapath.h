@@ -39,6 +39,7 @@ enum DropReason : int {
   kDropLinkLocal,         // 01:80:c2:00:00:0x control frames a bridge must not forward
   kDropBondInactiveLeg,   // arrived on a bond leg that may not receive (backup, or LACP not collecting)
   kDropBondNoLeg,         // egress bond has no usable leg
+  kDropHandoffFull,       // the worker that owns the egress port is behind: its hand-off ring is full
   kDropCount
 };
 extern const char* const kDropReasonNames[kDropCount];

@@ -366,7 +366,7 @@ class Loop {
     if (Queue* q = tx->tx_queue[w_.id]) return transmit(q, f);
     const int16_t owner = tx->tx_worker;
     if (owner < 0) return drop(out, kDropPortDown, f.addr);
-    if (!all_[owner]->handoff_in[w_.id]->push(Handoff{f.addr, f.len, out})) return drop(out, kDropTxFull, f.addr);
+    if (!all_[owner]->handoff_in[w_.id]->push(Handoff{f.addr, f.len, out})) return drop(out, kDropHandoffFull, f.addr);
     bump(w_.counters[kHandoffs]);
     w_.wake_peer[owner] = true;
   }
@@ -420,13 +420,20 @@ class Loop {
 
   uint32_t drainHandoffs() {
     uint32_t n = 0;
-    Handoff h;
+    Handoff h{};
     for (auto& ring : w_.handoff_in) {
       if (!ring) continue;
-      while (ring->pop(&h)) {
-        n++;
-        const PortView& pv = w_.view->ports[h.port];
+      while (const Handoff* next = ring->front()) {
+        const PortView& pv = w_.view->ports[next->port];
         Queue* q = pv.active ? pv.tx_queue[w_.id] : nullptr;
+        // A full TX ring: leave the rest queued (back-pressure) rather than drop it.
+        if (q && q->kind == Queue::kXsk && xsk_prod_nb_free(&q->xsk->tx, 1) == 0) {
+          kick(q);
+          if (xsk_prod_nb_free(&q->xsk->tx, 1) == 0) break;
+        }
+        h = *next;
+        ring->pop(&h);
+        n++;
         if (!q) {
           drop(h.port, kDropPortDown, h.addr);
           continue;
@@ -437,20 +444,22 @@ class Loop {
     return n;
   }
 
-  // Copy-mode AF_XDP sends a few dozen frames per sendto(): kick until the
-  // kernel has taken the whole TX ring or tells us to come back later.
+  // Copy-mode AF_XDP sends at most 32 frames per sendto() and answers EAGAIN
+  // when more are queued, so EAGAIN alone does not mean "busy": kick again as
+  // long as the kernel keeps taking frames, and stop when it takes none (come
+  // back on the next pass) or the ring is empty.
   void kick(Queue* q) {
-    for (int tries = 0; tries < 64; tries++) {
-      if (*q->xsk->tx.consumer == q->xsk->tx.cached_prod) {
+    for (int tries = 0; tries < 256; tries++) {
+      const uint32_t before = __atomic_load_n(q->xsk->tx.consumer, __ATOMIC_ACQUIRE);
+      if (before == q->xsk->tx.cached_prod) {
         q->tx_pending = false;
         return;
       }
       bump(w_.counters[kTxKicks]);
       const int err = sendto(q->fd, nullptr, 0, MSG_DONTWAIT, nullptr, 0) < 0 ? errno : 0;
       complete(q);
-      // EAGAIN/EBUSY: the kernel is busy, come back on the next pass; other
-      // errors (ENETDOWN) leave the frames queued until the device is back.
-      if (err && err != ENOBUFS) return;
+      if (err && err != EAGAIN && err != EBUSY && err != ENOBUFS) return;  // ENETDOWN: wait for the device
+      if (__atomic_load_n(q->xsk->tx.consumer, __ATOMIC_ACQUIRE) == before) return;  // no progress
     }
   }
 

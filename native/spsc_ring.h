@@ -28,6 +28,13 @@ class SpscRing {
     return true;
   }
 
+  // The oldest element, still in the ring (consumer side only); nullptr when empty.
+  const T* front() const {
+    const uint32_t t = tail_.load(std::memory_order_relaxed);
+    if (t == head_.load(std::memory_order_acquire)) return nullptr;
+    return &slots_[t & mask_];
+  }
+
   bool empty() const { return tail_.load(std::memory_order_acquire) == head_.load(std::memory_order_acquire); }
 
  private:

@@ -117,8 +117,8 @@ export function renderTables(r: BenchResults): string {
   out += table(swHead, swRows);
 
   // Ratios of vswitchd to each peer, run by run.
-  const vs = r.switches.filter((s) => s.kind === 'vswitchd');
-  const peers = r.switches.filter((s) => s.kind !== 'vswitchd');
+  const vs = r.switches.filter((s) => s.kind.startsWith('vswitchd'));
+  const peers = r.switches.filter((s) => !s.kind.startsWith('vswitchd'));
   const ratioRows: string[][] = [];
   for (const v of vs) {
     for (const p of peers.filter((x) => x.placement === v.placement)) {
@@ -128,7 +128,7 @@ export function renderTables(r: BenchResults): string {
         const div = (a?: number, b?: number) => (a !== undefined && b !== undefined && b > 0 ? a / b : undefined);
         ratioRows.push([
           v.placement,
-          `vswitchd / ${p.switch}`,
+          `${v.switch} / ${p.switch}`,
           `${vr.size}`,
           vr.gen,
           f(div(vr.forwarded_pps, pr.forwarded_pps), 2),
@@ -148,7 +148,7 @@ export function renderTables(r: BenchResults): string {
       const pp = p.ping && 'p50_ms' in p.ping ? p.ping : undefined;
       swRatioRows.push([
         v.placement,
-        `vswitchd / ${p.switch}`,
+        `${v.switch} / ${p.switch}`,
         p.kind === 'bridge' ? 'n/a (no process)' : f(div(v.mem?.rss_kb, p.mem?.rss_kb), 3),
         p.kind === 'bridge' ? 'n/a' : f(div(v.idle?.switch_cpu_pct, p.idle?.switch_cpu_pct), 3),
         f(div(pv?.p50_ms, pp?.p50_ms), 2),

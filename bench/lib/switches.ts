@@ -8,9 +8,10 @@ import { fileURLToPath } from 'node:url';
 import { GEN_PORT } from './topo.js';
 import { Proc, ok, run, sleep } from './sys.js';
 
-export type SwitchKind = 'vswitchd' | 'bridge' | 'ovs';
+export type SwitchKind = 'vswitchd' | 'vswitchd-fast' | 'bridge' | 'ovs';
 export const SWITCH_LABEL: Record<SwitchKind, string> = {
   vswitchd: 'vswitchd',
+  'vswitchd-fast': 'vswitchd+xdp-fast-path',
   bridge: 'linux-bridge',
   ovs: 'ovs-afxdp',
 };
@@ -48,7 +49,10 @@ export function repoRoot(): string {
 export async function setupSwitch(kind: SwitchKind, o: SetupOptions): Promise<RunningSwitch> {
   switch (kind) {
     case 'vswitchd':
-      return setupVswitchd(o);
+      return setupVswitchd(o, 'vswitchd');
+    case 'vswitchd-fast':
+      // The same daemon with known unicast switched in XDP (datapath.fast_path: auto).
+      return setupVswitchd({ ...o, vswitchdSet: { 'datapath.fast_path': 'auto', ...o.vswitchdSet } }, 'vswitchd-fast');
     case 'bridge':
       return setupBridge(o);
     case 'ovs':
@@ -96,7 +100,7 @@ function setPath(obj: Record<string, unknown>, path: string, value: unknown): vo
   cur[keys[keys.length - 1]!] = value;
 }
 
-async function setupVswitchd(o: SetupOptions): Promise<RunningSwitch> {
+async function setupVswitchd(o: SetupOptions, kind: 'vswitchd' | 'vswitchd-fast'): Promise<RunningSwitch> {
   const dir = join(o.workDir, 'vswitchd');
   mkdirSync(dir, { recursive: true });
   const socket = join(dir, 'vswitchd.sock');
@@ -136,7 +140,7 @@ async function setupVswitchd(o: SetupOptions): Promise<RunningSwitch> {
     if (Object.keys(o.vswitchdSet).length) notes.push(`config ${JSON.stringify(o.vswitchdSet)}`);
     const down = ports.filter((p) => p.up === false).map((p) => p.name);
     if (down.length) notes.push(`ports down: ${down.join(' ')}`);
-    return { kind: 'vswitchd', label: SWITCH_LABEL.vswitchd, pid: proc.pid, notes, extraPids: {}, stats: () => ctl('stats'), stop };
+    return { kind, label: SWITCH_LABEL[kind], pid: proc.pid, notes, extraPids: {}, stats: () => ctl('stats'), stop };
   } catch (err) {
     await stop();
     throw err;

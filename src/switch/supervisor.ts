@@ -50,7 +50,7 @@ export class Supervisor {
       if (result.learned.length > 0) this.opts.onLearn(result.learned);
       for (const p of result.punted) this.opts.onPunt(p.port, Buffer.from(p.frame.buffer, p.frame.byteOffset, p.frame.byteLength));
     });
-    const task: WorkerTask = { workerId, stop: this.stopWord, events: channel.port2, sliceMs: this.opts.sliceMs ?? 100 };
+    const task: WorkerTask = { workerId, stop: this.stopWord, events: channel.port2, sliceMs: this.opts.sliceMs ?? 250 };
     const run = this.pool.run(task, { transferList: [channel.port2] }).then(
       () => undefined,
       (err: unknown) => {
