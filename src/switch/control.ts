@@ -6,7 +6,7 @@ import net from 'node:net';
 import path from 'node:path';
 import type { PortConfig } from './config.js';
 import type { Switch } from './daemon.js';
-import { VERSION } from './daemon.js';
+import { VERSION } from './version.js';
 import { portCarriesVlan } from './flood.js';
 import { parseMac } from './mac.js';
 import type { Port } from './ports.js';

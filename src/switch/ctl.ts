@@ -1,7 +1,7 @@
 // vswitchctl: drives a running vswitchd over its control socket.
 import net from 'node:net';
 import { parseArgs } from 'node:util';
-import { VERSION } from './daemon.js';
+import { VERSION } from './version.js';
 
 const USAGE = `usage: vswitchctl [--socket PATH] [--json] COMMAND
 
@@ -212,7 +212,7 @@ export async function main(argv: string[]): Promise<number> {
   try {
     req = toRequest(positionals, { vlan: values.vlan, port: values.port, trunks: values.trunks, 'native-vlan': values['native-vlan'], type: values.type });
   } catch (err) {
-    process.stderr.write(`vswitchctl: ${(err as Error).message}\n`);
+    process.stderr.write(`vswitchctl: ${(err as Error).message}\n${USAGE}`);
     return 2;
   }
   try {

@@ -17,7 +17,7 @@ import { CreatedDevices, PortTable, type Port } from './ports.js';
 import { Supervisor } from './supervisor.js';
 import { FDB_FLAG_STATIC, type Clock, type FdbEntry, type FdbTable, type LearnEvent } from './types.js';
 
-export const VERSION = '0.1.0';
+export { VERSION } from './version.js';
 const LIBXDP_DIR = '/sys/fs/bpf/xdp';
 
 /** Keys whose change needs a restart; reload reports them and leaves them as they run. */

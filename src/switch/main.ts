@@ -1,7 +1,8 @@
 // vswitchd: the daemon's command line.
 import { parseArgs } from 'node:util';
 import { ConfigError, loadConfig } from './config.js';
-import { Switch, VERSION } from './daemon.js';
+import { Switch } from './daemon.js';
+import { VERSION } from './version.js';
 import { createLogger, type LogLevel } from './log.js';
 
 const USAGE = `usage: vswitchd --config FILE [--check] [--log-level LEVEL]
