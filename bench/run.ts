@@ -63,6 +63,7 @@ const USAGE = `usage: npm run bench -- [options]     (root; after npm run build)
   --ports N               switch ports, the 2 active ones included (default 8)
   --gen-cpu N             generator's CPU (default 0)
   --switch-cpu N          switch's CPU in the pinned placement (default 1)
+  --fdb-entries N          fill vswitchd's FDB with N static entries first (fdb.capacity is raised to fit)
   --set KEY=VALUE         extra vswitchd config (dotted path; VALUE as JSON or string), repeatable
   --no-iperf              skip iperf3
   --wait-quiet N          before each switch, wait up to N s for other processes on the
@@ -83,6 +84,8 @@ interface Options {
   genCpu: number;
   switchCpu: number;
   vswitchdSet: Record<string, unknown>;
+  /** Static FDB entries vswitchd gets before the runs (the FDB-size target of issue 5). */
+  fdbEntries: number;
   iperf: boolean;
   waitQuiet: number;
   label: string;
@@ -102,6 +105,7 @@ function parseOptions(argv: string[]): Options {
       gens: { type: 'string' },
       placements: { type: 'string' },
       switches: { type: 'string' },
+      'fdb-entries': { type: 'string' },
       ports: { type: 'string' },
       'gen-cpu': { type: 'string' },
       'switch-cpu': { type: 'string' },
@@ -157,6 +161,7 @@ function parseOptions(argv: string[]): Options {
     genCpu: num(values['gen-cpu'], 0, 'gen-cpu'),
     switchCpu: num(values['switch-cpu'], Math.min(1, ncpu - 1), 'switch-cpu'),
     vswitchdSet,
+    fdbEntries: num(values['fdb-entries'], 0, 'fdb-entries'),
     iperf: !(values['no-iperf'] ?? false),
     waitQuiet: num(values['wait-quiet'], 30, 'wait-quiet'),
     label: values.label ?? '',
@@ -352,9 +357,18 @@ async function benchSwitch(kind: SwitchKind, placement: Placement, o: Options, w
     // trafgen's TX ring needs socket memory (it dies on EAGAIN otherwise): the generator's namespace too.
     await run(['sysctl', '-qw', 'net.core.wmem_default=4194304'], { ns: NS_GEN, check: false });
     sink = await Sink.start(join(repoRoot(), 'bench', 'build'));
-    sw = await setupSwitch(kind, { ports: topo.ports, workDir, cpu: placement === 'pinned' ? o.switchCpu : undefined, vswitchdSet: o.vswitchdSet, log });
+    const capacity = o.fdbEntries > 0 ? 2 ** Math.ceil(Math.log2(o.fdbEntries * 2)) : undefined;
+    const vswitchdSet = capacity ? { 'fdb.capacity': capacity, ...o.vswitchdSet } : o.vswitchdSet;
+    sw = await setupSwitch(kind, { ports: topo.ports, workDir, cpu: placement === 'pinned' ? o.switchCpu : undefined, vswitchdSet, log });
     rec.switch = sw.label;
     rec.notes.push(...sw.notes);
+    if (o.fdbEntries > 0 && sw.fillFdb) {
+      progress(`${placement} ${rec.switch}: filling the FDB with ${o.fdbEntries} entries`);
+      const t0 = Date.now();
+      const idle = topo.ports.find((p) => p !== GEN_PORT && p !== SINK_PORT)!;
+      await sw.fillFdb(o.fdbEntries, idle);
+      rec.notes.push(`FDB filled with ${o.fdbEntries} static entries (capacity ${capacity}) in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+    }
     if (placement === 'pinned') {
       rec.notes.push(...(await setThreaded([GEN_PORT, SINK_PORT], true)));
       const n = await pinNapi([GEN_PORT, SINK_PORT], o.switchCpu);

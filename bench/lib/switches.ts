@@ -38,6 +38,8 @@ export interface RunningSwitch {
   extraPids: Record<string, number>;
   /** The switch's own counters (vswitchd: control socket stats; OVS: coverage/pmd stats). */
   stats(): Promise<unknown>;
+  /** vswitchd: fill the FDB with n static entries on `port` (VLAN 1), pipelined on one connection. */
+  fillFdb?(n: number, port: string): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -100,6 +102,45 @@ function setPath(obj: Record<string, unknown>, path: string, value: unknown): vo
   cur[keys[keys.length - 1]!] = value;
 }
 
+/** n `fdb.add` requests written in one go; resolves when every answer is in (or rejects on the first error). */
+function fillStatics(socket: string, n: number, port: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const conn = createConnection(socket);
+    let answered = 0;
+    let buffered = '';
+    conn.setEncoding('utf8');
+    conn.on('error', reject);
+    conn.on('data', (chunk: string) => {
+      buffered += chunk;
+      let nl: number;
+      while ((nl = buffered.indexOf('\n')) >= 0) {
+        const line = buffered.slice(0, nl);
+        buffered = buffered.slice(nl + 1);
+        const reply = JSON.parse(line) as { ok: boolean; error?: string };
+        if (!reply.ok) {
+          conn.destroy();
+          reject(new Error(`fdb.add: ${reply.error}`));
+          return;
+        }
+        if (++answered === n) {
+          conn.end();
+          resolve();
+        }
+      }
+    });
+    conn.on('connect', () => {
+      const lines: string[] = [];
+      for (let i = 0; i < n; i++) {
+        // 02:fd:xx:xx:xx:xx, locally administered unicast, never a real host here.
+        const hex = i.toString(16).padStart(8, '0');
+        const mac = `02:fd:${hex.slice(0, 2)}:${hex.slice(2, 4)}:${hex.slice(4, 6)}:${hex.slice(6, 8)}`;
+        lines.push(JSON.stringify({ cmd: 'fdb.add', args: { mac, vlan: 1, port } }));
+        if (lines.length === 10_000 || i === n - 1) conn.write(lines.splice(0).join('\n') + '\n');
+      }
+    });
+  });
+}
+
 async function setupVswitchd(o: SetupOptions, kind: 'vswitchd' | 'vswitchd-fast'): Promise<RunningSwitch> {
   const dir = join(o.workDir, 'vswitchd');
   mkdirSync(dir, { recursive: true });
@@ -140,7 +181,8 @@ async function setupVswitchd(o: SetupOptions, kind: 'vswitchd' | 'vswitchd-fast'
     if (Object.keys(o.vswitchdSet).length) notes.push(`config ${JSON.stringify(o.vswitchdSet)}`);
     const down = ports.filter((p) => p.up === false).map((p) => p.name);
     if (down.length) notes.push(`ports down: ${down.join(' ')}`);
-    return { kind, label: SWITCH_LABEL[kind], pid: proc.pid, notes, extraPids: {}, stats: () => ctl('stats'), stop };
+    const fillFdb = (n: number, port: string) => fillStatics(socket, n, port);
+    return { kind, label: SWITCH_LABEL[kind], pid: proc.pid, notes, extraPids: {}, stats: () => ctl('stats'), fillFdb, stop };
   } catch (err) {
     await stop();
     throw err;
