@@ -111,11 +111,9 @@ function fillStatics(socket: string, n: number, port: string): Promise<void> {
     conn.setEncoding('utf8');
     conn.on('error', reject);
     conn.on('data', (chunk: string) => {
-      buffered += chunk;
-      let nl: number;
-      while ((nl = buffered.indexOf('\n')) >= 0) {
-        const line = buffered.slice(0, nl);
-        buffered = buffered.slice(nl + 1);
+      const lines = (buffered + chunk).split('\n');
+      buffered = lines.pop() ?? '';
+      for (const line of lines) {
         const reply = JSON.parse(line) as { ok: boolean; error?: string };
         if (!reply.ok) {
           conn.destroy();

@@ -138,11 +138,11 @@ export class ControlServer {
     let buffered = '';
     conn.setEncoding('utf8');
     conn.on('data', (chunk: string) => {
-      buffered += chunk;
-      let nl: number;
-      while ((nl = buffered.indexOf('\n')) >= 0) {
-        const line = buffered.slice(0, nl).trim();
-        buffered = buffered.slice(nl + 1);
+      // Split once per chunk: a client may pipeline many requests (linear, not quadratic).
+      const lines = (buffered + chunk).split('\n');
+      buffered = lines.pop() ?? '';
+      for (const raw of lines) {
+        const line = raw.trim();
         if (line) void this.answer(line).then((reply) => conn.write(JSON.stringify(reply) + '\n'));
       }
     });
