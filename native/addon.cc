@@ -95,6 +95,7 @@ class DatapathWrap : public Napi::ObjectWrap<DatapathWrap> {
                            InstanceMethod<&DatapathWrap::FdbGet>("fdbGet"),
                            InstanceMethod<&DatapathWrap::FdbEntries>("fdbEntries"),
                            InstanceMethod<&DatapathWrap::FdbClear>("fdbClear"),
+                           InstanceMethod<&DatapathWrap::FdbExpired>("fdbExpired"),
                            InstanceMethod<&DatapathWrap::FdbInfo>("fdbInfo"),
                            InstanceMethod<&DatapathWrap::Close>("close"),
                            InstanceMethod<&DatapathWrap::AddBond>("addBond"),
@@ -242,6 +243,15 @@ class DatapathWrap : public Napi::ObjectWrap<DatapathWrap> {
   Napi::Value FdbEntries(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     const auto records = dp(env).fdb().entries();
+    auto arr = Napi::Array::New(env, records.size());
+    for (uint32_t i = 0; i < records.size(); i++) arr.Set(i, fdbRecordToJs(env, records[i]));
+    return arr;
+  }
+
+  Napi::Value FdbExpired(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    const double cutoff = info[0].As<Napi::Number>().DoubleValue();
+    const auto records = dp(env).fdb().expired(cutoff > 0 ? static_cast<uint64_t>(cutoff) : 0);
     auto arr = Napi::Array::New(env, records.size());
     for (uint32_t i = 0; i < records.size(); i++) arr.Set(i, fdbRecordToJs(env, records[i]));
     return arr;

@@ -118,6 +118,20 @@ std::vector<FdbRecord> FdbTable::entries() const {
   return out;
 }
 
+std::vector<FdbRecord> FdbTable::expired(uint64_t cutoff_ms) const {
+  std::vector<FdbRecord> out;
+  for (uint32_t i = 0; i < capacity_; i++) {
+    const FdbSlot& s = slots_[i];
+    if (s.vlan == 0 || (s.flags & kFdbStatic)) continue;
+    const uint64_t seen = std::atomic_ref<uint64_t>(const_cast<uint64_t&>(s.last_seen_ms)).load(std::memory_order_relaxed);
+    if (seen >= cutoff_ms) continue;
+    FdbRecord r{s.vlan, {}, s.port, s.flags, seen};
+    std::memcpy(r.mac, s.mac, 6);
+    out.push_back(r);
+  }
+  return out;
+}
+
 uint32_t FdbTable::clear() {
   const uint32_t removed = live_;
   static const uint8_t zero[6] = {};

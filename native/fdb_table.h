@@ -121,6 +121,8 @@ class FdbTable {
   bool remove(uint16_t vlan, const uint8_t* mac);
   bool get(uint16_t vlan, const uint8_t* mac, FdbRecord* out) const;
   std::vector<FdbRecord> entries() const;
+  // Non-static entries last seen before cutoff_ms (a scan of the slots, no allocation per live entry).
+  std::vector<FdbRecord> expired(uint64_t cutoff_ms) const;
   uint32_t clear();
 
  private:

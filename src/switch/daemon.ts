@@ -30,6 +30,7 @@ function nativeFdbTable(dp: NativeDatapath): FdbTable {
     delete: (vlan, mac) => dp.fdbDelete(vlan, mac),
     get: (vlan, mac) => dp.fdbGet(vlan, mac),
     entries: () => dp.fdbEntries(),
+    expired: (cutoffMs) => dp.fdbExpired(cutoffMs),
     clear: () => dp.fdbClear(),
     get size() {
       return dp.fdbInfo().size;

@@ -127,12 +127,9 @@ export class FdbManager {
    * hit, so it already is max(last seen, learned at).
    */
   age(): number {
-    const now = this.clock.nowMs();
+    const cutoff = this.clock.nowMs() - this.agingMs;
     let removed = 0;
-    for (const entry of this.table.entries()) {
-      if (isStatic(entry)) continue;
-      if (now - entry.lastSeenMs > this.agingMs && this.removeDynamic(entry)) removed++;
-    }
+    for (const entry of this.table.expired(cutoff)) if (this.removeDynamic(entry)) removed++;
     this.stats.aged += removed;
     return removed;
   }

@@ -63,6 +63,8 @@ export interface NativeDatapath {
   fdbGet(vlan: number, mac: string): NativeFdbRecord | undefined;
   fdbEntries(): NativeFdbRecord[];
   fdbClear(): number;
+  /** Non-static entries last seen before cutoffMs. */
+  fdbExpired(cutoffMs: number): NativeFdbRecord[];
   fdbInfo(): { size: number; capacity: number; mapFd: number };
   close(): void;
   /** A bond: a port index with no device; egress picks a leg from 256 buckets. */

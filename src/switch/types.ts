@@ -41,6 +41,11 @@ export interface FdbTable {
   delete(vlan: number, mac: Mac): boolean;
   get(vlan: number, mac: Mac): FdbEntry | undefined;
   entries(): FdbEntry[];
+  /**
+   * Dynamic (non-static) entries last seen before cutoffMs. Aging asks for these
+   * once a second, so it must not cost a JavaScript object per entry of a large table.
+   */
+  expired(cutoffMs: number): FdbEntry[];
   /** Remove every entry; returns how many went. */
   clear(): number;
   readonly size: number;

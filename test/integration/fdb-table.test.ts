@@ -62,3 +62,16 @@ test.serial('rejects bad arguments with a clear error', (t) => {
   t.throws(() => dp.fdbPut(0, '02:00:00:00:00:01', 1, 0), { message: /vlan must be in 1\.\.4094/ });
   t.throws(() => dp.fdbPut(1, 'not-a-mac', 1, 0), { message: /mac must be a string/ });
 });
+
+test.serial('expired() lists only dynamic entries last seen before the cutoff', (t) => {
+  dp.fdbClear();
+  dp.fdbPut(1, '02:00:00:00:01:01', 1, 0);
+  dp.fdbPut(1, '02:00:00:00:01:02', 1, 1);  // static
+  const seen = dp.fdbGet(1, '02:00:00:00:01:01')!.lastSeenMs;
+  t.deepEqual(dp.fdbExpired(seen), [], 'nothing last seen before the time it was written');
+  t.deepEqual(
+    dp.fdbExpired(seen + 1).map((e) => e.mac),
+    ['02:00:00:00:01:01'],
+    'the dynamic entry only; the static never expires',
+  );
+});

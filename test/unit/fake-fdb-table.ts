@@ -1,3 +1,4 @@
+import { FDB_FLAG_STATIC } from '../../src/switch/types.js';
 // Test doubles for the FDB: a Map-backed FdbTable with the native table's
 // contract (fixed capacity, put() stamps lastSeen), and a clock tests move by hand.
 
@@ -40,6 +41,10 @@ export class FakeFdbTable implements FdbTable {
 
   entries(): FdbEntry[] {
     return [...this.map.values()].map((entry) => ({ ...entry }));
+  }
+
+  expired(cutoffMs: number): FdbEntry[] {
+    return this.entries().filter((e) => (e.flags & FDB_FLAG_STATIC) === 0 && e.lastSeenMs < cutoffMs);
   }
 
   clear(): number {
