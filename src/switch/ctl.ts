@@ -24,23 +24,37 @@ commands:
 
 export const DEFAULT_SOCKET = '/run/vswitchd/vswitchd.sock';
 
-/** Sends one request and returns its result, or throws with the daemon's one-line reason. */
-export async function request(socketPath: string, cmd: string, args: Record<string, unknown> = {}): Promise<unknown> {
+/**
+ * Sends one request and returns its result, or throws with the daemon's one-line reason.
+ * timeoutMs: give up when no answer comes (default: wait as long as it takes).
+ */
+export async function request(socketPath: string, cmd: string, args: Record<string, unknown> = {}, timeoutMs?: number): Promise<unknown> {
   return new Promise((resolve, reject) => {
     const conn = net.createConnection(socketPath);
     let buffered = '';
+    const timer =
+      timeoutMs === undefined
+        ? undefined
+        : setTimeout(() => {
+            conn.destroy();
+            reject(new Error(`no answer to ${cmd} from ${socketPath} in ${timeoutMs} ms`));
+          }, timeoutMs);
     conn.setEncoding('utf8');
     conn.on('connect', () => conn.write(JSON.stringify({ cmd, args }) + '\n'));
     conn.on('data', (chunk: string) => {
       buffered += chunk;
       const nl = buffered.indexOf('\n');
       if (nl < 0) return;
+      clearTimeout(timer);
       conn.end();
       const reply = JSON.parse(buffered.slice(0, nl)) as { ok: boolean; result?: unknown; error?: string };
       if (reply.ok) resolve(reply.result);
       else reject(new Error(reply.error));
     });
-    conn.on('error', (err) => reject(new Error(`cannot reach vswitchd at ${socketPath}: ${err.message}`)));
+    conn.on('error', (err) => {
+      clearTimeout(timer);
+      reject(new Error(`cannot reach vswitchd at ${socketPath}: ${err.message}`));
+    });
   });
 }
 

@@ -238,10 +238,10 @@ async function launch(t: ExecutionContext, cleanup: Cleanup, d: Daemon, opts: Da
   return d;
 }
 
-/** Run `vswitchd` to completion with arbitrary arguments (for --check and bad configs). */
-export function runVswitchd(args: string[], timeoutMs = 20_000): Promise<{ code: number | null; stdout: string; stderr: string }> {
+/** Run one of the project's bin/ programs to completion and collect what it printed. */
+function runBin(bin: string, args: string[], timeoutMs: number): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [join(repoRoot(), 'bin', 'vswitchd.js'), ...args], {
+    const child = spawn(process.execPath, [join(repoRoot(), 'bin', bin), ...args], {
       cwd: repoRoot(),
       stdio: ['ignore', 'pipe', 'pipe'],
     });
@@ -256,6 +256,11 @@ export function runVswitchd(args: string[], timeoutMs = 20_000): Promise<{ code:
       resolve({ code, stdout, stderr });
     });
   });
+}
+
+/** Run `vswitchd` to completion with arbitrary arguments (for --check and bad configs). */
+export function runVswitchd(args: string[], timeoutMs = 20_000): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return runBin('vswitchd.js', args, timeoutMs);
 }
 
 /** Poll fn until it returns true (or throw with `what` after timeoutMs). */
@@ -298,22 +303,7 @@ export interface CtlRun {
 
 /** Run `vswitchctl --socket SOCKET ARGS...` to completion (as an operator would). */
 export function vswitchctl(socketPath: string, args: string[], timeoutMs = 20_000): Promise<CtlRun> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [join(repoRoot(), 'bin', 'vswitchctl.js'), '--socket', socketPath, ...args], {
-      cwd: repoRoot(),
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-    child.on('error', reject);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
+  return runBin('vswitchctl.js', ['--socket', socketPath, ...args], timeoutMs);
 }
 
 /** `vswitchctl --json ARGS...`, which must exit 0; returns the parsed result. */
