@@ -4,6 +4,7 @@
 #include <bpf/libbpf.h>
 #include <net/if.h>
 #include <sys/eventfd.h>
+#include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
 #include <xdp/libxdp.h>
@@ -120,14 +121,17 @@ void Datapath::createFastMaps() {
     return fd;
   };
   ports_map_fd_ = create(BPF_MAP_TYPE_ARRAY, "vswitchd_ports", 4, sizeof(FastPort), kMaxPorts);
-  ifports_map_fd_ = create(BPF_MAP_TYPE_HASH, "vswitchd_ifport", 4, 4, kMaxPorts);
   tx_map_fd_ = create(BPF_MAP_TYPE_DEVMAP_HASH, "vswitchd_tx", 4, 4, kMaxPorts);
   stats_map_fd_ = create(BPF_MAP_TYPE_PERCPU_ARRAY, "vswitchd_fstats", 4, sizeof(FastCounters), kMaxPorts);
-  config_map_fd_ = create(BPF_MAP_TYPE_ARRAY, "vswitchd_config", 4, 8, 1);
-  const uint32_t zero = 0;
-  const uint32_t config[2] = {opts_.fdb_capacity - 1, opts_.fast_path ? 1u : 0u};
-  if (bpf_map_update_elem(config_map_fd_, &zero, config, 0) != 0)
-    throw std::runtime_error("writing the fast path config map: " + errText(errno));
+  LIBBPF_OPTS(bpf_map_create_opts, mmapable, .map_flags = BPF_F_MMAPABLE);
+  config_map_fd_ = bpf_map_create(BPF_MAP_TYPE_ARRAY, "vswitchd_config", 4, sizeof(FastConfig), 1, &mmapable);
+  if (config_map_fd_ < 0) throw std::runtime_error("creating BPF map vswitchd_config: " + errText(config_map_fd_));
+  void* mapped = mmap(nullptr, sizeof(FastConfig), PROT_READ | PROT_WRITE, MAP_SHARED, config_map_fd_, 0);
+  if (mapped == MAP_FAILED) throw std::runtime_error("mapping the fast path config map: " + errText(errno));
+  fast_config_ = static_cast<FastConfig*>(mapped);
+  fast_config_->fdb_mask = opts_.fdb_capacity - 1;
+  fast_config_->enabled = opts_.fast_path ? 1 : 0;
+  tickFastClock();
   ncpus_ = libbpf_num_possible_cpus();
   if (ncpus_ < 1) ncpus_ = 1;
 }
@@ -136,14 +140,42 @@ void Datapath::createFastMaps() {
 void Datapath::shareMaps(xdp_program* prog) {
   bpf_object* obj = xdp_program__bpf_obj(prog);
   const std::pair<const char*, int> shared[] = {
-      {"vswitchd_fdb", fdb_->mapFd()},         {"vswitchd_ports", ports_map_fd_},     {"vswitchd_ifports", ifports_map_fd_},
-      {"vswitchd_tx", tx_map_fd_},             {"vswitchd_fast_stats", stats_map_fd_}, {"vswitchd_config", config_map_fd_},
+      {"vswitchd_fdb", fdb_->mapFd()},         {"vswitchd_ports", ports_map_fd_},      {"vswitchd_tx", tx_map_fd_},
+      {"vswitchd_fast_stats", stats_map_fd_}, {"vswitchd_config", config_map_fd_},
   };
   for (const auto& [name, fd] : shared) {
     bpf_map* map = bpf_object__find_map_by_name(obj, name);
     if (!map) throw std::runtime_error(opts_.bpf_object + " has no map " + name);
     if (int err = bpf_map__reuse_fd(map, fd)) throw std::runtime_error(std::string("sharing map ") + name + ": " + errText(err));
   }
+}
+
+// Each port's copy of the program knows its port index as a load-time constant.
+void Datapath::setProgramPort(xdp_program* prog, uint16_t index) {
+  bpf_object* obj = xdp_program__bpf_obj(prog);
+  bpf_map* map = nullptr;
+  bpf_object__for_each_map(map, obj) {
+    const char* name = bpf_map__name(map);
+    const size_t len = std::strlen(name);
+    if (len >= 7 && std::strcmp(name + len - 7, ".rodata") == 0) break;
+  }
+  size_t size = 0;
+  const void* initial = map ? bpf_map__initial_value(map, &size) : nullptr;
+  if (!initial || size < sizeof(uint32_t)) throw std::runtime_error(opts_.bpf_object + " has no vswitchd_port_index constant");
+  std::vector<uint8_t> rodata(static_cast<const uint8_t*>(initial), static_cast<const uint8_t*>(initial) + size);
+  const uint32_t port = index;
+  std::memcpy(rodata.data(), &port, sizeof(port));  // the only constant in .rodata
+  if (int err = bpf_map__set_initial_value(map, rodata.data(), rodata.size()))
+    throw std::runtime_error("setting the XDP program's port index: " + errText(err));
+}
+
+void Datapath::tickFastClock() {
+  if (!fast_config_) return;
+  const uint64_t now = monotonicMs();
+  auto clock = std::atomic_ref<uint64_t>(fast_config_->now_ms);
+  // Workers call this every pass; store only when it moved enough, so the
+  // cache line the XDP program reads per frame is not bounced between CPUs.
+  if (now >= clock.load(std::memory_order_relaxed) + 100) clock.store(now, std::memory_order_relaxed);
 }
 
 void Datapath::setPortFast(uint16_t index, bool fast_in, bool fast_out) {
@@ -198,7 +230,8 @@ Datapath::~Datapath() {
   }
   for (auto& w : workers_)
     if (w->event_fd >= 0) close(w->event_fd);
-  for (int fd : {ports_map_fd_, ifports_map_fd_, tx_map_fd_, stats_map_fd_, config_map_fd_})
+  if (fast_config_) munmap(fast_config_, sizeof(FastConfig));
+  for (int fd : {ports_map_fd_, tx_map_fd_, stats_map_fd_, config_map_fd_})
     if (fd >= 0) close(fd);
 }
 
@@ -236,6 +269,7 @@ Datapath::PortResult Datapath::addPort(uint16_t index, const std::string& name, 
     }
     try {
       shareMaps(fresh.prog);
+      setProgramPort(fresh.prog, index);
     } catch (...) {
       xdp_program__close(fresh.prog);
       throw;
@@ -272,8 +306,7 @@ Datapath::PortResult Datapath::addPort(uint16_t index, const std::string& name, 
         fresh.queues.push_back(std::move(q));
       }
       const uint32_t key = fresh.ifindex, port = index;
-      if (bpf_map_update_elem(ifports_map_fd_, &key, &port, 0) != 0 ||
-          bpf_map_update_elem(tx_map_fd_, &port, &key, 0) != 0)
+      if (bpf_map_update_elem(tx_map_fd_, &port, &key, 0) != 0)
         throw std::runtime_error(name + ": registering the port with the fast path: " + errText(errno));
     } catch (...) {
       detachProgram(fresh);
@@ -314,11 +347,8 @@ void Datapath::removePort(uint16_t index) {
   fast_in_[index] = fast_out_[index] = 0;
   commit();  // from here on no worker and no XDP program uses the port
   lock.lock();
-  const uint32_t key = static_cast<uint32_t>(p.ifindex), port = index;
-  if (p.ifindex) {
-    bpf_map_delete_elem(ifports_map_fd_, &key);
-    bpf_map_delete_elem(tx_map_fd_, &port);
-  }
+  const uint32_t port = index;
+  if (p.ifindex) bpf_map_delete_elem(tx_map_fd_, &port);
   const FastCounters zero{};
   std::vector<FastCounters> zeros(static_cast<size_t>(ncpus_), zero);
   bpf_map_update_elem(stats_map_fd_, &port, zeros.data(), 0);

@@ -120,6 +120,14 @@ struct FastCounters {
   uint64_t rx_packets, rx_bytes, tx_packets, tx_bytes;
 };
 
+// The fast path's settings and coarse clock (struct fast_config in the BPF program), mmapped.
+struct FastConfig {
+  uint32_t fdb_mask;
+  uint32_t enabled;
+  uint64_t now_ms;
+};
+static_assert(sizeof(FastConfig) == 16, "FastConfig layout is shared with bpf/xsk_steer.bpf.c");
+
 struct View {
   uint64_t gen = 0;
   PortView ports[kMaxPorts];
@@ -201,6 +209,8 @@ class Datapath {
   // Runs the hot loop of one worker until budget_ms passes, *stop != 0, or
   // learn events are waiting. Returns the learn events.
   RunResult run(uint32_t worker, const int32_t* stop, uint32_t budget_ms);
+  // Stores the coarse clock the XDP program stamps last_seen with (workers, every pass).
+  void tickFastClock();
 
   // Bonds (main thread): a bond is a port index with no device.
   void addBond(uint16_t index, const std::string& name);
@@ -218,6 +228,7 @@ class Datapath {
   void createFastMaps();
   void writeFastPorts(const View& v);
   void shareMaps(xdp_program* prog);
+  void setProgramPort(xdp_program* prog, uint16_t index);
   void detachProgram(PortInfo& p);
   void releaseQueues(std::vector<std::unique_ptr<Queue>>& queues);
 
@@ -231,7 +242,8 @@ class Datapath {
   std::vector<std::unique_ptr<View>> views_;  // published, kept until no worker uses them
   uint64_t next_gen_ = 1;
   // Maps every port's XDP program shares (see bpf/xsk_steer.bpf.c).
-  int ports_map_fd_ = -1, ifports_map_fd_ = -1, tx_map_fd_ = -1, stats_map_fd_ = -1, config_map_fd_ = -1;
+  int ports_map_fd_ = -1, tx_map_fd_ = -1, stats_map_fd_ = -1, config_map_fd_ = -1;
+  FastConfig* fast_config_ = nullptr;
   uint8_t fast_in_[kMaxPorts] = {};
   uint8_t fast_out_[kMaxPorts] = {};
   int ncpus_ = 1;

@@ -503,6 +503,7 @@ RunResult Datapath::run(uint32_t worker, const int32_t* stop, uint32_t budget_ms
     View* v = live_.load(std::memory_order_seq_cst);
     if (v != w.view || v->gen != w.seen_gen.load(std::memory_order_relaxed)) loop.adoptView(v);
     const uint64_t t0 = nowNs();
+    tickFastClock();
     const uint32_t work = loop.iterate(monotonicMs());
     bump(w.counters[kLoops]);
     const uint64_t t1 = nowNs();
