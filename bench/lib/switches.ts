@@ -9,10 +9,10 @@ import { request } from '../../src/switch/ctl.js';
 import { GEN_PORT } from './topo.js';
 import { Proc, ok, run, sleep } from './sys.js';
 
-export type SwitchKind = 'vswitchd' | 'vswitchd-fast' | 'bridge' | 'ovs';
+export type SwitchKind = 'vswitchd' | 'vswitchd-afxdp' | 'bridge' | 'ovs';
 export const SWITCH_LABEL: Record<SwitchKind, string> = {
   vswitchd: 'vswitchd',
-  'vswitchd-fast': 'vswitchd+xdp-fast-path',
+  'vswitchd-afxdp': 'vswitchd-afxdp-only',
   bridge: 'linux-bridge',
   ovs: 'ovs-afxdp',
 };
@@ -52,10 +52,11 @@ export function repoRoot(): string {
 export async function setupSwitch(kind: SwitchKind, o: SetupOptions): Promise<RunningSwitch> {
   switch (kind) {
     case 'vswitchd':
-      return setupVswitchd(o, 'vswitchd');
-    case 'vswitchd-fast':
-      // The same daemon with known unicast switched in XDP (datapath.fast_path: auto).
-      return setupVswitchd({ ...o, vswitchdSet: { 'datapath.fast_path': 'auto', ...o.vswitchdSet } }, 'vswitchd-fast');
+      // As shipped: known unicast switched in XDP (datapath.fast_path: auto, the default).
+      return setupVswitchd({ ...o, vswitchdSet: { 'datapath.fast_path': 'auto', ...o.vswitchdSet } }, 'vswitchd');
+    case 'vswitchd-afxdp':
+      // The same daemon with every frame through the AF_XDP hot loop (datapath.fast_path: off).
+      return setupVswitchd({ ...o, vswitchdSet: { 'datapath.fast_path': 'off', ...o.vswitchdSet } }, 'vswitchd-afxdp');
     case 'bridge':
       return setupBridge(o);
     case 'ovs':
@@ -112,7 +113,7 @@ function fillStatics(socket: string, n: number, port: string): Promise<void> {
   });
 }
 
-async function setupVswitchd(o: SetupOptions, kind: 'vswitchd' | 'vswitchd-fast'): Promise<RunningSwitch> {
+async function setupVswitchd(o: SetupOptions, kind: 'vswitchd' | 'vswitchd-afxdp'): Promise<RunningSwitch> {
   const dir = join(o.workDir, 'vswitchd');
   mkdirSync(dir, { recursive: true });
   const socket = join(dir, 'vswitchd.sock');

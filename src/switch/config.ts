@@ -232,7 +232,7 @@ const configSchema = section({
   datapath: emptyAsDefault(section({
     xdp_mode: oneOf(['auto', 'native', 'generic']).default('auto'),
     frames_per_worker: powerOfTwoIn(1024, 262144).default(8192),
-    fast_path: oneOf(['auto', 'off']).default('off'),
+    fast_path: oneOf(['auto', 'off']).default('auto'),
   }).prefault({})),
   fdb: emptyAsDefault(section({
     aging: intIn(1, 1_000_000).default(300),

@@ -71,9 +71,13 @@ export async function demo(hold: boolean): Promise<number> {
     console.log(`\niperf3 TCP h1 -> h2 through the switch: ${(await iperf('vsd-demo-h1', 'vsd-demo-h2', `${SUBNET}.2`)).toFixed(2)} Gbit/s`);
     console.log('\nFDB:');
     for (const e of sw.fdbView()) console.log(`  vlan ${e.vlan}  ${e.mac}  ${e.port}`);
-    console.log('\nPort counters:');
-    for (const [name, c] of Object.entries(sw.portCounters()))
-      console.log(`  ${name.padEnd(12)} rx ${String(c.rx_packets).padStart(8)}  tx ${String(c.tx_packets).padStart(8)}  flood ${c.flood_packets}`);
+    console.log('\nPort counters (rx/tx of which through the XDP fast path, the rest through the AF_XDP hot loop):');
+    for (const [name, c] of Object.entries(sw.portCounters())) {
+      const share = (all: number, fast: number) => `${String(all).padStart(8)} (xdp ${String(fast).padStart(8)})`;
+      console.log(
+        `  ${name.padEnd(12)} rx ${share(c.rx_packets, c.paths.xdp.rx_packets)}  tx ${share(c.tx_packets, c.paths.xdp.tx_packets)}  flood ${c.flood_packets}`,
+      );
+    }
     if (hold) {
       console.log(`\nThe switch keeps running: try vswitchctl --socket ${config.control.socket} fdb show, curl ${config.metrics.listen}/metrics. Ctrl-C stops it.`);
       await new Promise<void>((resolve) => process.once('SIGINT', () => resolve()));

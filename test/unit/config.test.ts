@@ -45,7 +45,7 @@ function assertOneIssue(
 const DEFAULTS: SwitchConfig = {
   bridge: 'br0',
   workers: 2,
-  datapath: { xdp_mode: 'auto', frames_per_worker: 8192, fast_path: 'off' },
+  datapath: { xdp_mode: 'auto', frames_per_worker: 8192, fast_path: 'auto' },
   fdb: { aging: 300, max_per_port: 4096, capacity: 65536, static: [] },
   metrics: { listen: '127.0.0.1:9417' },
   control: { socket: '/run/vswitchd/vswitchd.sock' },
