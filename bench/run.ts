@@ -64,7 +64,10 @@ const USAGE = `usage: npm run bench -- [options]     (root; after npm run build)
   --ports N               switch ports, the 2 active ones included (default 8)
   --gen-cpu N             generator's CPU (default 0)
   --switch-cpu N          switch's CPU in the pinned placement (default 1)
-  --fdb-entries N          fill vswitchd's FDB with N static entries first (fdb.capacity is raised to fit)
+  --fdb-entries N         fill vswitchd's FDB with N static entries first (fdb.capacity is raised to fit)
+  --flows N               xdp generator: spread frames over N destination MACs, the first N
+                          static entries (needs --fdb-entries >= N, vswitchd switches only;
+                          the entries then sit on the sink port). Default 1: one flow
   --set KEY=VALUE         extra vswitchd config (dotted path; VALUE as JSON or string), repeatable
   --no-iperf              skip iperf3
   --wait-quiet N          before each switch, wait up to N s for other processes on the
@@ -87,6 +90,7 @@ interface Options {
   vswitchdSet: Record<string, unknown>;
   /** Static FDB entries vswitchd gets before the runs (the FDB-size target of issue 5). */
   fdbEntries: number;
+  flows: number;
   iperf: boolean;
   waitQuiet: number;
   label: string;
@@ -107,6 +111,7 @@ function parseOptions(argv: string[]): Options {
       placements: { type: 'string' },
       switches: { type: 'string' },
       'fdb-entries': { type: 'string' },
+      flows: { type: 'string' },
       ports: { type: 'string' },
       'gen-cpu': { type: 'string' },
       'switch-cpu': { type: 'string' },
@@ -163,12 +168,18 @@ function parseOptions(argv: string[]): Options {
     switchCpu: num(values['switch-cpu'], Math.min(1, ncpu - 1), 'switch-cpu'),
     vswitchdSet,
     fdbEntries: num(values['fdb-entries'], 0, 'fdb-entries'),
+    flows: num(values.flows, 1, 'flows'),
     iperf: !(values['no-iperf'] ?? false),
     waitQuiet: num(values['wait-quiet'], 30, 'wait-quiet'),
     label: values.label ?? '',
     out: values.out ?? join(repoRoot(), 'bench', 'results'),
   };
   for (const s of o.sizes) if (s < 64 || s > 1518) throw new Error(`--sizes: ${s} is outside 64..1518`);
+  if (o.flows > 1) {
+    // Other switches would flood frames to MACs only vswitchd's FDB knows.
+    if (o.flows > o.fdbEntries) throw new Error(`--flows ${o.flows} needs --fdb-entries >= ${o.flows}`);
+    if (o.switches.some((k) => !k.startsWith('vswitchd'))) throw new Error('--flows applies to vswitchd and vswitchd-afxdp only');
+  }
   return o;
 }
 
@@ -241,7 +252,7 @@ async function measure(sw: RunningSwitch, sink: Sink, o: Options, placement: Pla
   try {
     g =
       gen === 'xdp'
-        ? await startXdpGen(join(repoRoot(), 'bench', 'build'), size, o.genCpu, o.warmup + o.seconds + 30)
+        ? await startXdpGen(join(repoRoot(), 'bench', 'build'), size, o.genCpu, o.warmup + o.seconds + 30, o.flows)
         : await startTrafgen(workDir, size, o.genCpu);
     await sleep(o.warmup * 1000);
     const a = await snapshot(sw, sink, gen, g.proc.pid);
@@ -358,7 +369,8 @@ async function benchSwitch(kind: SwitchKind, placement: Placement, o: Options, w
     // trafgen's TX ring needs socket memory (it dies on EAGAIN otherwise): the generator's namespace too.
     await run(['sysctl', '-qw', 'net.core.wmem_default=4194304'], { ns: NS_GEN, check: false });
     sink = await Sink.start(join(repoRoot(), 'bench', 'build'));
-    const capacity = o.fdbEntries > 0 ? 2 ** Math.ceil(Math.log2(o.fdbEntries * 2)) : undefined;
+    // Raised only when the default capacity (65536) would be over half full.
+    const capacity = o.fdbEntries * 2 > 65536 ? 2 ** Math.ceil(Math.log2(o.fdbEntries * 2)) : o.fdbEntries > 0 ? 65536 : undefined;
     const vswitchdSet = capacity ? { 'fdb.capacity': capacity, ...o.vswitchdSet } : o.vswitchdSet;
     sw = await setupSwitch(kind, { ports: topo.ports, workDir, cpu: placement === 'pinned' ? o.switchCpu : undefined, vswitchdSet, log });
     rec.switch = sw.label;
@@ -366,9 +378,13 @@ async function benchSwitch(kind: SwitchKind, placement: Placement, o: Options, w
     if (o.fdbEntries > 0 && sw.fillFdb) {
       progress(`${placement} ${rec.switch}: filling the FDB with ${o.fdbEntries} entries`);
       const t0 = Date.now();
-      const idle = topo.ports.find((p) => p !== GEN_PORT && p !== SINK_PORT)!;
-      await sw.fillFdb(o.fdbEntries, idle);
-      rec.notes.push(`FDB filled with ${o.fdbEntries} static entries (capacity ${capacity}) in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+      // With --flows the generator's frames go to these MACs, so they must lead to the sink.
+      const port = o.flows > 1 ? SINK_PORT : topo.ports.find((p) => p !== GEN_PORT && p !== SINK_PORT)!;
+      await sw.fillFdb(o.fdbEntries, port);
+      rec.notes.push(
+        `FDB filled with ${o.fdbEntries} static entries on ${port} (capacity ${capacity}) in ${((Date.now() - t0) / 1000).toFixed(1)} s` +
+          (o.flows > 1 ? `; xdp generator spread over ${o.flows} of them` : ''),
+      );
     }
     if (placement === 'pinned') {
       rec.notes.push(...(await setThreaded([GEN_PORT, SINK_PORT], true)));

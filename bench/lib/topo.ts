@@ -200,9 +200,10 @@ export interface Generator {
   stop(): Promise<void>;
 }
 
-export async function startXdpGen(buildDir: string, size: number, cpu: number, seconds: number): Promise<Generator> {
+/** flows > 1: each frame's destination MAC is the next of 02:fd:00:00:00:00 .. flows-1 (see vb_gen.bpf.c). */
+export async function startXdpGen(buildDir: string, size: number, cpu: number, seconds: number, flows = 1): Promise<Generator> {
   const frame = benchFrame(size).toString('hex');
-  const argv = ['taskset', '-c', `${cpu}`, join(buildDir, 'vbxdpgen'), '--dev', GEN_DEV, '--obj', join(buildDir, 'vb_gen.bpf.o'), '--frame', frame, '--seconds', `${seconds}`, '--batch', '64'];
+  const argv = ['taskset', '-c', `${cpu}`, join(buildDir, 'vbxdpgen'), '--dev', GEN_DEV, '--obj', join(buildDir, 'vb_gen.bpf.o'), '--frame', frame, '--seconds', `${seconds}`, '--batch', '64', '--flows', `${flows}`];
   const proc = new Proc(argv, { ns: NS_GEN, stdin: true });
   const first = await proc.line(10_000).catch((err: Error) => {
     throw new Error(`vbxdpgen: ${err.message}`);

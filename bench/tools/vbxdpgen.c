@@ -5,8 +5,10 @@
 // taskset; it sends flat out, in chunks of --chunk frames, until told to stop.
 //
 //   ip netns exec vbg taskset -c 0 vbxdpgen --dev vbg0 --obj build/vb_gen.bpf.o
-//       --frame HEX --seconds 30 [--batch 64] [--chunk 32768]
+//       --frame HEX --seconds 30 [--batch 64] [--chunk 32768] [--flows N]
 //
+// --flows N: the program rewrites the destination MAC of each frame to the next of N
+// (02:fd:00:00:00:00 onwards; see bench/bpf/vb_gen.bpf.c).
 // Prints "ready". A line "q" or EOF on stdin, SIGINT/SIGTERM, or --seconds elapsing
 // stops it: the signal interrupts the BPF_PROG_RUN in progress (the kernel checks for
 // pending signals between batches). It then prints "done <frames in completed chunks>
@@ -74,14 +76,14 @@ static int hexval(char c) {
 }
 
 static void usage(void) {
-  fprintf(stderr, "usage: vbxdpgen --dev IFNAME --obj vb_gen.bpf.o --frame HEX [--seconds S] [--batch N] [--chunk N]\n");
+  fprintf(stderr, "usage: vbxdpgen --dev IFNAME --obj vb_gen.bpf.o --frame HEX [--seconds S] [--batch N] [--chunk N] [--flows N]\n");
   exit(2);
 }
 
 int main(int argc, char **argv) {
   const char *dev = NULL, *obj_path = NULL, *hex = NULL;
   double seconds = 30;
-  unsigned batch = 64, chunk = 1u << 24;
+  unsigned batch = 64, chunk = 1u << 24, flows = 1;
   for (int i = 1; i < argc; i++) {
     if (!strcmp(argv[i], "--dev") && i + 1 < argc) dev = argv[++i];
     else if (!strcmp(argv[i], "--obj") && i + 1 < argc) obj_path = argv[++i];
@@ -89,9 +91,10 @@ int main(int argc, char **argv) {
     else if (!strcmp(argv[i], "--seconds") && i + 1 < argc) seconds = atof(argv[++i]);
     else if (!strcmp(argv[i], "--batch") && i + 1 < argc) batch = (unsigned)atoi(argv[++i]);
     else if (!strcmp(argv[i], "--chunk") && i + 1 < argc) chunk = (unsigned)atoi(argv[++i]);
+    else if (!strcmp(argv[i], "--flows") && i + 1 < argc) flows = (unsigned)strtoul(argv[++i], NULL, 10);
     else usage();
   }
-  if (!dev || !obj_path || !hex || batch == 0 || chunk == 0) usage();
+  if (!dev || !obj_path || !hex || batch == 0 || chunk == 0 || flows == 0) usage();
   size_t hlen = strlen(hex);
   if (hlen % 2 || hlen < 28 || hlen > 2 * 3000) {
     fprintf(stderr, "vbxdpgen: --frame must be 14..3000 bytes of hex\n");
@@ -124,7 +127,26 @@ int main(int argc, char **argv) {
     return 1;
   }
   struct bpf_object *obj = bpf_object__open_file(obj_path, NULL);
-  if (!obj || bpf_object__load(obj)) {
+  if (!obj) {
+    fprintf(stderr, "vbxdpgen: open %s: %s\n", obj_path, strerror(errno));
+    return 1;
+  }
+  struct bpf_map *map, *rodata = NULL;
+  bpf_object__for_each_map(map, obj) {
+    const char *name = bpf_map__name(map);
+    size_t n = strlen(name);
+    if (n >= 7 && !strcmp(name + n - 7, ".rodata")) rodata = map;
+  }
+  size_t rodata_size = 0;
+  const void *initial = rodata ? bpf_map__initial_value(rodata, &rodata_size) : NULL;
+  if (!initial || rodata_size < sizeof(flows)) {
+    fprintf(stderr, "vbxdpgen: %s has no flows constant\n", obj_path);
+    return 1;
+  }
+  unsigned char *consts = malloc(rodata_size);
+  memcpy(consts, initial, rodata_size);
+  memcpy(consts, &flows, sizeof(flows));  // the only constant in .rodata
+  if (bpf_map__set_initial_value(rodata, consts, rodata_size) || bpf_object__load(obj)) {
     fprintf(stderr, "vbxdpgen: load %s: %s\n", obj_path, strerror(errno));
     return 1;
   }
