@@ -114,6 +114,35 @@ export class BondManager {
     this.apply(cfg.name);
   }
 
+  /**
+   * Takes a bond away: its legs first, then its logical port. `dropPort` removes a
+   * port and what the FDB holds for it (the daemon's). LACP partners see the legs
+   * go silent and time them out.
+   */
+  async remove(name: string, dropPort: (port: Port) => Promise<void>): Promise<void> {
+    const b = this.bonds.get(name);
+    if (!b) return;
+    this.bonds.delete(name);
+    for (const member of b.cfg.members) {
+      this.legToBond.delete(member);
+      const leg = this.opts.ports.byName(member);
+      if (leg) await dropPort(leg);
+    }
+    await dropPort(b.port);
+    this.opts.log.info({ bond: name }, 'bond removed');
+  }
+
+  /** The bond's configuration as running (undefined: no such bond). */
+  configOf(name: string): BondConfig | undefined {
+    return this.bonds.get(name)?.cfg;
+  }
+
+  /** A change of VLAN keys only: applied in place, the legs and LACP state stay. */
+  setVlanConfig(cfg: BondConfig): void {
+    const b = this.bonds.get(cfg.name);
+    if (b) b.cfg = cfg;
+  }
+
   start(): void {
     this.timer = setInterval(() => {
       for (const b of this.bonds.values()) b.policy.tick();

@@ -4,7 +4,7 @@
 import { existsSync, readdirSync, readFileSync, rmdirSync } from 'node:fs';
 import path from 'node:path';
 import type { Logger } from 'pino';
-import { ConfigError, loadConfig, type PortConfig, type SwitchConfig } from './config.js';
+import { ConfigError, loadConfig, type BondConfig, type PortConfig, type SwitchConfig } from './config.js';
 import { ControlServer } from './control.js';
 import { FdbManager } from './fdb.js';
 import { egressTagged, vlanMembers } from './flood.js';
@@ -13,7 +13,7 @@ import { MetricsServer } from './metrics.js';
 import { bpfObjectPath, loadNative, type NativeAddon, type NativeDatapath, type PortCounters, type WorkerCounters } from './native.js';
 import { LinkMonitor, type LinkEvent } from './netlink.js';
 import { BondManager, readCarrier } from './bonds.js';
-import { CreatedDevices, PortTable, type Port } from './ports.js';
+import { CreatedDevices, PortTable, bondPortConfig, type Port } from './ports.js';
 import { Supervisor } from './supervisor.js';
 import { FDB_FLAG_STATIC, type Clock, type FdbEntry, type FdbTable, type LearnEvent } from './types.js';
 
@@ -21,7 +21,7 @@ export { VERSION } from './version.js';
 const LIBXDP_DIR = '/sys/fs/bpf/xdp';
 
 /** Keys whose change needs a restart; reload reports them and leaves them as they run. */
-const RESTART_KEYS = ['bridge', 'workers', 'datapath', 'fdb.capacity', 'control.socket', 'metrics.listen', 'bonds'] as const;
+const RESTART_KEYS = ['bridge', 'workers', 'datapath', 'fdb.capacity', 'control.socket', 'metrics.listen'] as const;
 
 /** The native FDB table seen through the interface the policy code expects. */
 function nativeFdbTable(dp: NativeDatapath): FdbTable {
@@ -251,6 +251,9 @@ export class Switch {
         this.changePortVlan(port, cfg, changes);
       }
     }
+    // Bonds after port removals (a port may have become a leg) and before port
+    // additions (a leg may have become a port).
+    await this.applyBonds(prev.bonds, next.bonds, changes);
     for (const cfg of wanted.values()) {
       if (this.ports.byName(cfg.name)) continue;
       await this.ports.add(cfg, false);
@@ -279,6 +282,34 @@ export class Switch {
     // Keys that need a restart keep their running values.
     this.config = { ...next, bridge: prev.bridge, workers: prev.workers, datapath: prev.datapath, control: prev.control, metrics: prev.metrics, fdb: { ...next.fdb, capacity: prev.fdb.capacity } };
     return { changes, needsRestart: [...needsRestart] };
+  }
+
+  /**
+   * A bond whose VLAN keys alone changed is changed in place; any other change
+   * rebuilds it (legs and LACP start over, as at start-up); new bonds are added.
+   */
+  private async applyBonds(prev: BondConfig[], next: BondConfig[], changes: string[]): Promise<void> {
+    const bonds = this.bonds;
+    if (!bonds) return;
+    const nextByName = new Map(next.map((b) => [b.name, b]));
+    const withoutVlan = ({ vlan: _v, trunks: _t, native_vlan: _n, ...rest }: BondConfig) => JSON.stringify(rest);
+    for (const old of prev) {
+      const cfg = nextByName.get(old.name);
+      if (cfg && JSON.stringify(cfg) === JSON.stringify(old)) continue;
+      const port = this.ports.byName(old.name);
+      if (cfg && port && withoutVlan(cfg) === withoutVlan(old)) {
+        bonds.setVlanConfig(cfg);
+        this.changePortVlan(port, bondPortConfig(cfg), changes);
+        continue;
+      }
+      await bonds.remove(old.name, (p) => this.dropPort(p));
+      changes.push(cfg ? `bond ${old.name} rebuilt` : `bond ${old.name} removed`);
+    }
+    for (const cfg of next) {
+      if (bonds.configOf(cfg.name)) continue;
+      await bonds.add(cfg);
+      changes.push(`bond ${cfg.name} added`);
+    }
   }
 
   private changePortVlan(port: Port, cfg: PortConfig, changes: string[]): void {

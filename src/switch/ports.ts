@@ -8,6 +8,16 @@ import { deleteLink, linkInfo, prepareDevice, removePeerPass, setLinkUp, type Pe
 import type { NativeAddon, NativeDatapath } from './native.js';
 import type { PortKind, VlanMode } from './types.js';
 
+/** The port config a bond's logical port has: its name and VLAN keys. */
+export function bondPortConfig(cfg: BondConfig): PortConfig {
+  return {
+    name: cfg.name,
+    ...(cfg.vlan !== undefined ? { vlan: cfg.vlan } : {}),
+    ...(cfg.trunks ? { trunks: cfg.trunks } : {}),
+    ...(cfg.native_vlan !== undefined ? { native_vlan: cfg.native_vlan } : {}),
+  };
+}
+
 export interface Port {
   index: number;
   name: string;
@@ -147,7 +157,7 @@ export class PortTable {
   addBond(cfg: BondConfig): Port {
     if (this.byName(cfg.name)) throw new Error(`port ${cfg.name} already exists`);
     const index = this.freeIndex();
-    const portCfg: PortConfig = { name: cfg.name, ...(cfg.vlan !== undefined ? { vlan: cfg.vlan } : {}), ...(cfg.trunks ? { trunks: cfg.trunks } : {}), ...(cfg.native_vlan !== undefined ? { native_vlan: cfg.native_vlan } : {}) };
+    const portCfg = bondPortConfig(cfg);
     this.opts.datapath.addBond(index, cfg.name);
     const port: Port = { index, name: cfg.name, kind: 'bond', vlan: vlanMode(portCfg), cfg: portCfg, queues: 0, xdpMode: 'bond', owners: [], up: true, created: false };
     this.byIndex.set(index, port);
@@ -182,7 +192,7 @@ export class PortTable {
       Object.assign(port, { kind, queues: info.rxQueues, xdpMode: r.xdpMode, owners: r.owners });
       // Fast path: known unicast from this port is switched in XDP (native mode only), and
       // frames can be redirected to it when its device takes them (a tap always; a veth
-      // when its peer has NAPI, which GRO on the peer gives).
+      // when its peer has NAPI, which the XDP_PASS program put on the peer gives).
       const fastIn = this.opts.fastPath && r.xdpMode === 'native';
       const fastOut = this.opts.fastPath && (kind === 'tap' || peerTakesRedirect);
       datapath.setPortFast(port.index, fastIn, fastOut);

@@ -7,8 +7,10 @@
 // The Linux bridge is the upstream switch: it floods, learns, and forgets the
 // MACs of a port that loses carrier, as a physical switch would.
 
+import { writeFileSync } from 'node:fs';
 import test, { type ExecutionContext } from 'ava';
-import { bondStatus, dropsOf, eventually, legOf, startDaemon, vswitchctlJson, type BondRow, type Daemon } from '../helpers/daemon.js';
+import { stringify } from 'yaml';
+import { bondStatus, dropsOf, eventually, legOf, startDaemon, vswitchctl, vswitchctlJson, type BondRow, type Daemon, type PortInfo } from '../helpers/daemon.js';
 import { sendFrames, startCapture } from '../helpers/frames.js';
 import {
   addHost,
@@ -167,4 +169,58 @@ test.serial('a bond whose primary is up at start starts on it, with no failover'
   t.is(bond.failovers, 0, 'bond show: no failover');
   t.is(bond.lastFailover, undefined, 'bond show: no last failover');
   t.false(r.sw.stdout.includes('"bond failover"'), 'no failover in the log');
+});
+
+// Reload: bonds change without a restart.
+test.serial('reload changes a bond: VLAN in place, mode by rebuilding it, removal frees its legs, and it can come back', async (t) => {
+  const r = await rig(t);
+  t.true(await pingUntil(r.a, r.u.ip, 10_000));
+  const start = await bondStatus(r.sw, r.bond);
+  const bondCfg = { name: r.bond, members: r.legs, mode: 'active-backup', vlan: 10 };
+  const reload = async (ports: Record<string, unknown>[], bonds: Record<string, unknown>[]) => {
+    writeFileSync(r.sw.configPath, stringify({ ...r.sw.config, ports, bonds }));
+    const res = await vswitchctl(r.sw.socketPath, ['reload']);
+    t.is(res.code, 0, `reload exits 0: ${res.stderr}`);
+    return res.stdout.trim().split('\n');
+  };
+  const portNames = async () => (await vswitchctlJson<PortInfo[]>(r.sw.socketPath, ['port', 'list'])).map((p) => p.name);
+
+  // 1. Both A and the bond move to VLAN 20: the bond keeps its legs and active leg.
+  let out = await reload([{ name: r.a.port, vlan: 20 }], [{ ...bondCfg, vlan: 20 }]);
+  t.true(out.some((l) => l.startsWith(`changed: port ${r.bond} vlan`)), `the bond's VLAN changed in place:\n${out.join('\n')}`);
+  t.false(out.some((l) => l.includes('not applied until restart')), 'nothing waits for a restart');
+  let bond = await bondStatus(r.sw, r.bond);
+  t.is(bond.activeLeg, start.activeLeg, 'same active leg: the bond was not rebuilt');
+  t.true(await pingUntil(r.a, r.u.ip, 5000), 'A reaches U in VLAN 20');
+
+  // 2. Only the bond goes back to VLAN 10: A (VLAN 20) no longer reaches U.
+  out = await reload([{ name: r.a.port, vlan: 20 }], [bondCfg]);
+  t.true(out.some((l) => l.startsWith(`changed: port ${r.bond} vlan`)));
+  t.is(await ping(r.a, r.u.ip, { count: 3, interval: 0.1 }), 0, 'A and the bond are in different VLANs now');
+
+  // 3. Another mode: the bond is rebuilt.
+  out = await reload([{ name: r.a.port, vlan: 10 }], [{ ...bondCfg, mode: 'balance-tcp' }]);
+  t.true(out.includes(`changed: bond ${r.bond} rebuilt`), `mode change rebuilds the bond:\n${out.join('\n')}`);
+  await eventually('both legs usable after the rebuild', async () => (await bondStatus(r.sw, r.bond)).legs.every((l) => l.usable));
+  bond = await bondStatus(r.sw, r.bond);
+  t.is(bond.mode, 'balance-tcp', 'bond show: the new mode');
+  t.true(await pingUntil(r.a, r.u.ip, 5000), 'A reaches U across the rebuilt bond');
+
+  // 4. The bond goes; its first leg becomes a plain port.
+  out = await reload([{ name: r.a.port, vlan: 10 }, { name: r.legs[0]!, vlan: 10 }], []);
+  t.true(out.includes(`changed: bond ${r.bond} removed`), `bond removal reported:\n${out.join('\n')}`);
+  t.true(out.includes(`changed: port ${r.legs[0]} added`), 'the former leg is added as a port');
+  const names = await portNames();
+  t.false(names.includes(r.bond), 'port list: no bond');
+  t.true(names.includes(r.legs[0]!), 'port list: the former leg is a port');
+  t.false(names.includes(r.legs[1]!), 'port list: the other leg is gone');
+  t.deepEqual(await vswitchctlJson<BondRow[]>(r.sw.socketPath, ['bond', 'show']), [], 'bond show: no bonds');
+  t.true(await pingUntil(r.a, r.u.ip, 5000), 'A reaches U through the plain port');
+
+  // 5. The bond comes back over both legs.
+  out = await reload([{ name: r.a.port, vlan: 10 }], [bondCfg]);
+  t.true(out.includes(`changed: bond ${r.bond} added`), `bond re-added:\n${out.join('\n')}`);
+  await eventually('both legs usable again', async () => (await bondStatus(r.sw, r.bond)).legs.every((l) => l.usable));
+  t.true(await pingUntil(r.a, r.u.ip, 5000), 'A reaches U across the bond again');
+  t.is(await ping(r.a, r.u.ip, { count: 20, interval: 0.02 }), 20);
 });
