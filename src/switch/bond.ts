@@ -94,6 +94,8 @@ export interface BondLegLacpStatus {
   rx: number;
   tx: number;
   rxErrors: number;
+  /** Marker PDUs answered. */
+  markers: number;
 }
 
 export interface BondLegStatus {
@@ -469,6 +471,7 @@ function lacpStatus(port: LacpPort): BondLegLacpStatus {
     rx: port.counters.rx,
     tx: port.counters.tx,
     rxErrors: port.counters.rxErrors,
+    markers: port.counters.markers,
   };
 }
 

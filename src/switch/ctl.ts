@@ -160,7 +160,7 @@ function render(cmd: string, result: unknown): string {
     return table(rows.map((r) => ({ vlan: r.vlan, ports: r.ports.map((p) => `${p.name}${p.tagged ? '(tagged)' : ''}`).join(' ') })));
   }
   if (cmd === 'bond.show') {
-    type Leg = { name: string; carrier: boolean; usable: boolean; active: boolean; buckets: number; lacp?: { actorStateText: string; partnerStateText: string; partnerSystem?: string; partnerKey?: number; rx: number; tx: number; rxErrors: number } };
+    type Leg = { name: string; carrier: boolean; usable: boolean; active: boolean; buckets: number; lacp?: { actorStateText: string; partnerStateText: string; partnerSystem?: string; partnerKey?: number; rx: number; tx: number; rxErrors: number; markers: number } };
     const bonds = result as { name: string; mode: string; hash: string; activeLeg?: string; fallback: boolean; failovers: number; legs: Leg[]; legTx: Record<string, number> }[];
     return bonds
       .map((b) => {
@@ -174,7 +174,7 @@ function render(cmd: string, result: unknown): string {
             buckets: l.buckets,
             tx_packets: b.legTx[l.name] ?? 0,
             ...(l.lacp
-              ? { actor: l.lacp.actorStateText, partner: l.lacp.partnerStateText, partner_system: l.lacp.partnerSystem ?? '-', partner_key: l.lacp.partnerKey ?? '-', lacpdu_rx: l.lacp.rx, lacpdu_tx: l.lacp.tx, rx_errors: l.lacp.rxErrors }
+              ? { actor: l.lacp.actorStateText, partner: l.lacp.partnerStateText, partner_system: l.lacp.partnerSystem ?? '-', partner_key: l.lacp.partnerKey ?? '-', lacpdu_rx: l.lacp.rx, lacpdu_tx: l.lacp.tx, rx_errors: l.lacp.rxErrors, markers: l.lacp.markers }
               : {}),
           })),
         );

@@ -28,8 +28,8 @@
 //   - Ready (6.4.15) is per port: a port attaches once its own wait_while
 //     timer (Aggregate_Wait_Time, 2 s) has run out;
 //   - the mux uses coupled control (COLLECTING_DISTRIBUTING as one state);
-//   - no Churn Detection machines and no Marker responder (a Marker PDU,
-//     subtype 2, is rejected by decodeLacpdu like any non-LACP frame);
+//   - no Churn Detection machines; the Marker protocol (6.5) is answered
+//     (a Marker Information PDU gets its Marker Response) but never started;
 //   - the partner's administrative defaults (used when DEFAULTED) are all
 //     zero: passive, long timeout, individual, out of sync.
 
@@ -244,6 +244,36 @@ export interface LacpCounters {
   rx: number;
   tx: number;
   rxErrors: number;
+  /** Marker PDUs answered with a Marker Response (6.5.4.2). */
+  markers: number;
+}
+
+// The Marker protocol (6.5): same slow-protocols frame, subtype 2, one 16-byte TLV.
+export const MARKER_SUBTYPE = 2;
+const TLV_MARKER_INFO = 1;
+const TLV_MARKER_RESPONSE = 2;
+const MARKER_TLV_LENGTH = 16;
+
+/**
+ * The Marker Response to a Marker Information PDU (6.5.3): the requester's TLV
+ * (port, system, transaction id) echoed with the Response type, from srcMac.
+ * Undefined when the frame is no Marker Information PDU.
+ */
+export function markerResponse(frame: Uint8Array, srcMac: Mac): Buffer | undefined {
+  const tlv = ETH_HEADER + 2;
+  if (frame.length < tlv + MARKER_TLV_LENGTH + 2) return undefined;
+  if (((frame[12]! << 8) | frame[13]!) !== SLOW_PROTOCOLS_ETHERTYPE || bytesToMac(frame, 0) !== LACP_DST_MAC) return undefined;
+  if (frame[ETH_HEADER] !== MARKER_SUBTYPE || frame[tlv] !== TLV_MARKER_INFO || frame[tlv + 1] !== MARKER_TLV_LENGTH) return undefined;
+  const reply = Buffer.alloc(LACP_FRAME_LENGTH);  // 14 + 110, like an LACPDU; terminator and reserved bytes zero
+  Buffer.from(macToBytes(LACP_DST_MAC)).copy(reply, 0);
+  Buffer.from(macToBytes(srcMac)).copy(reply, 6);
+  reply.writeUInt16BE(SLOW_PROTOCOLS_ETHERTYPE, 12);
+  reply[ETH_HEADER] = MARKER_SUBTYPE;
+  reply[ETH_HEADER + 1] = 1;  // version
+  reply[tlv] = TLV_MARKER_RESPONSE;
+  reply[tlv + 1] = MARKER_TLV_LENGTH;
+  reply.set(frame.subarray(tlv + 2, tlv + MARKER_TLV_LENGTH), tlv + 2);
+  return reply;
 }
 
 /** Partner_Admin_*: what a DEFAULTED port assumes of its partner (6.4.7). */
@@ -274,7 +304,7 @@ function setBit(state: number, bit: number, on: boolean): number {
 const MAX_STEPS = 32;
 
 export class LacpPort {
-  readonly counters: LacpCounters = { rx: 0, tx: 0, rxErrors: 0 };
+  readonly counters: LacpCounters = { rx: 0, tx: 0, rxErrors: 0, markers: 0 };
 
   private readonly actor: LacpPortId;
   private readonly clock: Clock;
@@ -342,6 +372,18 @@ export class LacpPort {
 
   /** An LACPDU received on this leg. Malformed frames are counted in rxErrors and dropped. */
   receive(frame: Uint8Array): void {
+    if (frame[ETH_HEADER] === MARKER_SUBTYPE && frame.length > ETH_HEADER + 2) {
+      // The Marker Responder (6.5.4.2) is stateless: answer at once, on this leg.
+      // A Marker Response is for a requester, which we never are: ignored.
+      const reply = markerResponse(frame, this.srcMac);
+      if (reply) {
+        this.counters.markers++;
+        this.sendFrame(reply);
+      } else if (frame[ETH_HEADER + 2] !== TLV_MARKER_RESPONSE) {
+        this.counters.rxErrors++;
+      }
+      return;
+    }
     this.counters.rx++;
     this.rxQueue.push(frame);
     this.run();

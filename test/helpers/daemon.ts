@@ -377,6 +377,7 @@ export interface BondLegRow {
     rx: number;
     tx: number;
     rxErrors: number;
+    markers: number;
   };
 }
 

@@ -10,6 +10,7 @@
 import { readFileSync } from 'node:fs';
 import test, { type ExecutionContext } from 'ava';
 import { bondStatus, eventually, legOf, startDaemon, vswitchctl, vswitchctlJson, type BondRow, type Daemon } from '../helpers/daemon.js';
+import { sendFrames, startCapture } from '../helpers/frames.js';
 import { ovsLog, startOvs, type LacpShow, type Ovs } from '../helpers/ovs.js';
 import {
   addHost,
@@ -338,4 +339,34 @@ test.serial('a leg facing a different partner system is not aggregated', async (
   t.is(other.partnerSysId, r.swSysId, 'ovs: the stray port hears vswitchd');
   t.false(other.partnerState.includes('synchronized'), `ovs: ... which is not in sync with it (${other.partnerState.join(' ')})`);
   t.is(await ping(r.a, r.b.ip, { count: 20, interval: 0.02 }), 20, 'traffic flows over the two aggregated legs');
+});
+
+// The Marker responder (802.1AX 6.5.4.2): a partner's Marker PDU on a leg gets a
+// Marker Response on that leg. No partner here (a passive LACP bond on plain
+// veths), so the only slow-protocols frame the leg can send is the response.
+test.serial('a Marker PDU on an LACP leg is answered with a Marker Response on that leg', async (t) => {
+  const cleanup = cleanupFor(t);
+  const ns = await addNamespace(cleanup);
+  const legs = [`${ns}l0`, `${ns}l1`];
+  const far = [`${ns}r0`, `${ns}r1`];
+  for (let i = 0; i < 2; i++) await addVethPair(cleanup, legs[i]!, far[i]!, ns);
+  const bond = `${uniqueName()}bd`;
+  const sw = await startDaemon(t, cleanup, {
+    workers: 2,
+    bonds: [{ name: bond, members: legs, mode: 'lacp', vlan: 10, lacp: { mode: 'passive', rate: 'fast', fallback: 'none' } }],
+  });
+  const legMac = readFileSync(`/sys/class/net/${legs[1]}/address`, 'utf8').trim();
+  const cap = await startCapture(cleanup, { dev: far[1]!, ns, seconds: 3 });
+  // Marker Information from 02:aa:bb:cc:dd:ee: requester port 7, system 02:11:22:33:44:55, transaction 0xdeadbeef.
+  const marker = '0180c2000002' + '02aabbccddee' + '8809' + '0201' + '0110' + '0007' + '021122334455' + 'deadbeef' + '0000' + '0000' + '00'.repeat(90);
+  await sendFrames({ dev: far[1]!, ns, raw: marker });
+  await eventually('the marker to be answered', async () => legOf(await bondStatus(sw, bond), legs[1]!).lacp?.markers === 1, 5000);
+  const slow = (await cap.frames()).filter((f) => f.ethertype === 0x8809);
+  t.is(slow.length, 1, `one slow-protocols frame left ${legs[1]}: the response`);
+  t.like(slow[0], { dst: '01:80:c2:00:00:02', src: legMac, len: 124 }, 'to the slow-protocols address, from the leg');
+  const row = legOf(await bondStatus(sw, bond), legs[1]!);
+  t.like(row.lacp, { markers: 1, rx: 0, rxErrors: 0 }, 'bond show: one marker answered, no LACPDU counted');
+  t.is(legOf(await bondStatus(sw, bond), legs[0]!).lacp?.markers, 0, 'the other leg answered none');
+  const table = await vswitchctl(sw.socketPath, ['bond', 'show', bond]);
+  t.regex(table.stdout, /MARKERS/, 'the bond show table has a markers column');
 });

@@ -17,6 +17,7 @@ import {
   SLOW_PERIODIC_MS,
   decodeLacpdu,
 } from '../../src/switch/lacp.js';
+import { bytesToMac } from '../../src/switch/mac.js';
 import { VirtualClock } from '../helpers/virtual-clock.js';
 
 const WIRE_MS = 1;
@@ -390,4 +391,57 @@ test('onChange fires on state changes only, not on every PDU', (t) => {
   net.mute('b');
   net.clock.advance(4_000);
   t.true(net.changes.get('a')! > changes, 'expiry is a change');
+});
+
+// --- Marker responder (802.1AX 6.5.4.2) ---------------------------------------
+
+/** A Marker PDU as a partner's Marker Generator sends it: TLV type 1 (Information) or 2 (Response). */
+function markerPdu(tlvType: number, tlvLength = 16): Buffer {
+  const f = Buffer.alloc(124);
+  Buffer.from([0x01, 0x80, 0xc2, 0x00, 0x00, 0x02, 0x02, 0xaa, 0xbb, 0xcc, 0xdd, 0xee]).copy(f, 0);
+  f.writeUInt16BE(0x8809, 12);
+  f[14] = 2;  // Marker subtype
+  f[15] = 1;  // version
+  f[16] = tlvType;
+  f[17] = tlvLength;
+  f.writeUInt16BE(7, 18);  // Requester_Port
+  Buffer.from([0x02, 0x11, 0x22, 0x33, 0x44, 0x55]).copy(f, 20);  // Requester_System
+  f.writeUInt32BE(0xdeadbeef, 26);  // Requester_Transaction_ID
+  return f;
+}
+
+test('a Marker PDU is answered at once with a Marker Response echoing the requester, from the leg MAC', (t) => {
+  const sent: Buffer[] = [];
+  const clock = new VirtualClock();
+  const port = new LacpPort({
+    actor: { systemPriority: 0x8000, systemMac: '02:00:00:00:00:01', key: 1, portPriority: 255, portNumber: 1 },
+    mode: 'passive',  // passive and partnerless: it sends no LACPDUs of its own
+    rate: 'slow',
+    clock,
+    send: (f) => sent.push(f),
+    srcMac: '02:00:00:00:00:99',
+  });
+  port.setEnabled(true);
+  const lacpduCount = sent.length;
+  const state = port.actorState;
+
+  port.receive(markerPdu(1));
+  t.is(sent.length, lacpduCount + 1, 'one frame sent');
+  const reply = sent[sent.length - 1]!;
+  t.is(reply.length, 124);
+  t.is(bytesToMac(reply, 0), '01:80:c2:00:00:02', 'to the slow-protocols address');
+  t.is(bytesToMac(reply, 6), '02:00:00:00:00:99', 'from the leg');
+  t.is(reply.readUInt16BE(12), 0x8809);
+  t.deepEqual([reply[14], reply[15], reply[16], reply[17]], [2, 1, 2, 16], 'Marker subtype, version 1, Marker Response TLV of 16 bytes');
+  t.deepEqual(reply.subarray(18, 32), markerPdu(1).subarray(18, 32), 'requester port, system and transaction id echoed');
+  t.deepEqual([reply[32], reply[33]], [0, 0], 'terminator');
+  t.like(port.counters, { markers: 1, rx: 0, rxErrors: 0 });
+  t.is(port.actorState, state, 'LACP state untouched');
+
+  // A Marker Response is for the requester (we never are one): ignored.
+  port.receive(markerPdu(2));
+  // A Marker PDU with a bad TLV: an error, no answer.
+  port.receive(markerPdu(1, 20));
+  t.is(sent.length, lacpduCount + 1, 'neither is answered');
+  t.like(port.counters, { markers: 1, rxErrors: 1 });
 });
