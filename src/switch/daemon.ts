@@ -272,7 +272,8 @@ export class Switch {
     for (const s of prev.fdb.static) if (!nextStatics.has(key(s)) && this.fdb.removeStatic(s.vlan, s.mac)) changes.push(`static ${s.mac} vlan ${s.vlan} removed`);
     const prevStatics = new Set(prev.fdb.static.map(key));
     const added = next.fdb.static.filter((s) => !prevStatics.has(key(s)));
-    this.addStatics(added);
+    // Every configured static, not only the new ones: a port or bond rebuilt above lost its statics.
+    this.addStatics(next.fdb.static);
     for (const s of added) changes.push(`static ${s.mac} vlan ${s.vlan} -> ${s.port} added`);
     if (next.log.level !== prev.log.level) {
       this.log.level = next.log.level;

@@ -10,7 +10,7 @@
 import { writeFileSync } from 'node:fs';
 import test, { type ExecutionContext } from 'ava';
 import { stringify } from 'yaml';
-import { bondStatus, dropsOf, eventually, legOf, startDaemon, vswitchctl, vswitchctlJson, type BondRow, type Daemon, type PortInfo } from '../helpers/daemon.js';
+import { bondStatus, dropsOf, eventually, legOf, startDaemon, vswitchctl, vswitchctlJson, type BondRow, type Daemon, type FdbRow, type PortInfo } from '../helpers/daemon.js';
 import { sendFrames, startCapture } from '../helpers/frames.js';
 import {
   addHost,
@@ -177,8 +177,10 @@ test.serial('reload changes a bond: VLAN in place, mode by rebuilding it, remova
   t.true(await pingUntil(r.a, r.u.ip, 10_000));
   const start = await bondStatus(r.sw, r.bond);
   const bondCfg = { name: r.bond, members: r.legs, mode: 'active-backup', vlan: 10 };
-  const reload = async (ports: Record<string, unknown>[], bonds: Record<string, unknown>[]) => {
-    writeFileSync(r.sw.configPath, stringify({ ...r.sw.config, ports, bonds }));
+  const pinned = { vlan: 10, mac: '02:5a:00:00:00:01', port: r.bond };
+  const reload = async (ports: Record<string, unknown>[], bonds: Record<string, unknown>[], statics: Record<string, unknown>[] = []) => {
+    const fdb = { ...(r.sw.config.fdb as object | undefined), static: statics };
+    writeFileSync(r.sw.configPath, stringify({ ...r.sw.config, ports, bonds, fdb }));
     const res = await vswitchctl(r.sw.socketPath, ['reload']);
     t.is(res.code, 0, `reload exits 0: ${res.stderr}`);
     return res.stdout.trim().split('\n');
@@ -193,14 +195,16 @@ test.serial('reload changes a bond: VLAN in place, mode by rebuilding it, remova
   t.is(bond.activeLeg, start.activeLeg, 'same active leg: the bond was not rebuilt');
   t.true(await pingUntil(r.a, r.u.ip, 5000), 'A reaches U in VLAN 20');
 
-  // 2. Only the bond goes back to VLAN 10: A (VLAN 20) no longer reaches U.
-  out = await reload([{ name: r.a.port, vlan: 20 }], [bondCfg]);
+  // 2. Only the bond goes back to VLAN 10 (with a static entry on it): A (VLAN 20) no longer reaches U.
+  out = await reload([{ name: r.a.port, vlan: 20 }], [bondCfg], [pinned]);
   t.true(out.some((l) => l.startsWith(`changed: port ${r.bond} vlan`)));
   t.is(await ping(r.a, r.u.ip, { count: 3, interval: 0.1 }), 0, 'A and the bond are in different VLANs now');
 
-  // 3. Another mode: the bond is rebuilt.
-  out = await reload([{ name: r.a.port, vlan: 10 }], [{ ...bondCfg, mode: 'balance-tcp' }]);
+  // 3. Another mode: the bond is rebuilt, and keeps its static entry.
+  out = await reload([{ name: r.a.port, vlan: 10 }], [{ ...bondCfg, mode: 'balance-tcp' }], [pinned]);
   t.true(out.includes(`changed: bond ${r.bond} rebuilt`), `mode change rebuilds the bond:\n${out.join('\n')}`);
+  const fdb = await vswitchctlJson<FdbRow[]>(r.sw.socketPath, ['fdb', 'show']);
+  t.like(fdb.find((e) => e.mac === pinned.mac), { port: r.bond, static: true }, 'the static entry on the rebuilt bond is there');
   await eventually('both legs usable after the rebuild', async () => (await bondStatus(r.sw, r.bond)).legs.every((l) => l.usable));
   bond = await bondStatus(r.sw, r.bond);
   t.is(bond.mode, 'balance-tcp', 'bond show: the new mode');
