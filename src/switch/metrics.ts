@@ -3,6 +3,7 @@
 import http from 'node:http';
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import type { Switch } from './daemon.js';
+import type { BondLegStatus } from './bond.js';
 import type { WorkerCounters } from './native.js';
 
 function splitListen(listen: string): { host: string; port: number } {
@@ -139,6 +140,40 @@ export function buildRegistry(sw: Switch): Registry {
   workerCounter('vswitchd_worker_handoffs_total', 'Frames handed to another worker that owns the egress port', 'handoffs');
   workerCounter('vswitchd_worker_tx_kicks_total', 'sendto() calls that asked the kernel to transmit', 'tx_kicks');
   workerCounter('vswitchd_worker_learn_events_total', 'Source MACs reported to the control plane', 'learn_events');
+  // Bonds, read from the bond policies at scrape time: one series per bond or per leg.
+  new Counter({
+    name: 'vswitchd_bond_failovers_total',
+    help: 'Times the bond moved its traffic to another leg (active-backup, or LACP fallback)',
+    labelNames: ['bond'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const b of sw.bondStatus()) this.inc({ bond: b.name }, b.failovers);
+    },
+  });
+  // One series per bond leg; undefined: none for that leg (LACP figures of a non-LACP bond).
+  const perLeg = (kind: 'gauge' | 'counter', name: string, help: string, value: (leg: BondLegStatus) => number | undefined) => {
+    const cfg = { name, help, labelNames: ['bond', 'leg'] as const, registers: [registry] };
+    const collect = (metric: Gauge<'bond' | 'leg'> | Counter<'bond' | 'leg'>) => {
+      metric.reset();
+      for (const b of sw.bondStatus())
+        for (const leg of b.legs) {
+          const v = value(leg);
+          if (v !== undefined) metric.inc({ bond: b.name, leg: leg.name }, v);
+        }
+    };
+    if (kind === 'gauge') new Gauge({ ...cfg, collect() { collect(this); } });
+    else new Counter({ ...cfg, collect() { collect(this); } });
+  };
+  const flag = (on: boolean) => (on ? 1 : 0);
+  perLeg('gauge', 'vswitchd_bond_leg_carrier', "1 when the leg's device has carrier (after updelay/downdelay)", (l) => flag(l.carrierUp));
+  perLeg('gauge', 'vswitchd_bond_leg_usable', "1 when the leg carries the bond's traffic (carrier, and LACP collecting/distributing on an LACP bond)", (l) => flag(l.usable));
+  perLeg('gauge', 'vswitchd_bond_leg_active', '1 for the leg an active-backup bond (or an LACP bond in fallback) sends on', (l) => flag(l.active));
+  perLeg('gauge', 'vswitchd_bond_leg_buckets', 'Flow hash buckets, of 256, that leave on the leg', (l) => l.buckets);
+  perLeg('counter', 'vswitchd_lacp_pdus_rx_total', 'LACPDUs received on the leg', (l) => l.lacp?.rx);
+  perLeg('counter', 'vswitchd_lacp_pdus_tx_total', 'LACPDUs sent on the leg', (l) => l.lacp?.tx);
+  perLeg('counter', 'vswitchd_lacp_rx_errors_total', 'Malformed slow-protocol frames received on the leg', (l) => l.lacp?.rxErrors);
+  perLeg('counter', 'vswitchd_lacp_markers_total', 'Marker PDUs answered on the leg (802.1AX Marker responder)', (l) => l.lacp?.markers);
   return registry;
 }
 

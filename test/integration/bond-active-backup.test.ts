@@ -10,7 +10,7 @@
 import { writeFileSync } from 'node:fs';
 import test, { type ExecutionContext } from 'ava';
 import { stringify } from 'yaml';
-import { bondStatus, dropsOf, eventually, legOf, startDaemon, vswitchctl, vswitchctlJson, type BondRow, type Daemon, type FdbRow, type PortInfo } from '../helpers/daemon.js';
+import { bondStatus, dropsOf, eventually, legOf, metricValue, metricsListen, scrapeMetrics, startDaemon, vswitchctl, vswitchctlJson, type BondRow, type Daemon, type FdbRow, type PortInfo } from '../helpers/daemon.js';
 import { sendFrames, startCapture } from '../helpers/frames.js';
 import {
   addHost,
@@ -98,6 +98,13 @@ test.serial('failover on carrier loss loses fewer than 10 pings at 10 ms, and th
   t.false(legOf(shown!, active).carrier, 'bond show: the old leg has no carrier');
   t.false(legOf(shown!, active).usable);
   t.true(legOf(shown!, next).active);
+  // ... and what Prometheus sees.
+  const { samples } = await scrapeMetrics(metricsListen(r.sw));
+  t.is(metricValue(samples, 'vswitchd_bond_failovers_total', { bond: r.bond }), 1, '/metrics: one failover');
+  t.is(metricValue(samples, 'vswitchd_bond_leg_active', { bond: r.bond, leg: next }), 1, '/metrics: the new leg is active');
+  t.is(metricValue(samples, 'vswitchd_bond_leg_active', { bond: r.bond, leg: active }), 0);
+  t.is(metricValue(samples, 'vswitchd_bond_leg_usable', { bond: r.bond, leg: active }), 0, '/metrics: the old leg is not usable');
+  t.is(metricValue(samples, 'vswitchd_bond_leg_buckets', { bond: r.bond, leg: next }), 256, '/metrics: every bucket on the new leg');
 
   // The gratuitous frames on the new leg.
   const seen = (await rarps.frames()).filter((f) => f.ethertype === ETH_P_RARP);

@@ -9,7 +9,7 @@
 
 import { readFileSync } from 'node:fs';
 import test, { type ExecutionContext } from 'ava';
-import { bondStatus, eventually, legOf, startDaemon, vswitchctl, vswitchctlJson, type BondRow, type Daemon } from '../helpers/daemon.js';
+import { bondStatus, eventually, legOf, metricValue, metricsListen, scrapeMetrics, startDaemon, vswitchctl, vswitchctlJson, type BondRow, type Daemon } from '../helpers/daemon.js';
 import { sendFrames, startCapture } from '../helpers/frames.js';
 import { ovsLog, startOvs, type LacpShow, type Ovs } from '../helpers/ovs.js';
 import {
@@ -369,4 +369,7 @@ test.serial('a Marker PDU on an LACP leg is answered with a Marker Response on t
   t.is(legOf(await bondStatus(sw, bond), legs[0]!).lacp?.markers, 0, 'the other leg answered none');
   const table = await vswitchctl(sw.socketPath, ['bond', 'show', bond]);
   t.regex(table.stdout, /MARKERS/, 'the bond show table has a markers column');
+  const { samples } = await scrapeMetrics(metricsListen(sw));
+  t.is(metricValue(samples, 'vswitchd_lacp_markers_total', { bond, leg: legs[1]! }), 1, '/metrics: one marker answered on the leg');
+  t.is(metricValue(samples, 'vswitchd_lacp_pdus_rx_total', { bond, leg: legs[1]! }), 0, '/metrics: no LACPDU received');
 });
