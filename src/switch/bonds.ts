@@ -48,6 +48,9 @@ export function gratuitousRarp(mac: Mac, vlan?: number): Buffer {
   return frame.length >= 60 ? frame : Buffer.concat([frame, Buffer.alloc(60 - frame.length)]);
 }
 
+/** A bond as `bond show` reports it: the policy's status, its port index and per-leg tx frames. */
+export type BondReport = BondStatus & { index: number; legTx: Record<string, number> };
+
 interface BondState {
   cfg: BondConfig;
   port: Port;
@@ -227,7 +230,7 @@ export class BondManager {
     this.opts.log.info({ bond: b.cfg.name, leg, macs: sent }, 'announced MACs on the new active leg');
   }
 
-  status(name?: string): (BondStatus & { index: number; legTx: Record<string, number> })[] {
+  status(name?: string): BondReport[] {
     return [...this.bonds.values()]
       .filter((b) => name === undefined || b.cfg.name === name)
       .map((b) => ({

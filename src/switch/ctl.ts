@@ -2,6 +2,7 @@
 import net from 'node:net';
 import { parseArgs } from 'node:util';
 import { VERSION } from './version.js';
+import type { BondReport } from './bonds.js';
 
 const USAGE = `usage: vswitchctl [--socket PATH] [--json] COMMAND
 
@@ -160,8 +161,7 @@ function render(cmd: string, result: unknown): string {
     return table(rows.map((r) => ({ vlan: r.vlan, ports: r.ports.map((p) => `${p.name}${p.tagged ? '(tagged)' : ''}`).join(' ') })));
   }
   if (cmd === 'bond.show') {
-    type Leg = { name: string; carrier: boolean; usable: boolean; active: boolean; buckets: number; lacp?: { actorStateText: string; partnerStateText: string; partnerSystem?: string; partnerKey?: number; rx: number; tx: number; rxErrors: number; markers: number } };
-    const bonds = result as { name: string; mode: string; hash: string; activeLeg?: string; fallback: boolean; failovers: number; legs: Leg[]; legTx: Record<string, number> }[];
+    const bonds = result as BondReport[];
     return bonds
       .map((b) => {
         const head = `bond ${b.name}: mode ${b.mode}, hash ${b.hash}, active leg ${b.activeLeg ?? '-'}, failovers ${b.failovers}${b.fallback ? ', LACP fallback to active-backup' : ''}\n`;

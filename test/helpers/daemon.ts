@@ -13,6 +13,8 @@ import type { ExecutionContext } from 'ava';
 import { stringify } from 'yaml';
 import { repoRoot } from './frames.js';
 import { sleep, uniqueName, type Cleanup } from './netns.js';
+import type { BondLegStatus } from '../../src/switch/bond.js';
+import type { BondReport } from '../../src/switch/bonds.js';
 
 export type VlanSpec = { mode: 'access'; vlan: number } | { mode: 'trunk'; trunks: number[]; nativeVlan?: number };
 
@@ -355,44 +357,9 @@ export function metricValue(samples: MetricSample[], name: string, labels: Recor
   return s?.value;
 }
 
-/** One leg of `bond show --json` (what the tests read of it). */
-export interface BondLegRow {
-  name: string;
-  carrier: boolean;
-  carrierUp: boolean;
-  usable: boolean;
-  active: boolean;
-  buckets: number;
-  lacp?: {
-    actorState: number;
-    partnerState: number;
-    partnerSystem?: string;
-    partnerKey?: number;
-    partnerPort?: number;
-    actorStateText: string;
-    partnerStateText: string;
-    selected: boolean;
-    collectingDistributing: boolean;
-    inSync: boolean;
-    rx: number;
-    tx: number;
-    rxErrors: number;
-    markers: number;
-  };
-}
-
-/** One bond of `bond show --json`. */
-export interface BondRow {
-  name: string;
-  mode: string;
-  hash: string;
-  activeLeg?: string;
-  fallback: boolean;
-  failovers: number;
-  lastFailover?: { from?: string; to: string; atMs: number };
-  legs: BondLegRow[];
-  legTx: Record<string, number>;
-}
+/** One bond of `bond show --json`, and one of its legs: the daemon's own types. */
+export type BondRow = BondReport;
+export type BondLegRow = BondLegStatus;
 
 /** `bond.show NAME` over the control socket (fast enough to poll). */
 export async function bondStatus(d: Daemon, name: string): Promise<BondRow> {
