@@ -311,24 +311,17 @@ int vswitchd_steer(struct xdp_md *ctx)
 		src->last_seen_ms = now_ms;
 
 	__u8 pcp = tci >> 13;
-	if (tagged && !want_tag) {
+	// Pop the 4-byte tag (+4) or make room for one (-4): move the head, then
+	// put the MACs back in front. The tag itself is written below.
+	int move = tagged == want_tag ? 0 : tagged ? 4 : -4;
+	if (move) {
 		__u8 macs[12];
 		__builtin_memcpy(macs, eth, 12);
-		if (bpf_xdp_adjust_head(ctx, 4))
+		if (bpf_xdp_adjust_head(ctx, move))
 			return slow_path(ctx);
 		data = (void *)(long)ctx->data;
 		data_end = (void *)(long)ctx->data_end;
 		if (data + 14 > data_end)
-			return XDP_DROP;
-		__builtin_memcpy(data, macs, 12);
-	} else if (!tagged && want_tag) {
-		__u8 macs[12];
-		__builtin_memcpy(macs, eth, 12);
-		if (bpf_xdp_adjust_head(ctx, -4))
-			return slow_path(ctx);
-		data = (void *)(long)ctx->data;
-		data_end = (void *)(long)ctx->data_end;
-		if (data + 18 > data_end)
 			return XDP_DROP;
 		__builtin_memcpy(data, macs, 12);
 	}

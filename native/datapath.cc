@@ -131,7 +131,7 @@ void Datapath::createFastMaps() {
   fast_config_ = static_cast<FastConfig*>(mapped);
   fast_config_->fdb_mask = opts_.fdb_capacity - 1;
   fast_config_->enabled = opts_.fast_path ? 1 : 0;
-  tickFastClock();
+  tickFastClock(monotonicMs());
   ncpus_ = libbpf_num_possible_cpus();
   if (ncpus_ < 1) ncpus_ = 1;
 }
@@ -169,9 +169,8 @@ void Datapath::setProgramPort(xdp_program* prog, uint16_t index) {
     throw std::runtime_error("setting the XDP program's port index: " + errText(err));
 }
 
-void Datapath::tickFastClock() {
+void Datapath::tickFastClock(uint64_t now) {
   if (!fast_config_) return;
-  const uint64_t now = monotonicMs();
   auto clock = std::atomic_ref<uint64_t>(fast_config_->now_ms);
   // Workers call this every pass; store only when it moved enough, so the
   // cache line the XDP program reads per frame is not bounced between CPUs.

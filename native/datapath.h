@@ -209,8 +209,9 @@ class Datapath {
   // Runs the hot loop of one worker until budget_ms passes, *stop != 0, or
   // learn events are waiting. Returns the learn events.
   RunResult run(uint32_t worker, const int32_t* stop, uint32_t budget_ms);
-  // Stores the coarse clock the XDP program stamps last_seen with (workers, every pass).
-  void tickFastClock();
+  // Stores the coarse clock the XDP program stamps last_seen with (workers, every pass,
+  // with the pass's own monotonicMs()).
+  void tickFastClock(uint64_t now_ms);
 
   // Bonds (main thread): a bond is a port index with no device.
   void addBond(uint16_t index, const std::string& name);

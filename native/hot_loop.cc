@@ -503,8 +503,9 @@ RunResult Datapath::run(uint32_t worker, const int32_t* stop, uint32_t budget_ms
     View* v = live_.load(std::memory_order_seq_cst);
     if (v != w.view || v->gen != w.seen_gen.load(std::memory_order_relaxed)) loop.adoptView(v);
     const uint64_t t0 = nowNs();
-    tickFastClock();
-    const uint32_t work = loop.iterate(monotonicMs());
+    const uint64_t now_ms = monotonicMs();
+    tickFastClock(now_ms);
+    const uint32_t work = loop.iterate(now_ms);
     bump(w.counters[kLoops]);
     const uint64_t t1 = nowNs();
     if (work) busy += t1 - t0;
