@@ -2,9 +2,9 @@
 // AF_XDP hot loop; learning and aging stay right although the fast path never tells
 // the control plane about the frames it switches.
 import test from 'ava';
-import { accessPort, eventually, startDaemon, type Daemon } from '../helpers/daemon.js';
-import { sendFrames } from '../helpers/frames.js';
-import { addHosts, cleanupFor, ping, pingUntil, sleep, staticArp, type Host } from '../helpers/netns.js';
+import { accessPort, eventually, startDaemon, trunkPort, type Daemon } from '../helpers/daemon.js';
+import { sendFrames, startCapture } from '../helpers/frames.js';
+import { addHost, addHosts, cleanupFor, ping, pingUntil, sleep, staticArp, type Host } from '../helpers/netns.js';
 
 interface PathStats {
   rx_packets: number;
@@ -84,4 +84,30 @@ test.serial('a MAC that moves leaves the fast path and is relearned on its new p
   await sendFrames({ dev: c.dev, ns: c.ns, src: a.mac, dst: b.mac, ethertype: 0x88b5, count: 3 });
   await eventually("a's MAC moved to c's port", async () => (await sw.fdb()).some((e) => e.mac === a.mac && e.port === c.port));
   t.pass();
+});
+
+// The tag work done in XDP (bpf_xdp_adjust_head): popped towards an access port,
+// pushed towards a trunk, PCP kept. Generator frames, since the kernel here has no 802.1Q.
+test.serial('known unicast between a trunk and an access port: the fast path pops and pushes the tag', async (t) => {
+  const cleanup = cleanupFor(t);
+  const [trunk, access] = (await Promise.all([addHost(cleanup), addHost(cleanup)])) as [Host, Host];
+  const sw = await startDaemon(t, cleanup, { datapath: { fast_path: 'auto' }, ports: [trunkPort(trunk.port, [10]), accessPort(access.port, 10)] });
+  // Both hosts speak once (through the hot loop, which learns them).
+  await sendFrames({ dev: trunk.dev, ns: trunk.ns, src: trunk.mac, dst: 'ff:ff:ff:ff:ff:ff', vlan: 10, ethertype: 0x88b5 });
+  await sendFrames({ dev: access.dev, ns: access.ns, src: access.mac, dst: 'ff:ff:ff:ff:ff:ff', ethertype: 0x88b5 });
+  await eventually('both hosts learned', async () => (await sw.fdb()).filter((e) => e.mac === trunk.mac || e.mac === access.mac).length === 2);
+
+  const before = await portPaths(sw, trunk.port);
+  const atAccess = await startCapture(cleanup, { dev: access.dev, ns: access.ns, seconds: 3 });
+  const atTrunk = await startCapture(cleanup, { dev: trunk.dev, ns: trunk.ns, seconds: 3 });
+  await sendFrames({ dev: trunk.dev, ns: trunk.ns, src: trunk.mac, dst: access.mac, vlan: 10, pcp: 5, ethertype: 0x88b6, count: 5 });
+  await sendFrames({ dev: access.dev, ns: access.ns, src: access.mac, dst: trunk.mac, ethertype: 0x88b7, count: 5 });
+  const popped = (await atAccess.frames()).filter((f) => f.ethertype === 0x88b6);
+  const pushed = (await atTrunk.frames()).filter((f) => f.ethertype === 0x88b7);
+  const after = await portPaths(sw, trunk.port);
+
+  t.is(after.paths.xdp.rx_packets - before.paths.xdp.rx_packets, 5, 'the trunk host\'s 5 frames were switched in XDP');
+  t.is(after.paths.xdp.tx_packets - before.paths.xdp.tx_packets, 5, '... and so were the access host\'s 5 towards the trunk');
+  t.deepEqual(popped.map((f) => [f.src, f.vlan]), Array(5).fill([trunk.mac, null]), 'they reach the access host untagged');
+  t.deepEqual(pushed.map((f) => [f.src, f.vlan, f.pcp]), Array(5).fill([access.mac, 10, 0]), 'the access host\'s reach the trunk tagged 10');
 });
