@@ -55,6 +55,16 @@ export class VirtualClock implements Clock {
     this.now = end;
   }
 
+  /** Advance 1 ms at a time until pred() holds; returns the time it took, or throws after maxMs. */
+  until(pred: () => boolean, maxMs: number): number {
+    const start = this.now;
+    while (!pred()) {
+      if (this.now - start >= maxMs) throw new Error(`condition not met within ${maxMs} ms`);
+      this.advance(1);
+    }
+    return this.now - start;
+  }
+
   private add(fn: () => void, ms: number, every: number | undefined): number {
     const id = this.nextId++;
     this.timers.push({ id, at: this.now + Math.max(0, ms), every, fn });

@@ -111,12 +111,7 @@ class BondNet {
   }
 
   until(pred: () => boolean, maxMs: number): number {
-    const start = this.clock.nowMs();
-    while (!pred()) {
-      if (this.clock.nowMs() - start >= maxMs) throw new Error(`condition not met within ${maxMs} ms`);
-      this.clock.advance(1);
-    }
-    return this.clock.nowMs() - start;
+    return this.clock.until(pred, maxMs);
   }
 
   private deliver(from: string, frame: Buffer): void {

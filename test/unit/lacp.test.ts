@@ -92,12 +92,7 @@ class Net {
 
   /** Advance until pred() holds (checked every ms); returns the time it took, or throws after maxMs. */
   until(pred: () => boolean, maxMs: number): number {
-    const start = this.clock.nowMs();
-    while (!pred()) {
-      if (this.clock.nowMs() - start >= maxMs) throw new Error(`condition not met within ${maxMs} ms`);
-      this.clock.advance(1);
-    }
-    return this.clock.nowMs() - start;
+    return this.clock.until(pred, maxMs);
   }
 
   private deliver(from: string, frame: Buffer): void {
