@@ -348,6 +348,17 @@ export async function addVethPair(cleanup: Cleanup, local: string, peer: string,
   await run(['ip', 'link', 'set', peer, 'up'], { ns });
 }
 
+/**
+ * n veth pairs for bond legs: `<ns>l<i>` in this namespace (the switch takes them),
+ * `<ns>r<i>` their far ends in `ns`.
+ */
+export async function addLegPairs(cleanup: Cleanup, ns: string, n: number): Promise<{ legs: string[]; far: string[] }> {
+  const legs = Array.from({ length: n }, (_, i) => `${ns}l${i}`);
+  const far = Array.from({ length: n }, (_, i) => `${ns}r${i}`);
+  for (let i = 0; i < n; i++) await addVethPair(cleanup, legs[i]!, far[i]!, ns);
+  return { legs, far };
+}
+
 /** `ip link set DEV up|down` (in `ns` when given). */
 export async function setLink(dev: string, up: boolean, ns?: string): Promise<void> {
   await run(['ip', 'link', 'set', dev, up ? 'up' : 'down'], { ns });

@@ -15,7 +15,7 @@ import { sendFrames, startCapture } from '../helpers/frames.js';
 import {
   addHost,
   addNamespace,
-  addVethPair,
+  addLegPairs,
   cleanupFor,
   ping,
   pingUntil,
@@ -47,14 +47,10 @@ interface Rig {
 async function rig(t: ExecutionContext, bondOpts: (legs: string[]) => Record<string, unknown> = () => ({})): Promise<Rig> {
   const cleanup = cleanupFor(t);
   const up = await addNamespace(cleanup);
-  const legs = [`${up}l0`, `${up}l1`];
-  const far = [`${up}r0`, `${up}r1`];
+  const { legs, far } = await addLegPairs(cleanup, up, 2);
   const br = `${up}br`;
   await run(['ip', 'link', 'add', br, 'type', 'bridge'], { ns: up });
-  for (let i = 0; i < 2; i++) {
-    await addVethPair(cleanup, legs[i]!, far[i]!, up);
-    await run(['ip', 'link', 'set', far[i]!, 'master', br], { ns: up });
-  }
+  for (const f of far) await run(['ip', 'link', 'set', f, 'master', br], { ns: up });
   const [a, u] = await Promise.all([addHost(cleanup, { cidr: '10.62.0.1/24' }), addHost(cleanup, { cidr: '10.62.0.2/24' })]);
   await run(['ip', 'link', 'set', u!.port, 'netns', up]);
   await run(['ip', 'link', 'set', u!.port, 'master', br, 'up'], { ns: up });

@@ -11,7 +11,7 @@
 import test, { type ExecutionContext } from 'ava';
 import { bondStatus, eventually, legOf, startDaemon, type Daemon } from '../helpers/daemon.js';
 import { sendFrames, startCapture, type Frame } from '../helpers/frames.js';
-import { addHost, addNamespace, addVethPair, cleanupFor, randomMac, run, setLink, uniqueName, type Cleanup, type Host } from '../helpers/netns.js';
+import { addHost, addLegPairs, addNamespace, cleanupFor, randomMac, run, setLink, uniqueName, type Cleanup, type Host } from '../helpers/netns.js';
 
 const FLOWS = 64;
 const BASE_PORT = 20000;
@@ -33,9 +33,7 @@ interface Rig {
 async function rig(t: ExecutionContext, legCount: number): Promise<Rig> {
   const cleanup = cleanupFor(t);
   const up = await addNamespace(cleanup);
-  const legs = Array.from({ length: legCount }, (_, i) => `${up}l${i}`);
-  const far = Array.from({ length: legCount }, (_, i) => `${up}r${i}`);
-  for (let i = 0; i < legCount; i++) await addVethPair(cleanup, legs[i]!, far[i]!, up);
+  const { legs, far } = await addLegPairs(cleanup, up, legCount);
   const a = await addHost(cleanup, { cidr: '10.63.0.1/24' });
   const upMac = randomMac();
   await run(['ip', 'neigh', 'replace', UP_IP, 'lladdr', upMac, 'nud', 'permanent', 'dev', a.dev], { ns: a.ns });

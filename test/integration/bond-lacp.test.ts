@@ -15,7 +15,7 @@ import { ovsLog, startOvs, type LacpShow, type Ovs } from '../helpers/ovs.js';
 import {
   addHost,
   addNamespace,
-  addVethPair,
+  addLegPairs,
   cleanupFor,
   iperf3,
   ping,
@@ -64,9 +64,7 @@ async function rig(t: ExecutionContext, opts: { stray?: string; spare?: boolean 
   const cleanup = cleanupFor(t);
   const ns = await addNamespace(cleanup);
   const n = opts.stray ? 3 : 2;
-  const legs = Array.from({ length: n }, (_, i) => `${ns}l${i}`);
-  const far = Array.from({ length: n }, (_, i) => `${ns}r${i}`);
-  for (let i = 0; i < n; i++) await addVethPair(cleanup, legs[i]!, far[i]!, ns);
+  const { legs, far } = await addLegPairs(cleanup, ns, n);
   const [a, b] = await Promise.all([addHost(cleanup, { cidr: '10.61.0.1/24' }), addHost(cleanup, { cidr: '10.61.0.2/24' })]);
   // Host B hangs off OVS: move its switch end into OVS's namespace.
   await run(['ip', 'link', 'set', b!.port, 'netns', ns]);
@@ -347,9 +345,7 @@ test.serial('a leg facing a different partner system is not aggregated', async (
 test.serial('a Marker PDU on an LACP leg is answered with a Marker Response on that leg', async (t) => {
   const cleanup = cleanupFor(t);
   const ns = await addNamespace(cleanup);
-  const legs = [`${ns}l0`, `${ns}l1`];
-  const far = [`${ns}r0`, `${ns}r1`];
-  for (let i = 0; i < 2; i++) await addVethPair(cleanup, legs[i]!, far[i]!, ns);
+  const { legs, far } = await addLegPairs(cleanup, ns, 2);
   const bond = `${uniqueName()}bd`;
   const sw = await startDaemon(t, cleanup, {
     workers: 2,
