@@ -513,7 +513,7 @@ async function main(): Promise<number> {
   try {
     await removeStaleOvs();
     await removeStale();
-    // trafgen (see NOTES): raise the default socket send buffer in the root namespace.
+    // trafgen (see ../shared/NOTES.md): raise the default socket send buffer in the root namespace.
     const wmem = readFileSync('/proc/sys/net/core/wmem_default', 'utf8').trim();
     writeFileSync('/proc/sys/net/core/wmem_default', '4194304');
     cleanup.add('wmem_default', () => writeFileSync('/proc/sys/net/core/wmem_default', wmem));

@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-import { main } from '../dist/src/switch/ctl.js';
+import { main } from '../dist/src/switch/cli/vswitchctl.js';
 
 main(process.argv.slice(2)).then(
   (code) => process.exit(code),

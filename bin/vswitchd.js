@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // Entry point; the daemon runs from the compiled dist/ (workers cannot load .ts on Node 20).
-import { main } from '../dist/src/switch/main.js';
+import { main } from '../dist/src/switch/cli/vswitchd.js';
 
 main(process.argv.slice(2)).then(
   (code) => process.exit(code),

@@ -4,4 +4,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-exec node dist/src/switch/demo.js "$@"
+exec node dist/src/switch/cli/demo.js "$@"

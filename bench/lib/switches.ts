@@ -5,7 +5,7 @@ import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync
 import { createConnection } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { request } from '../../src/switch/ctl.js';
+import { request } from '../../src/switch/cli/vswitchctl.js';
 import { GEN_PORT } from './topo.js';
 import { Proc, ok, run, sleep } from './sys.js';
 

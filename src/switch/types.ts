@@ -4,7 +4,7 @@
 /** A MAC address as lowercase "aa:bb:cc:dd:ee:ff". */
 export type Mac = string;
 
-/** Monotonic time source; seconds on the same clock as the native hot loop (CLOCK_MONOTONIC). */
+/** Monotonic time source: milliseconds on the native hot loop's clock (CLOCK_MONOTONIC). */
 export interface Clock {
   nowMs(): number;
 }

@@ -13,8 +13,8 @@ import type { ExecutionContext } from 'ava';
 import { stringify } from 'yaml';
 import { repoRoot } from './frames.js';
 import { sleep, uniqueName, type Cleanup } from './netns.js';
-import type { BondLegStatus } from '../../src/switch/bond.js';
-import type { BondReport } from '../../src/switch/bonds.js';
+import type { BondLegStatus } from '../../src/switch/bond/policy.js';
+import type { BondReport } from '../../src/switch/bond/manager.js';
 
 export type VlanSpec = { mode: 'access'; vlan: number } | { mode: 'trunk'; trunks: number[]; nativeVlan?: number };
 

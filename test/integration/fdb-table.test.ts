@@ -1,6 +1,6 @@
 // The native FDB table in its BPF_F_MMAPABLE map (needs root for the map).
 import test from 'ava';
-import { bpfObjectPath, loadNative } from '../../src/switch/native.js';
+import { bpfObjectPath, loadNative } from '../../src/switch/datapath/native.js';
 
 const native = loadNative();
 // The UMEM's anchor socket needs a device of its own: a tap that lives as long as this process.

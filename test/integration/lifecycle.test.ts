@@ -2,7 +2,7 @@
 
 import { existsSync } from 'node:fs';
 import test, { type ExecutionContext } from 'ava';
-import { accessPort, restartDaemon, startDaemon, type Daemon } from '../helpers/daemon.js';
+import { accessPort, restartDaemon, runVswitchd, startDaemon, type Daemon } from '../helpers/daemon.js';
 import { addHosts, cleanupFor, hasXdp, linkExists, listFiles, pingUntil, run, uniqueName, type Host } from '../helpers/netns.js';
 
 async function topology(t: ExecutionContext) {
@@ -62,4 +62,21 @@ test.serial('after SIGKILL the daemon starts again and forwards', async (t) => {
   // The tap outlived the killed daemon; the new one knows it created it (its state file
   // beside the control socket), so a clean stop still removes it.
   await assertCleanStop(t, again, env, 'SIGTERM');
+});
+
+test.serial('a second daemon on the same config says why in one line, exits 1 and leaves the first one forwarding', async (t) => {
+  const env = await topology(t);
+  const { cleanup, a, b, config, bridge } = env;
+  const sw = await startDaemon(t, cleanup, config);
+  t.true(await pingUntil(a, b.ip), 'traffic flows');
+
+  const second = await runVswitchd(['--config', sw.configPath, '--log-format', 'json'], 30_000);
+  t.is(second.code, 1, `exit status 1 (stderr: ${second.stderr})`);
+  const lines = second.stderr.trim().split('\n');
+  t.is(lines.length, 1, `one line on stderr: ${second.stderr}`);
+  t.regex(lines[0]!, new RegExp(`^vswitchd: cannot start: internal port ${bridge}: .*another vswitchd`), 'it names the internal port and the likely cause');
+  t.notRegex(second.stderr, /\n\s+at /, 'no stack trace');
+  t.true(await pingUntil(a, b.ip), 'the first daemon still forwards');
+  t.true(await hasXdp(a.port), 'and its XDP program is still attached');
+  await assertCleanStop(t, sw, env);
 });

@@ -144,7 +144,7 @@ test.serial('port add and port del: table and JSON results, port list follows, e
   t.deepEqual(vlans.find((v) => v.vlan === 40)?.ports, [{ name: tap2, tagged: false }], 'and the native VLAN 40');
 
   refused(t, await ctl('port', 'add', tap1, '--type', 'tap', '--vlan', '30'), new RegExp(`${tap1} already exists`), 'adding it again');
-  refused(t, await ctl('port', 'add', `${uniqueName()}t`, '--type', 'tap', '--vlan', '5000'), /vlan must be in 1\.\.4094/, 'VLAN 5000');
+  refused(t, await ctl('port', 'add', `${uniqueName()}t`, '--type', 'tap', '--vlan', '5000'), /vlan: expected an integer in 1\.\.4094, got 5000/, 'VLAN 5000');
   refused(t, await ctl('port', 'del', a.port.replace(/p$/, 'x')), /no port named/, 'deleting an unknown port');
 
   const removed = await ctl('port', 'del', tap1);
@@ -316,10 +316,13 @@ test.serial('stats: a port table and a worker table; JSON counters follow the tr
     t.true(stats.workers.every((w) => typeof w[key] === 'number'), `workers have ${key}`);
   }
   t.is(stats.workers.reduce((n, w) => n + w.rx_frames!, 0) >= 25, true, 'the workers received the frames');
+  t.true(stats.workers.every((w) => w.restarts === 0), 'no worker restarted');
+  const fdbStats = (stats as unknown as { fdb: { entries: number; rejected: Record<string, number> } }).fdb;
+  t.deepEqual(Object.keys(fdbStats.rejected).sort(), ['multicast', 'port-down', 'port-limit', 'static', 'table-full'], 'FDB rejections by reason');
 
   const res = await ctl('stats');
   ok(t, res, 'stats');
-  const [portsPart, workersPart] = res.stdout.split('\n\n');
+  const [portsPart, workersPart, fdbPart] = res.stdout.split('\n\n');
   const ports = records(t, portsPart!, ['PORT', 'RX_PACKETS', 'RX_BYTES', 'TX_PACKETS', 'TX_BYTES', 'DROPS'], 'stats ports');
   t.like(ports.find((r) => r.PORT === a.port), { RX_PACKETS: '25', RX_BYTES: '1500', TX_PACKETS: '0', DROPS: '-' }, 'the row of a');
   t.like(ports.find((r) => r.PORT === b.port), { RX_PACKETS: '0', TX_PACKETS: '25', TX_BYTES: '1500' }, 'the row of b');
@@ -327,6 +330,9 @@ test.serial('stats: a port table and a worker table; JSON counters follow the tr
   const workers = records(t, workersPart!, ['WORKER', 'BUSY', 'RX_FRAMES', 'MEAN_BATCH', 'WAKEUPS', 'HANDOFFS', 'LEARN_EVENTS'], 'stats workers');
   t.deepEqual(workers.map((r) => r.WORKER), ['0', '1'], 'a row per worker');
   t.true(workers.every((r) => /^\d+\.\d%$/.test(r.BUSY!)), 'busy as a percentage');
+  t.true(workers.every((r) => r.RESTARTS === '0'), 'a RESTARTS column, 0 each');
+  const fdbRows = records(t, fdbPart!, ['FDB_ENTRIES', 'REJECTED_MULTICAST', 'REJECTED_PORT_LIMIT', 'REJECTED_TABLE_FULL'], 'stats fdb');
+  t.is(fdbRows.length, 1, 'one FDB row');
 });
 
 test.serial('reload: "no changes", and what needs a restart, in a table and in JSON', async (t) => {

@@ -3,18 +3,8 @@
 
 import test from 'ava';
 
-import {
-  BOND_BUCKETS,
-  BondPolicy,
-  bucketOf,
-  flowHashInput,
-  fnv1a32,
-  hashFlow,
-  rebalance,
-  type BondHash,
-  type BondLacpOptions,
-  type BondPolicyOptions,
-} from '../../src/switch/bond.js';
+import { BOND_BUCKETS, BondPolicy, rebalance, type BondLacpOptions, type BondPolicyOptions } from '../../src/switch/bond/policy.js';
+import { bucketOf, flowHashInput, fnv1a32, hashFlow, type BondHash } from '../../src/switch/bond/flow-hash.js';
 import {
   AGGREGATE_WAIT_MS,
   LACP_STATE_ACTIVITY,
@@ -22,7 +12,7 @@ import {
   LACP_STATE_DISTRIBUTING,
   LACP_STATE_SYNCHRONIZATION,
   encodeLacpdu,
-} from '../../src/switch/lacp.js';
+} from '../../src/switch/bond/lacp.js';
 import { VirtualClock } from '../helpers/virtual-clock.js';
 
 const TICK_MS = 100;

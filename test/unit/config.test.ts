@@ -9,9 +9,10 @@ import {
   formatPath,
   loadConfig,
   parseConfig,
+  parsePortConfig,
   type ConfigIssue,
   type SwitchConfig,
-} from '../../src/switch/config.js';
+} from '../../src/switch/config/config.js';
 
 const FILE = 'switch.yaml';
 
@@ -521,4 +522,14 @@ test('formatPath writes paths as an operator reads them', (t) => {
   t.is(formatPath(['workers']), 'workers');
   t.is(formatPath([]), '');
   t.is(formatPath(['ports', 0, 'odd key']), 'ports[0]["odd key"]');
+});
+
+test('parsePortConfig (vswitchctl port add) takes what a ports: entry takes and refuses it the same way', (t) => {
+  t.deepEqual(parsePortConfig({ name: 'vm:1', vlan: 10 }), { name: 'vm:1', vlan: 10 }, 'a ":" in the name, as the config allows');
+  t.deepEqual(parsePortConfig({ name: 'tap-a', type: 'tap', trunks: [10, 20], native_vlan: 5 }), { name: 'tap-a', type: 'tap', trunks: [10, 20], native_vlan: 5 });
+  t.throws(() => parsePortConfig({ name: 'tap-a', vlan: 5000 }), { message: 'vlan: expected an integer in 1..4094, got 5000' });
+  t.throws(() => parsePortConfig({ name: 'tap-a', vlan: 10, trunks: [20] }), { message: 'trunks: expected either vlan (access port) or trunks (trunk port), got both' });
+  t.throws(() => parsePortConfig({ name: 'tap-a', native_vlan: 3 }), { message: /^native_vlan: native_vlan needs trunks/ });
+  t.throws(() => parsePortConfig({ name: 'abcdefghijklmnop' }), { message: /^name: expected a name of 1\.\.15 characters/ });
+  t.throws(() => parsePortConfig({ name: 'tap-a', colour: 'red' }), { message: /^colour: unknown key/ });
 });

@@ -1,7 +1,7 @@
 import test from 'ava';
 
-import { FdbManager } from '../../src/switch/fdb.js';
-import { bytesToMac, isMulticastMac, macToBytes, parseMac } from '../../src/switch/mac.js';
+import { FdbManager } from '../../src/switch/l2/fdb.js';
+import { bytesToMac, isMulticastMac, macToBytes, parseMac } from '../../src/switch/l2/mac.js';
 import { FDB_FLAG_STATIC } from '../../src/switch/types.js';
 import { FakeClock, FakeFdbTable } from './fake-fdb-table.js';
 

@@ -14,7 +14,7 @@ import {
   encodeLacpdu,
   formatLacpState,
   type Lacpdu,
-} from '../../src/switch/lacp.js';
+} from '../../src/switch/bond/lacp.js';
 
 const PDU: Lacpdu = {
   actor: {

@@ -16,8 +16,8 @@ import {
   LacpPort,
   SLOW_PERIODIC_MS,
   decodeLacpdu,
-} from '../../src/switch/lacp.js';
-import { bytesToMac } from '../../src/switch/mac.js';
+} from '../../src/switch/bond/lacp.js';
+import { bytesToMac } from '../../src/switch/l2/mac.js';
 import { VirtualClock } from '../helpers/virtual-clock.js';
 
 const WIRE_MS = 1;

@@ -1,8 +1,8 @@
 // vswitchctl: drives a running vswitchd over its control socket.
 import net from 'node:net';
 import { parseArgs } from 'node:util';
-import { VERSION } from './version.js';
-import type { BondReport } from './bonds.js';
+import { VERSION } from '../operate/version.js';
+import type { BondReport } from '../bond/manager.js';
 
 const USAGE = `usage: vswitchctl [--socket PATH] [--json] COMMAND
 
@@ -129,7 +129,7 @@ export function toRequest(words: string[], o: Record<string, string | undefined>
 function render(cmd: string, result: unknown): string {
   if (cmd === 'stats') {
     type Counters = { rx_packets: number; rx_bytes: number; tx_packets: number; tx_bytes: number; flood_packets: number; drops: Record<string, number>; paths: { xdp: { rx_packets: number; tx_packets: number } } };
-    const r = result as { ports: Record<string, Counters>; workers: Record<string, number>[] };
+    const r = result as { ports: Record<string, Counters>; workers: Record<string, number>[]; fdb: { entries: number; rejected: Record<string, number> } };
     const ports = table(
       Object.entries(r.ports).map(([port, c]) => ({
         port,
@@ -152,9 +152,11 @@ function render(cmd: string, result: unknown): string {
         wakeups: w.wakeups,
         handoffs: w.handoffs,
         learn_events: w.learn_events,
+        restarts: w.restarts,
       })),
     );
-    return `${ports}\n${workers}`;
+    const fdb = table([{ fdb_entries: r.fdb.entries, ...Object.fromEntries(Object.entries(r.fdb.rejected).map(([k, n]) => [`rejected_${k.replace('-', '_')}`, n])) }]);
+    return `${ports}\n${workers}\n${fdb}`;
   }
   if (cmd === 'vlan.show') {
     const rows = result as { vlan: number; ports: { name: string; tagged: boolean }[] }[];

@@ -1,5 +1,5 @@
 import test from 'ava';
-import { parseLinkEvent } from '../../src/switch/netlink.js';
+import { parseLinkEvent } from '../../src/switch/ports/link-monitor.js';
 
 test('a new link line gives its index, name, admin state and carrier', (t) => {
   t.deepEqual(

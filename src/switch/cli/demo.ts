@@ -4,11 +4,11 @@
 // host stack reaches VLAN 10 through the internal port.
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { loadConfig } from './config.js';
-import { Switch } from './daemon.js';
-import { sh } from './host.js';
-import { createLogger } from './log.js';
-import { projectRoot } from './native.js';
+import { loadConfig } from '../config/config.js';
+import { Switch } from '../daemon/switch.js';
+import { sh } from '../ports/hygiene.js';
+import { createLogger } from '../operate/log.js';
+import { projectRoot } from '../project-root.js';
 
 const HOSTS = [1, 2, 3, 4];
 const SUBNET = '169.254.50';  // link-local: stays on this machine

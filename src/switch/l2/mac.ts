@@ -2,7 +2,7 @@
 // "aa:bb:cc:dd:ee:ff" (lowercase, colons); parseMac is the single door through
 // which operator input (config, CLI) gets into that form.
 
-import type { Mac } from './types.js';
+import type { Mac } from '../types.js';
 
 const MAC_RE = /^[0-9a-f]{2}([:-])[0-9a-f]{2}(?:\1[0-9a-f]{2}){4}$/i;
 

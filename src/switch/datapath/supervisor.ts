@@ -1,13 +1,13 @@
 // Runs the datapath workers as piscina tasks and restarts one that fails.
 // Stopping goes through a shared stop word: terminate() cannot interrupt a
-// native loop (see NOTES), the loop itself reads the word between bursts.
+// native loop (a worker inside C code runs on until the code returns), so the loop itself reads the word between bursts.
 import { MessageChannel } from 'node:worker_threads';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 import { Piscina } from 'piscina';
 import type { Logger } from 'pino';
 import type { RunResult } from './native.js';
-import type { LearnEvent } from './types.js';
+import type { LearnEvent } from '../types.js';
 import type { WorkerTask } from './worker.js';
 
 export interface SupervisorOptions {

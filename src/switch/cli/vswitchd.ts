@@ -1,9 +1,9 @@
 // vswitchd: the daemon's command line.
 import { parseArgs } from 'node:util';
-import { ConfigError, loadConfig } from './config.js';
-import { Switch } from './daemon.js';
-import { VERSION } from './version.js';
-import { createLogger, type LogLevel } from './log.js';
+import { ConfigError, loadConfig } from '../config/config.js';
+import { Switch } from '../daemon/switch.js';
+import { VERSION } from '../operate/version.js';
+import { createLogger, type LogLevel } from '../operate/log.js';
 
 const USAGE = `usage: vswitchd --config FILE [--check] [--log-level LEVEL]
 
@@ -69,15 +69,20 @@ export async function main(argv: string[]): Promise<number> {
   }
 
   const log = createLogger((level ?? config.log.level) as LogLevel, format);
-  const sw = new Switch(config, log, args.config);
+  let sw: Switch | undefined;
   try {
+    sw = new Switch(config, log, args.config);
     await sw.start();
     sw.native.sdNotify(`READY=1\nSTATUS=forwarding on ${sw.ports.list().length} ports\nMAINPID=${process.pid}`);
   } catch (err) {
+    // One line for the operator (and the journal); the log keeps the detail.
+    const reason = err instanceof Error ? err.message : String(err);
     log.error({ err }, 'start failed');
-    await sw.stop().catch(() => undefined);
+    process.stderr.write(`vswitchd: cannot start: ${reason}\n`);
+    await sw?.stop().catch(() => undefined);
     return 1;
   }
+  const running = sw;
   await new Promise<void>((resolve) => {
     const finish = (signal: string) => {
       log.info({ signal }, 'stopping');
@@ -86,12 +91,12 @@ export async function main(argv: string[]): Promise<number> {
     process.once('SIGTERM', () => finish('SIGTERM'));
     process.once('SIGINT', () => finish('SIGINT'));
     process.on('SIGHUP', () => {
-      sw.native.sdNotify('RELOADING=1');
+      running.native.sdNotify('RELOADING=1');
       // reload() logs both outcomes; a refused reload leaves the running config.
-      void sw.reload().catch(() => undefined).finally(() => sw.native.sdNotify('READY=1'));
+      void running.reload().catch(() => undefined).finally(() => running.native.sdNotify('READY=1'));
     });
   });
-  sw.native.sdNotify('STOPPING=1');
-  await sw.stop();
+  running.native.sdNotify('STOPPING=1');
+  await running.stop();
   return 0;
 }

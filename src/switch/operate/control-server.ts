@@ -4,15 +4,15 @@
 import { chmodSync, mkdirSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
-import type { PortConfig } from './config.js';
-import type { Switch } from './daemon.js';
+import { parsePortConfig } from '../config/config.js';
+import type { SwitchApi } from './switch-api.js';
 import { VERSION } from './version.js';
-import { portCarriesVlan } from './flood.js';
-import { parseMac } from './mac.js';
-import type { Port } from './ports.js';
+import { portCarriesVlan } from '../l2/vlan-rules.js';
+import { parseMac } from '../l2/mac.js';
+import type { Port } from '../ports/ports.js';
 
 type Args = Record<string, unknown>;
-type Handler = (sw: Switch, args: Args) => unknown | Promise<unknown>;
+type Handler = (sw: SwitchApi, args: Args) => unknown | Promise<unknown>;
 
 function optNumber(args: Args, key: string): number | undefined {
   const v = args[key];
@@ -31,13 +31,6 @@ function optString(args: Args, key: string): string | undefined {
 function required<T>(v: T | undefined, key: string): T {
   if (v === undefined) throw new Error(`${key} is required`);
   return v;
-}
-
-function optNumbers(args: Args, key: string): number[] | undefined {
-  const v = args[key];
-  if (v === undefined) return undefined;
-  if (!Array.isArray(v) || !v.every((n) => Number.isInteger(n))) throw new Error(`${key} must be a list of integers`);
-  return v as number[];
 }
 
 function vlanId(v: number | undefined, key: string): number | undefined {
@@ -65,17 +58,8 @@ const handlers: Record<string, Handler> = {
   version: () => ({ version: VERSION }),
   'port.list': (sw) => sw.ports.list().map(portRow),
   'port.add': async (sw, args) => {
-    const name = required(optString(args, 'name'), 'name');
-    const type = optString(args, 'type');
-    if (type !== undefined && type !== 'veth' && type !== 'tap') throw new Error(`type must be veth or tap, got ${type}`);
-    const vlan = vlanId(optNumber(args, 'vlan'), 'vlan');
-    const trunks = optNumbers(args, 'trunks');
-    const nativeVlan = vlanId(optNumber(args, 'native_vlan'), 'native_vlan');
-    if (vlan !== undefined && trunks !== undefined) throw new Error('give either vlan or trunks, not both');
-    if (nativeVlan !== undefined && trunks === undefined) throw new Error('native_vlan needs trunks');
-    for (const v of trunks ?? []) vlanId(v, 'trunks');
-    if (!/^[A-Za-z0-9_.-]{1,15}$/.test(name)) throw new Error(`invalid port name "${name}" (1..15 of A-Z a-z 0-9 _ . -)`);
-    const cfg: PortConfig = { name, ...(type ? { type } : {}), ...(vlan !== undefined ? { vlan } : {}), ...(trunks ? { trunks } : {}), ...(nativeVlan !== undefined ? { native_vlan: nativeVlan } : {}) };
+    const cfg = parsePortConfig(args);
+    if (cfg.type === 'internal') throw new Error('type: the internal port comes with the switch; give veth or tap');
     return portRow(await sw.addPort(cfg));
   },
   'port.del': async (sw, args) => {
@@ -85,7 +69,14 @@ const handlers: Record<string, Handler> = {
   },
   'vlan.show': (sw) => sw.vlans(),
   'bond.show': (sw, args) => sw.bondStatus(optString(args, 'name')),
-  stats: (sw) => ({ ports: sw.portCounters(), workers: sw.workerCounters() }),
+  stats: (sw) => {
+    const restarts = sw.workerRestarts();
+    return {
+      ports: sw.portCounters(),
+      workers: sw.workerCounters().map((c, w) => ({ ...c, restarts: restarts[w] ?? 0 })),
+      fdb: { entries: sw.fdb.size, rejected: { ...sw.fdb.stats.rejected } },
+    };
+  },
   'fdb.show': (sw, args) => {
     const vlan = optNumber(args, 'vlan');
     const port = optString(args, 'port');
@@ -120,7 +111,7 @@ const handlers: Record<string, Handler> = {
 export class ControlServer {
   private readonly server: net.Server;
 
-  constructor(private readonly sw: Switch, private readonly socketPath: string) {
+  constructor(private readonly sw: SwitchApi, private readonly socketPath: string) {
     this.server = net.createServer((conn) => this.serve(conn));
   }
 

@@ -2,11 +2,12 @@
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Logger } from 'pino';
-import type { BondConfig, PortConfig } from './config.js';
-import { vlanMode } from './flood.js';
-import { deleteLink, linkInfo, prepareDevice, removePeerPass, setLinkUp, type PeerPass } from './host.js';
-import type { NativeAddon, NativeDatapath } from './native.js';
-import type { PortKind, VlanMode } from './types.js';
+import type { BondConfig, PortConfig } from '../config/config.js';
+import { vlanMode } from '../l2/vlan-rules.js';
+import * as hygiene from './hygiene.js';
+import type { PeerPass } from './hygiene.js';
+import type { NativeAddon, NativeDatapath } from '../datapath/native.js';
+import type { PortKind, VlanMode } from '../types.js';
 
 /** The port config a bond's logical port has: its name and VLAN keys. */
 export function bondPortConfig(cfg: BondConfig): PortConfig {
@@ -92,12 +93,19 @@ export interface PortOptions {
   /** datapath.fast_path: auto */
   fastPath: boolean;
   log: Logger;
+  /** Device operations (ip link, ethtool, peer programs); tests inject fakes. */
+  host?: HostOps;
 }
+
+export type HostOps = Pick<typeof hygiene, 'deleteLink' | 'linkInfo' | 'prepareDevice' | 'removePeerPass' | 'setLinkUp'>;
 
 export class PortTable {
   private readonly byIndex = new Map<number, Port>();
+  private readonly host: HostOps;
 
-  constructor(private readonly opts: PortOptions) {}
+  constructor(private readonly opts: PortOptions) {
+    this.host = opts.host ?? hygiene;
+  }
 
   list(): Port[] {
     return [...this.byIndex.values()].sort((a, b) => a.index - b.index);
@@ -171,11 +179,11 @@ export class PortTable {
     if (port.up) return;
     if (port.kind === 'internal') {
       port.tapFd ??= this.opts.native.openTap(port.name, false);
-      await setLinkUp(port.name);
+      await this.host.setLinkUp(port.name);
       const r = datapath.addPort(port.index, port.name, 1, 'none', port.tapFd);
       Object.assign(port, { queues: 1, xdpMode: r.xdpMode, owners: r.owners });
     } else {
-      const info = await linkInfo(port.name);
+      const info = await this.host.linkInfo(port.name);
       if (!info) {
         port.downReason = 'no such device';
         log.warn({ port: port.name }, 'port is down: no such device; waiting for it to appear');
@@ -184,7 +192,7 @@ export class PortTable {
       const kind: PortKind = info.kind === 'tun' ? 'tap' : 'veth';
       if (port.cfg.type && port.cfg.type !== kind)
         throw new Error(`port ${port.name}: configured as ${port.cfg.type} but the device is a ${info.kind || 'NIC'}`);
-      const { changes, warnings, peerTakesRedirect, peerPass } = await prepareDevice(port.name, info, this.opts.fastPath);
+      const { changes, warnings, peerTakesRedirect, peerPass } = await this.host.prepareDevice(port.name, info, this.opts.fastPath);
       if (peerPass) port.peerPass = peerPass;
       if (changes.length) log.info({ port: port.name, changes }, 'prepared device for XDP');
       for (const w of warnings) log.warn({ port: port.name }, w);
@@ -208,12 +216,20 @@ export class PortTable {
   /** The device went away (or is going): stop using it, keep the port configured. */
   detach(port: Port, reason: string): void {
     if (!port.up) return;
-    this.opts.datapath.removePort(port.index);
-    if (port.kind === 'internal') port.tapFd = undefined;  // closed by the datapath
+    this.takeOffDatapath(port);
     port.up = false;
     port.downReason = reason;
     port.owners = [];
     this.opts.log.warn({ port: port.name, reason }, 'port down');
+  }
+
+  /**
+   * The datapath owns a tap fd once addPort took it and closes it in removePort:
+   * forget the number here, or a second close could hit whatever reused it.
+   */
+  private takeOffDatapath(port: Port): void {
+    this.opts.datapath.removePort(port.index);
+    if (port.kind === 'internal') port.tapFd = undefined;
   }
 
   /** Changes the port's VLAN mode in place. */
@@ -235,9 +251,10 @@ export class PortTable {
   async remove(index: number): Promise<void> {
     const port = this.byIndex.get(index);
     if (!port) return;
-    if (port.up) this.opts.datapath.removePort(index);  // also closes the internal port's tap fd
-    if (port.peerPass) await removePeerPass(port.peerPass);
-    else if (port.tapFd !== undefined) this.opts.native.closeFd(port.tapFd);
+    if (port.up) this.takeOffDatapath(port);
+    if (port.peerPass) await this.host.removePeerPass(port.peerPass);
+    // Only a tap fd the datapath never took (a down internal port) is still ours to close.
+    if (port.tapFd !== undefined) this.opts.native.closeFd(port.tapFd);
     this.byIndex.delete(index);
     if (port.created && port.kind === 'tap') await this.deleteTap(port.name);
     this.opts.log.info({ port: port.name, index }, 'port removed');
@@ -247,7 +264,7 @@ export class PortTable {
     try {
       this.opts.native.setTapPersist(name, false);
     } catch {
-      await deleteLink(name).catch(() => undefined);
+      await this.host.deleteLink(name).catch(() => undefined);
     }
     this.opts.created.delete(name);
   }

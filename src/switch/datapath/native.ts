@@ -1,10 +1,7 @@
 // Typed access to the C++ addon (build/Release/vswitchd_native.node).
 import { createRequire } from 'node:module';
-import { fileURLToPath } from 'node:url';
 import path from 'node:path';
-
-/** The project root, from dist/src/switch/ or src/switch/. */
-export const projectRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), fileURLToPath(import.meta.url).includes('/dist/') ? '../../..' : '../..');
+import { projectRoot } from '../project-root.js';
 
 export interface PathCounters {
   rx_packets: number;

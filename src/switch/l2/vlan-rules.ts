@@ -23,7 +23,7 @@
 // the up ports that carry v. A bond is one port here, so a frame is never
 // flooded back into the bond it came in on.
 
-import type { VlanMode } from './types.js';
+import type { VlanMode } from '../types.js';
 
 export interface FloodPort {
   index: number;

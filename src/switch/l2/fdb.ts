@@ -7,8 +7,8 @@
 // capacity are what keep the flood from exhausting memory.
 
 import { isMulticastMac, parseMac } from './mac.js';
-import { FDB_FLAG_STATIC } from './types.js';
-import type { Clock, FdbEntry, FdbTable, LearnEvent, Mac } from './types.js';
+import { FDB_FLAG_STATIC } from '../types.js';
+import type { Clock, FdbEntry, FdbTable, LearnEvent, Mac } from '../types.js';
 
 export type RejectReason = 'multicast' | 'static' | 'port-limit' | 'table-full' | 'port-down';
 

@@ -8,7 +8,7 @@ import {
   vlanMembers,
   vlanMode,
   type FloodPort,
-} from '../../src/switch/flood.js';
+} from '../../src/switch/l2/vlan-rules.js';
 import type { VlanMode } from '../../src/switch/types.js';
 
 const access10: VlanMode = { mode: 'access', vlan: 10 };

@@ -33,8 +33,8 @@
 //   - the partner's administrative defaults (used when DEFAULTED) are all
 //     zero: passive, long timeout, individual, out of sync.
 
-import { bytesToMac, macToBytes } from './mac.js';
-import type { Clock, Mac } from './types.js';
+import { bytesToMac, macToBytes } from '../l2/mac.js';
+import type { Clock, Mac } from '../types.js';
 
 // ---------------------------------------------------------------------------
 // Constants (6.4.4) and the frame layout (6.4.2).

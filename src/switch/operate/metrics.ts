@@ -2,16 +2,16 @@
 // collect() reads them at scrape time, so a scrape never stops a worker.
 import http from 'node:http';
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
-import type { Switch } from './daemon.js';
-import type { BondLegStatus } from './bond.js';
-import type { WorkerCounters } from './native.js';
+import type { SwitchApi } from './switch-api.js';
+import type { BondLegStatus } from '../bond/policy.js';
+import type { WorkerCounters } from '../datapath/native.js';
 
 function splitListen(listen: string): { host: string; port: number } {
   const i = listen.lastIndexOf(':');
   return { host: listen.slice(0, i).replace(/^\[|\]$/g, '') || '127.0.0.1', port: Number(listen.slice(i + 1)) };
 }
 
-export function buildRegistry(sw: Switch): Registry {
+export function buildRegistry(sw: SwitchApi): Registry {
   const registry = new Registry();
   // The event-loop lag histogram samples on a timer; prom-client's 10 ms default
   // wakes an idle daemon 100 times a second (half of its idle CPU).
@@ -83,6 +83,16 @@ export function buildRegistry(sw: Switch): Registry {
       this.inc({ event: 'flush' }, s.flushed);
     },
   });
+  new Counter({
+    name: 'vswitchd_fdb_rejections_total',
+    help: 'Source MACs the FDB refused to learn, by reason (multicast, static, port-limit, table-full, port-down)',
+    labelNames: ['reason'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const [reason, n] of Object.entries(sw.fdb.stats.rejected)) this.inc({ reason }, n);
+    },
+  });
   new Gauge({
     name: 'vswitchd_port_up',
     help: '1 when the port is attached to the datapath, 0 when it is down (e.g. its device is gone)',
@@ -140,6 +150,16 @@ export function buildRegistry(sw: Switch): Registry {
   workerCounter('vswitchd_worker_handoffs_total', 'Frames handed to another worker that owns the egress port', 'handoffs');
   workerCounter('vswitchd_worker_tx_kicks_total', 'sendto() calls that asked the kernel to transmit', 'tx_kicks');
   workerCounter('vswitchd_worker_learn_events_total', 'Source MACs reported to the control plane', 'learn_events');
+  new Counter({
+    name: 'vswitchd_worker_restarts_total',
+    help: 'Times a datapath worker died and was started again',
+    labelNames: ['worker'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      sw.workerRestarts().forEach((n, w) => this.inc({ worker: String(w) }, n));
+    },
+  });
   // Bonds, read from the bond policies at scrape time: one series per bond or per leg.
   new Counter({
     name: 'vswitchd_bond_failovers_total',
@@ -181,7 +201,7 @@ export class MetricsServer {
   private readonly server: http.Server;
   private readonly registry: Registry;
 
-  constructor(sw: Switch, private readonly listenAddr: string) {
+  constructor(sw: SwitchApi, private readonly listenAddr: string) {
     this.registry = buildRegistry(sw);
     this.server = http.createServer((req, res) => {
       if (req.url !== '/metrics') {

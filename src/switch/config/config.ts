@@ -695,3 +695,18 @@ export function loadConfig(file: string): SwitchConfig {
   }
   return parseConfig(text, file);
 }
+
+/**
+ * One port entry given at run time (`vswitchctl port add`, the control socket),
+ * checked by the same schema and VLAN rules as a `ports:` entry of the file.
+ * Throws an Error whose message names each bad key.
+ */
+export function parsePortConfig(value: unknown): PortConfig {
+  const raw = isRecord(value) ? value : {};
+  const result = portSchema.safeParse(value);
+  const problems = dedupe([...(result.success ? [] : schemaProblems(result.error)), ...checkVlanMode(raw, [])]);
+  if (problems.length > 0 || !result.success) {
+    throw new Error(problems.map((p) => (p.path.length ? `${formatPath(p.path)}: ${p.message}` : p.message)).join('; '));
+  }
+  return result.data;
+}

@@ -4,20 +4,20 @@
 import { existsSync, readdirSync, readFileSync, rmdirSync } from 'node:fs';
 import path from 'node:path';
 import type { Logger } from 'pino';
-import { ConfigError, loadConfig, type BondConfig, type PortConfig, type SwitchConfig } from './config.js';
-import { ControlServer } from './control.js';
-import { FdbManager } from './fdb.js';
-import { egressTagged, vlanMembers } from './flood.js';
-import { ensureBpffs } from './host.js';
-import { MetricsServer } from './metrics.js';
-import { bpfObjectPath, loadNative, type NativeAddon, type NativeDatapath, type PortCounters, type WorkerCounters } from './native.js';
-import { LinkMonitor, type LinkEvent } from './netlink.js';
-import { BondManager, readCarrier } from './bonds.js';
-import { CreatedDevices, PortTable, bondPortConfig, type Port } from './ports.js';
-import { Supervisor } from './supervisor.js';
-import { FDB_FLAG_STATIC, type Clock, type FdbEntry, type FdbTable, type LearnEvent } from './types.js';
+import { ConfigError, loadConfig, type BondConfig, type PortConfig, type SwitchConfig } from '../config/config.js';
+import { ControlServer } from '../operate/control-server.js';
+import { FdbManager } from '../l2/fdb.js';
+import { egressTagged, vlanMembers } from '../l2/vlan-rules.js';
+import { ensureBpffs } from '../ports/hygiene.js';
+import { MetricsServer } from '../operate/metrics.js';
+import type { FdbRow, ReloadResult, SwitchApi, VlanRow } from '../operate/switch-api.js';
+import { bpfObjectPath, loadNative, type NativeAddon, type NativeDatapath, type PortCounters, type WorkerCounters } from '../datapath/native.js';
+import { LinkMonitor, type LinkEvent } from '../ports/link-monitor.js';
+import { BondManager, readCarrier } from '../bond/manager.js';
+import { CreatedDevices, PortTable, bondPortConfig, type Port } from '../ports/ports.js';
+import { Supervisor } from '../datapath/supervisor.js';
+import { FDB_FLAG_STATIC, type Clock, type FdbEntry, type FdbTable, type LearnEvent } from '../types.js';
 
-export { VERSION } from './version.js';
 const LIBXDP_DIR = '/sys/fs/bpf/xdp';
 
 /** Keys whose change needs a restart; reload reports them and leaves them as they run. */
@@ -49,12 +49,7 @@ function samePortConfig(a: PortConfig, b: PortConfig): boolean {
   return JSON.stringify([a.type, a.vlan, a.trunks, a.native_vlan]) === JSON.stringify([b.type, b.vlan, b.trunks, b.native_vlan]);
 }
 
-export interface ReloadResult {
-  changes: string[];
-  needsRestart: string[];
-}
-
-export class Switch {
+export class Switch implements SwitchApi {
   readonly native: NativeAddon;
   readonly datapath: NativeDatapath;
   readonly ports: PortTable;
@@ -78,7 +73,12 @@ export class Switch {
     this.native = loadNative();
     this.clock = { nowMs: () => this.native.monotonicMs() };
     // The internal port's tap exists for the life of the process: the UMEM is anchored on it.
-    this.internalTapFd = this.native.openTap(config.bridge, false);
+    try {
+      this.internalTapFd = this.native.openTap(config.bridge, false);
+    } catch (err) {
+      const busy = /busy/i.test((err as Error).message);
+      throw new Error(`internal port ${config.bridge}: ${(err as Error).message}${busy ? ' (is another vswitchd running with bridge ' + config.bridge + '?)' : ''}`);
+    }
     this.datapath = new this.native.Datapath({
       anchorDevice: config.bridge,
       workers: config.workers,
@@ -354,11 +354,15 @@ export class Switch {
     return all;
   }
 
+  workerRestarts(): number[] {
+    return this.supervisor ? [...this.supervisor.restarts] : new Array<number>(this.config.workers).fill(0);
+  }
+
   workerCounters(): WorkerCounters[] {
     return Array.from({ length: this.config.workers }, (_, w) => this.datapath.workerCounters(w));
   }
 
-  vlans(): { vlan: number; ports: { name: string; tagged: boolean }[] }[] {
+  vlans(): VlanRow[] {
     const ports = this.ports.list();
     const members = vlanMembers(ports.map((p) => ({ index: p.index, vlan: p.vlan, up: true })));
     return [...members].map(([vlan, list]) => ({
@@ -370,7 +374,7 @@ export class Switch {
     }));
   }
 
-  fdbView(filter: { vlan?: number; port?: string } = {}): { vlan: number; mac: string; port: string; static: boolean; age_s: number }[] {
+  fdbView(filter: { vlan?: number; port?: string } = {}): FdbRow[] {
     const portIndex = filter.port !== undefined ? this.ports.byName(filter.port)?.index ?? -1 : undefined;
     const now = this.clock.nowMs();
     return this.fdb

@@ -5,14 +5,14 @@
 // other ports, so the upstream switch relearns them on the new leg (as OVS does).
 import { readFileSync } from 'node:fs';
 import type { Logger } from 'pino';
-import { BondPolicy, type BondStatus } from './bond.js';
-import type { BondConfig } from './config.js';
-import type { FdbManager } from './fdb.js';
-import { egressTagged, portCarriesVlan } from './flood.js';
-import { macToBytes } from './mac.js';
-import type { NativeDatapath } from './native.js';
-import type { Port, PortTable } from './ports.js';
-import type { Clock, Mac } from './types.js';
+import { BondPolicy, type BondStatus } from './policy.js';
+import type { BondConfig } from '../config/config.js';
+import type { FdbManager } from '../l2/fdb.js';
+import { egressTagged, portCarriesVlan } from '../l2/vlan-rules.js';
+import { macToBytes } from '../l2/mac.js';
+import type { NativeDatapath } from '../datapath/native.js';
+import type { Port, PortTable } from '../ports/ports.js';
+import type { Clock, Mac } from '../types.js';
 
 const HASH_CODE = { none: 0, l2: 1, l3l4: 2 } as const;
 

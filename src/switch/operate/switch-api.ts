@@ -1,0 +1,41 @@
+// What the operator-facing servers (control socket, /metrics) need of the
+// switch. They depend on this interface, not on the Switch class, so the
+// daemon can build them without an import circle, and tests could hand them a fake.
+import type { BondReport } from '../bond/manager.js';
+import type { PortConfig } from '../config/config.js';
+import type { PortCounters, WorkerCounters } from '../datapath/native.js';
+import type { FdbManager } from '../l2/fdb.js';
+import type { Port } from '../ports/ports.js';
+
+export interface ReloadResult {
+  changes: string[];
+  needsRestart: string[];
+}
+
+export interface FdbRow {
+  vlan: number;
+  mac: string;
+  port: string;
+  static: boolean;
+  age_s: number;
+}
+
+export interface VlanRow {
+  vlan: number;
+  ports: { name: string; tagged: boolean }[];
+}
+
+export interface SwitchApi {
+  readonly ports: { list(): Port[]; byName(name: string): Port | undefined };
+  readonly fdb: Pick<FdbManager, 'size' | 'stats' | 'flush' | 'addStatic' | 'removeStatic'>;
+  addPort(cfg: PortConfig): Promise<Port>;
+  removePort(name: string): Promise<void>;
+  reload(): Promise<ReloadResult>;
+  vlans(): VlanRow[];
+  bondStatus(name?: string): BondReport[];
+  fdbView(filter?: { vlan?: number; port?: string }): FdbRow[];
+  portCounters(): Record<string, PortCounters>;
+  workerCounters(): WorkerCounters[];
+  /** Times each datapath worker died and was started again. */
+  workerRestarts(): number[];
+}
