@@ -131,7 +131,9 @@ export async function startGuest(t: ExecutionContext, cleanup: Cleanup, opts: Gu
     '-netdev', netdev, '-device', device,
   ];
   const started = Date.now();
-  const qemu: ChildProcess = spawn(qemuBinary(), argv, { stdio: ['ignore', 'pipe', 'pipe'] });
+  // setpriv --pdeathsig: QEMU (and with it a tap it created) dies with this process, even
+  // when ava kills a timed-out test process before any cleanup runs.
+  const qemu: ChildProcess = spawn('setpriv', ['--pdeathsig', 'KILL', '--', qemuBinary(), ...argv], { stdio: ['ignore', 'pipe', 'pipe'] });
   let qemuOut = '';
   qemu.stdout!.on('data', (d: Buffer) => (qemuOut += d.toString()));
   qemu.stderr!.on('data', (d: Buffer) => (qemuOut += d.toString()));
