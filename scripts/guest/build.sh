@@ -17,7 +17,7 @@ if [[ $(id -u) -ne 0 ]]; then
   exit 1
 fi
 
-PACKAGES=(qemu-system-x86 busybox-static iperf3 ethtool iputils-ping iproute2 tcpdump cpio xz-utils gzip)
+PACKAGES=(qemu-system-x86 busybox-static iperf3 ethtool iputils-ping iproute2 tcpdump cpio xz-utils gzip util-linux)
 missing=()
 for pkg in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")
@@ -29,6 +29,9 @@ if ((${#missing[@]} > 0)); then
 fi
 
 mkdir -p "$cache/debs"
+# One build at a time (several test runs may start at once); the others wait and find it cached.
+exec 9> "$cache/.lock"
+flock 9
 # The image package linux-image-amd64 currently points at (e.g. linux-image-6.1.0-57-amd64).
 # Offline or without apt lists: fall back to whatever was downloaded before.
 image_pkg=$(apt-cache depends linux-image-amd64 2>/dev/null | awk '/Depends: linux-image-[0-9]/ {print $2; exit}' || true)

@@ -72,10 +72,15 @@ function qemuBinary(): string {
 
 let imageReady: Promise<void> | undefined;
 
-/** Run scripts/guest/build.sh unless its output is already cached (once per process). */
+/**
+ * Run scripts/guest/build.sh once per process: under a second when its output is cached and
+ * current, a rebuild when scripts/guest/init or build.sh changed. VSWITCHD_GUEST_NO_BUILD=1
+ * uses whatever is in the cache.
+ */
 export function ensureGuestImage(): Promise<void> {
   imageReady ??= (async () => {
-    if (existsSync(join(GUEST_CACHE, 'vmlinuz')) && existsSync(join(GUEST_CACHE, 'initrd.img'))) return;
+    const cached = existsSync(join(GUEST_CACHE, 'vmlinuz')) && existsSync(join(GUEST_CACHE, 'initrd.img'));
+    if (cached && process.env.VSWITCHD_GUEST_NO_BUILD === '1') return;
     const res = await run(['bash', join(repoRoot(), 'scripts', 'guest', 'build.sh')], { timeoutMs: 600_000, check: false });
     if (res.code !== 0) throw new Error(`scripts/guest/build.sh failed (exit ${res.code}):\n${res.stderr}${res.stdout}`);
   })();
@@ -212,7 +217,8 @@ export async function startGuest(t: ExecutionContext, cleanup: Cleanup, opts: Gu
     return new Promise<ExecResult>((resolve, reject) => {
       const timer = setTimeout(() => {
         waiting.delete(id);
-        reject(new Error(`guest: no answer to ${JSON.stringify(cmd)} in ${timeoutMs + 10_000} ms`));
+        const tail = JSON.stringify(buf.slice(-300));
+        reject(new Error(`guest: no answer to ${JSON.stringify(cmd)} in ${timeoutMs + 10_000} ms (agent line ends: ${tail}; qemu ${running() ? 'running' : 'exited'})`));
       }, timeoutMs + 10_000); // the serial line needs time for long output
       waiting.set(id, (r) => {
         clearTimeout(timer);
