@@ -6,7 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PACKAGES=(libxdp-dev libbpf-dev clang llvm xdp-tools bpftool netsniff-ng iperf3 ethtool
-  iproute2 pkg-config tcpdump arping iputils-ping python3 make g++ openvswitch-switch)
+  iproute2 pkg-config tcpdump arping iputils-ping python3 make g++ openvswitch-switch
+  qemu-system-x86 busybox-static cpio)
 
 say() { echo "setup: $*"; }
 
