@@ -46,4 +46,7 @@ fi
 
 say "npm run build"
 npm run build
+# The QEMU guest of the tap tests (a Debian kernel and a busybox initramfs, cached).
+say "guest image"
+bash scripts/guest/build.sh
 say "done"
