@@ -46,7 +46,10 @@ fi
 
 say "npm run build"
 npm run build
-# The QEMU guest of the tap tests (a Debian kernel and a busybox initramfs, cached).
-say "guest image"
-bash scripts/guest/build.sh
+# The QEMU guest of the tap tests (a Debian kernel and a busybox initramfs, cached):
+# only the test run asks for it (scripts/test.sh passes --guest).
+if [[ "${1:-}" == "--guest" ]]; then
+  say "guest image"
+  bash scripts/guest/build.sh
+fi
 say "done"
