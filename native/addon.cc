@@ -13,8 +13,8 @@
 #include <cstring>
 #include <stdexcept>
 
-#include "datapath.h"
-#include "xsk.h"
+#include "datapath/datapath.h"
+#include "afxdp/xsk.h"
 
 namespace vswitchd {
 

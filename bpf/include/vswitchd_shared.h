@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: (GPL-2.0 OR Apache-2.0) */
 /*
- * The one definition of everything the BPF programs (bpf/*.bpf.c) and the C++
+ * The one definition of everything the BPF programs (bpf/) and the C++
  * datapath (native/) must agree on: map layouts, flags, limits, and the pure
  * rules both apply to a frame (FDB hash, VLAN ingress, bond flow bucket).
  *
