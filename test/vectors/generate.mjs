@@ -1,7 +1,8 @@
 // Generated test/vectors/shared.json ONCE, from the behaviour of the tree at the
 // time (src/switch/bond.ts hashFlow and src/switch/flood.ts ingressVlan as built
-// in dist/, the FDB hash of native/fdb_table.h). It is kept to show where the
-// expected values came from and to append new vectors; do NOT re-run it to make
+// in dist/, the FDB hash of native/fdb_table.h, now bpf/include/vswitchd_shared.h).
+// It is kept to show where the expected values came from and to append new
+// vectors; do NOT re-run it to make
 // a failing consumer pass: a failure means one copy of a rule changed alone.
 //
 //   npm run build:ts && node test/vectors/generate.mjs > test/vectors/shared.json
