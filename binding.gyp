@@ -8,7 +8,8 @@
         "native/datapath/datapath.cc",
         "native/datapath/hot_loop.cc",
         "native/fastpath/fastpath.cc",
-        "native/fdb/fdb_table.cc"
+        "native/fdb/fdb_table.cc",
+        "native/system/sd_notify.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")", "native", "bpf/include"],
       "defines": ["NAPI_VERSION=9", "NAPI_CPP_EXCEPTIONS"],
