@@ -107,6 +107,21 @@ PortView portFromVector(const json::Value& p) {
 
 // ---------------------------------------------------------------- C++
 
+void cppConstants(const json::Value& vectors, Report& r) {
+  r.section("c++ constants (vswitchd_shared.h)");
+  const json::Value& c = vectors["constants"];
+  auto hex = [&](const char* k) { return std::stoull(c[k].str(), nullptr, 16); };
+  r.check(VSW_MAX_PORTS == c["max_ports"].num() && kMaxPorts == VSW_MAX_PORTS, "max_ports %d, want %ld", VSW_MAX_PORTS,
+          c["max_ports"].num());
+  r.check(VSW_BOND_BUCKETS == c["bond_buckets"].num(), "bond_buckets %d, want %ld", VSW_BOND_BUCKETS, c["bond_buckets"].num());
+  r.check(kFdbStatic == c["fdb_flag_static"].num(), "fdb_flag_static %d, want %ld", kFdbStatic, c["fdb_flag_static"].num());
+  r.check(kLastSeenRefreshMs == static_cast<uint64_t>(c["last_seen_refresh_ms"].num()), "last_seen_refresh_ms %llu, want %ld",
+          static_cast<unsigned long long>(kLastSeenRefreshMs), c["last_seen_refresh_ms"].num());
+  r.check(VSW_FDB_HASH_MULT == hex("fdb_hash_mult"), "fdb_hash_mult %llx, want %s", VSW_FDB_HASH_MULT, c["fdb_hash_mult"].str().c_str());
+  r.check(VSW_FNV_OFFSET == hex("fnv_offset"), "fnv_offset %x, want %s", VSW_FNV_OFFSET, c["fnv_offset"].str().c_str());
+  r.check(VSW_FNV_PRIME == hex("fnv_prime"), "fnv_prime %x, want %s", VSW_FNV_PRIME, c["fnv_prime"].str().c_str());
+}
+
 void cppFlow(const json::Value& vectors, Report& r) {
   r.section("c++ flow bucket (vsw_flow_bucket via flowBucket)");
   for (const json::Value& v : vectors["flow"].a) {
@@ -504,6 +519,7 @@ int main(int argc, char** argv) {
     std::stringstream text;
     text << in.rdbuf();
     const json::Value vectors = json::parse(text.str());
+    cppConstants(vectors, r);
     cppFlow(vectors, r);
     cppVlan(vectors, r);
     cppFdb(vectors, r);

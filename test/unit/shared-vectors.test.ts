@@ -7,14 +7,15 @@ import { readFileSync } from 'node:fs';
 
 import test from 'ava';
 
-import { bucketOf, fnv1a32, flowHashInput, hashFlow, type BondHash } from '../../src/switch/bond.js';
+import { BOND_BUCKETS, bucketOf, fnv1a32, flowHashInput, hashFlow, type BondHash } from '../../src/switch/bond.js';
 import { ingressVlan } from '../../src/switch/flood.js';
-import type { VlanMode } from '../../src/switch/types.js';
+import { FDB_FLAG_STATIC, type VlanMode } from '../../src/switch/types.js';
 
 interface FlowVector { name: string; hash: BondHash; frame: string; bucket: number }
 type VectorPort = { mode: 'access'; access_vlan: number } | { mode: 'trunk'; trunks: number[]; native_vlan: number };
 interface VlanVector { name: string; port: VectorPort; frame: string; vlan?: number; drop?: string }
-interface Vectors { flow: FlowVector[]; vlan: VlanVector[] }
+interface Constants { bond_buckets: number; fdb_flag_static: number; fnv_offset: string; fnv_prime: string }
+interface Vectors { constants: Constants; flow: FlowVector[]; vlan: VlanVector[] }
 
 // dist/test/unit/ -> the repository root (ava runs the compiled tests).
 const vectors = JSON.parse(
@@ -31,6 +32,15 @@ function vlanMode(port: VectorPort): VlanMode {
 test('shared vectors: the file has every section', (t) => {
   t.true(vectors.flow.length >= 40);
   t.true(vectors.vlan.length >= 40);
+});
+
+test('shared vectors: the constants TypeScript has copies of', (t) => {
+  const c = vectors.constants;
+  t.is(BOND_BUCKETS, c.bond_buckets);
+  t.is(FDB_FLAG_STATIC, c.fdb_flag_static);
+  // fnv1a32 keeps its constants inline: the empty input is the offset basis, one zero byte adds the prime.
+  t.is(fnv1a32(new Uint8Array(0)), Number(c.fnv_offset));
+  t.is(fnv1a32(Uint8Array.of(0)), Math.imul(Number(c.fnv_offset), Number(c.fnv_prime)) >>> 0);
 });
 
 test('shared vectors: hashFlow gives every frame its bucket (l2 and l3l4)', (t) => {

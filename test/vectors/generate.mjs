@@ -133,6 +133,17 @@ for (const vlanId of [1, 10, 4094]) {
       fdb.push({ vlan: vlanId, mac: mac.map((b) => b.toString(16).padStart(2, '0')).join(':'), capacity, slot: slot(vlanId, mac, capacity) });
 }
 
+// Constants more than one language uses (the C++/BPF side: bpf/include/vswitchd_shared.h).
+const constants = {
+  max_ports: 256, // VSW_MAX_PORTS; the addon's maxPorts
+  bond_buckets: 256, // VSW_BOND_BUCKETS; bond.ts BOND_BUCKETS
+  fdb_flag_static: 1, // VSW_FDB_STATIC; types.ts FDB_FLAG_STATIC
+  last_seen_refresh_ms: 1000, // VSW_LAST_SEEN_REFRESH_MS: how stale last_seen gets before a hit rewrites it
+  fdb_hash_mult: '0x9e3779b97f4a7c15', // VSW_FDB_HASH_MULT
+  fnv_offset: '0x811c9dc5', // VSW_FNV_OFFSET
+  fnv_prime: '0x01000193', // VSW_FNV_PRIME
+};
+
 const doc = {
   about: [
     'Cross-language test vectors for the rules the TypeScript control plane, the C++ hot loop and the BPF',
@@ -145,4 +156,4 @@ const doc = {
 };
 // One vector per line, so a diff shows which vector changed.
 const list = (items) => `[\n${items.map((v) => `    ${JSON.stringify(v)}`).join(',\n')}\n  ]`;
-process.stdout.write(`{\n  "about": ${JSON.stringify(doc.about)},\n  "flow": ${list(flow)},\n  "vlan": ${list(vlan)},\n  "fdb": ${list(fdb)}\n}\n`);
+process.stdout.write(`{\n  "about": ${JSON.stringify(doc.about)},\n  "constants": ${JSON.stringify(constants)},\n  "flow": ${list(flow)},\n  "vlan": ${list(vlan)},\n  "fdb": ${list(fdb)}\n}\n`);
