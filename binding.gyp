@@ -4,12 +4,14 @@
       "target_name": "vswitchd_native",
       "sources": [
         "native/addon.cc",
-        "native/datapath.cc",
-        "native/fdb_table.cc",
-        "native/hot_loop.cc",
-        "native/xsk.cc"
+        "native/afxdp/xsk.cc",
+        "native/datapath/datapath.cc",
+        "native/datapath/hot_loop.cc",
+        "native/fastpath/fastpath.cc",
+        "native/fdb/fdb_table.cc",
+        "native/system/sd_notify.cc"
       ],
-      "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
+      "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")", "native", "bpf/include"],
       "defines": ["NAPI_VERSION=9", "NAPI_CPP_EXCEPTIONS"],
       "cflags!": ["-fno-exceptions"],
       "cflags_cc!": ["-fno-exceptions", "-std=gnu++17"],

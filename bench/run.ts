@@ -513,7 +513,8 @@ async function main(): Promise<number> {
   try {
     await removeStaleOvs();
     await removeStale();
-    // trafgen (see ../shared/NOTES.md): raise the default socket send buffer in the root namespace.
+    // trafgen dies on "Flushing TX_RING failed: EAGAIN" when the receiver runs on the
+    // other CPU; a larger default socket send buffer (root namespace only) avoids it.
     const wmem = readFileSync('/proc/sys/net/core/wmem_default', 'utf8').trim();
     writeFileSync('/proc/sys/net/core/wmem_default', '4194304');
     cleanup.add('wmem_default', () => writeFileSync('/proc/sys/net/core/wmem_default', wmem));

@@ -3,8 +3,6 @@
 // context-aware: it loads in the main thread (control plane) and in every
 // worker thread (hot loops), which reach the one process-wide Datapath.
 #include <napi.h>
-#include <sys/socket.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include <cstddef>
@@ -13,8 +11,9 @@
 #include <cstring>
 #include <stdexcept>
 
-#include "datapath.h"
-#include "xsk.h"
+#include "datapath/datapath.h"
+#include "afxdp/xsk.h"
+#include "system/sd_notify.h"
 
 namespace vswitchd {
 
@@ -361,23 +360,8 @@ void SetTapPersist(const Napi::CallbackInfo& info) {
 
 void CloseFd(const Napi::CallbackInfo& info) { close(info[0].As<Napi::Number>().Int32Value()); }
 
-// systemd's notify protocol: one datagram to $NOTIFY_SOCKET ("@" = abstract
-// namespace). Node's dgram cannot send unix datagrams, hence native code.
 Napi::Value SdNotify(const Napi::CallbackInfo& info) {
-  const char* path = getenv("NOTIFY_SOCKET");
-  if (!path || !*path || std::strlen(path) >= sizeof(sockaddr_un::sun_path)) return Napi::Boolean::New(info.Env(), false);
-  const std::string state = info[0].As<Napi::String>().Utf8Value();
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  std::strncpy(addr.sun_path, path, sizeof(addr.sun_path) - 1);
-  if (path[0] == '@') addr.sun_path[0] = '\0';
-  const socklen_t len = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + std::strlen(path));
-  const int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return Napi::Boolean::New(info.Env(), false);
-  const bool ok = sendto(fd, state.data(), state.size(), MSG_NOSIGNAL, reinterpret_cast<sockaddr*>(&addr), len) ==
-                  static_cast<ssize_t>(state.size());
-  close(fd);
-  return Napi::Boolean::New(info.Env(), ok);
+  return Napi::Boolean::New(info.Env(), sdNotify(info[0].As<Napi::String>().Utf8Value()));
 }
 
 class Addon : public Napi::Addon<Addon> {

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Prepare a fresh Debian 12 host (as root) to build and test vswitchd.
 # Idempotent: installs only missing packages, runs `npm ci` only when node_modules is
-# missing or older than package-lock.json, then builds (bpf, addon, TypeScript).
+# missing or older than package-lock.json, then builds (bpf, addon, native test, TypeScript).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

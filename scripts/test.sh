@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test run (the README's test command, and .ci/run): set up and build,
-# then the unit tests, then the root-only integration suite. Both suites always run;
-# the exit status is non-zero if either failed.
+# then the unit tests, the native shared-vector test (C++ rules and, as root,
+# the XDP program through BPF_PROG_RUN), then the root-only integration suite.
+# Every step always runs; the exit status is non-zero if any failed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -12,6 +13,14 @@ log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 echo "test: npm run test:unit"
 npm run test:unit 2>&1 | tee -a "$log" || status=1
+# Its output has no ✔/✘ marks, so the summary below still counts ava's tests only.
+echo "test: npm run test:native (shared vectors: C++ and XDP)"
+if npm run -s test:native 2>&1; then
+  echo "test: native shared vectors passed"
+else
+  echo "test: native shared vectors FAILED"
+  status=1
+fi
 echo "test: npm run test:integration (XDP fast path off)"
 VSWITCHD_TEST_FAST_PATH=off npm run test:integration 2>&1 | tee -a "$log" || status=1
 echo "test: npm run test:integration (XDP fast path on)"

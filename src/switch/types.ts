@@ -17,7 +17,7 @@ export type VlanMode =
   | { mode: 'access'; vlan: number }
   | { mode: 'trunk'; trunks: number[]; nativeVlan?: number };
 
-/** FDB entry flags, shared with native/fdb_table.h. */
+/** FDB entry flags, shared with native/ and BPF as VSW_FDB_STATIC (bpf/include/vswitchd_shared.h). */
 export const FDB_FLAG_STATIC = 1;
 
 export interface FdbEntry {

@@ -1,4 +1,4 @@
-// Bonds at run time: one BondPolicy (src/switch/bond.ts) per configured bond,
+// Bonds at run time: one BondPolicy (src/switch/bond/policy.ts) per configured bond,
 // fed with carrier from netlink and LACPDUs punted by the hot loop, and its
 // decisions (bucket -> leg table, which legs may receive) written to the
 // datapath. On failover it sends a gratuitous RARP for every MAC learned on

@@ -86,7 +86,7 @@ export interface NativeAddon {
     fdbCapacity: number;
     bpfObject: string;
     fastPath?: boolean;
-    /** Device the UMEM's anchor socket binds to (default lo); see native/xsk.h. */
+    /** Device the UMEM's anchor socket binds to (default lo); see native/afxdp/xsk.h. */
     anchorDevice?: string;
   }) => NativeDatapath;
   dropReasons: string[];

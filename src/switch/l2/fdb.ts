@@ -123,8 +123,9 @@ export class FdbManager {
 
   /**
    * Remove dynamic entries not seen for more than agingMs; returns how many.
-   * lastSeenMs is written by put() at learn time and by the hot loop on every
-   * hit, so it already is max(last seen, learned at).
+   * lastSeenMs is written by put() at learn time and refreshed by the hot loop
+   * and the fast path once it is a second (VSW_LAST_SEEN_REFRESH_MS) stale, so it
+   * is max(last seen, learned at) to within that second.
    */
   age(): number {
     const cutoff = this.clock.nowMs() - this.agingMs;

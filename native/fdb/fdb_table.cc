@@ -1,4 +1,4 @@
-#include "fdb_table.h"
+#include "fdb/fdb_table.h"
 
 #include <bpf/bpf.h>
 #include <sys/mman.h>
@@ -62,7 +62,7 @@ void FdbTable::write(uint32_t index, uint16_t vlan, const uint8_t* mac, uint16_t
   std::memcpy(s.mac, mac, 6);
   s.port = port;
   s.flags = flags;
-  std::atomic_ref<uint64_t>(s.last_seen_ms).store(last_seen, std::memory_order_relaxed);
+  std::atomic_ref<__u64>(s.last_seen_ms).store(last_seen, std::memory_order_relaxed);
   storeRelease(&s.seq, seq + 2);
 }
 
@@ -99,7 +99,7 @@ bool FdbTable::get(uint16_t vlan, const uint8_t* mac, FdbRecord* out) const {
   if (i < 0) return false;
   const FdbSlot& s = slots_[i];
   *out = FdbRecord{s.vlan, {}, s.port, s.flags,
-                   std::atomic_ref<uint64_t>(const_cast<uint64_t&>(s.last_seen_ms)).load(std::memory_order_relaxed)};
+                   std::atomic_ref<__u64>(const_cast<__u64&>(s.last_seen_ms)).load(std::memory_order_relaxed)};
   std::memcpy(out->mac, s.mac, 6);
   return true;
 }
@@ -111,7 +111,7 @@ std::vector<FdbRecord> FdbTable::entries() const {
     const FdbSlot& s = slots_[i];
     if (s.vlan == 0) continue;
     FdbRecord r{s.vlan, {}, s.port, s.flags,
-                std::atomic_ref<uint64_t>(const_cast<uint64_t&>(s.last_seen_ms)).load(std::memory_order_relaxed)};
+                std::atomic_ref<__u64>(const_cast<__u64&>(s.last_seen_ms)).load(std::memory_order_relaxed)};
     std::memcpy(r.mac, s.mac, 6);
     out.push_back(r);
   }
@@ -123,7 +123,7 @@ std::vector<FdbRecord> FdbTable::expired(uint64_t cutoff_ms) const {
   for (uint32_t i = 0; i < capacity_; i++) {
     const FdbSlot& s = slots_[i];
     if (s.vlan == 0 || (s.flags & kFdbStatic)) continue;
-    const uint64_t seen = std::atomic_ref<uint64_t>(const_cast<uint64_t&>(s.last_seen_ms)).load(std::memory_order_relaxed);
+    const uint64_t seen = std::atomic_ref<__u64>(const_cast<__u64&>(s.last_seen_ms)).load(std::memory_order_relaxed);
     if (seen >= cutoff_ms) continue;
     FdbRecord r{s.vlan, {}, s.port, s.flags, seen};
     std::memcpy(r.mac, s.mac, 6);

@@ -7,73 +7,20 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include <chrono>
 #include <cstring>
 
-#include "worker.h"
+#include "datapath/hot_loop.h"
+
+#include "datapath/frame_rules.h"
+#include "datapath/worker.h"
 
 namespace vswitchd {
 
 namespace {
 
-constexpr uint16_t kEthVlan = 0x8100;
 constexpr uint16_t kEthSlowProtocols = 0x8809;
-constexpr uint32_t kEthHeader = 14;
-
-inline uint16_t be16(const uint8_t* p) { return static_cast<uint16_t>(p[0] << 8 | p[1]); }
 
 inline bool isMulticast(const uint8_t* mac) { return mac[0] & 1; }
-
-inline bool carriesVlan(const PortView& pv, uint16_t vlan) {
-  if (!pv.active) return false;
-  if (!pv.trunk) return pv.access_vlan == vlan;
-  return vlan == pv.native_vlan || (pv.allowed[vlan / 64] >> (vlan % 64) & 1);
-}
-
-inline bool egressTagged(const PortView& pv, uint16_t vlan) { return pv.trunk && vlan != pv.native_vlan; }
-
-uint64_t nowNs() {
-  return static_cast<uint64_t>(
-      std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch()).count());
-}
-
-// The bond flow hash, byte for byte the reference in src/switch/bond.ts
-// (hashFlow): FNV-1a over L3+L4 fields (or L2 fields), folded to 0..255.
-uint32_t fnv1a(uint32_t h, const uint8_t* p, uint32_t n) {
-  for (uint32_t i = 0; i < n; i++) h = (h ^ p[i]) * 0x01000193u;
-  return h;
-}
-
-uint8_t flowBucket(const uint8_t* f, uint32_t len, bool l3l4) {
-  uint32_t h = 0x811c9dc5u;
-  if (len < 14) return static_cast<uint8_t>(h ^ h >> 8 ^ h >> 16 ^ h >> 24);
-  const uint32_t et_off = (be16(f + 12) == kEthVlan && len >= 18) ? 16 : 12;
-  const uint16_t ethertype = be16(f + et_off);
-  const uint32_t l3 = et_off + 2;
-  bool done = false;
-  if (l3l4 && ethertype == 0x0800 && len >= l3 + 20) {
-    const uint32_t ihl = (f[l3] & 0x0f) * 4u;
-    if ((f[l3] >> 4) == 4 && ihl >= 20 && l3 + ihl <= len) {
-      const uint8_t proto = f[l3 + 9];
-      const bool fragment = (be16(f + l3 + 6) & 0x3fff) != 0;
-      const uint32_t l4 = l3 + ihl;
-      h = fnv1a(h, f + l3 + 12, 8);
-      if ((proto == 6 || proto == 17) && !fragment && len >= l4 + 4) h = fnv1a(h, f + l4, 4);
-      done = true;
-    }
-  }
-  if (!done && l3l4 && ethertype == 0x86dd && len >= l3 + 40 && (f[l3] >> 4) == 6) {
-    const uint8_t next = f[l3 + 6];
-    h = fnv1a(h, f + l3 + 8, 32);
-    if ((next == 6 || next == 17) && len >= l3 + 44) h = fnv1a(h, f + l3 + 40, 4);
-    done = true;
-  }
-  if (!done) {
-    h = fnv1a(h, f, 12);
-    h = fnv1a(h, f + et_off, 2);
-  }
-  return static_cast<uint8_t>(h ^ h >> 8 ^ h >> 16 ^ h >> 24);
-}
 
 // A frame in the UMEM and what we know of it.
 struct Frame {
@@ -82,9 +29,11 @@ struct Frame {
   bool tagged;
 };
 
-class Loop {
+}  // namespace
+
+class HotLoop::Impl {
  public:
-  Loop(Worker& w, uint8_t* umem, uint32_t frames_per_worker, std::vector<std::unique_ptr<Worker>>& all, FdbView fdb)
+  Impl(Worker& w, uint8_t* umem, uint32_t frames_per_worker, std::vector<std::unique_ptr<Worker>>& all, FdbView fdb)
       : w_(w), umem_(umem), frames_per_worker_(frames_per_worker), all_(all), fdb_(fdb) {}
 
   void adoptView(View* v) {
@@ -94,7 +43,7 @@ class Loop {
     const uint32_t xsks = static_cast<uint32_t>(queues.size());
     for (Queue* q : queues) {
       w_.pfds.push_back(pollfd{q->fd, POLLIN, 0});
-      q->fill_target = xsks ? std::min<uint32_t>(1024, std::max<uint32_t>(64, frames_per_worker_ / (2 * xsks))) : 0;
+      q->fill_target = xsks ? std::min<uint32_t>(kFillTargetMax, std::max<uint32_t>(kFillTargetMin, frames_per_worker_ / (2 * xsks))) : 0;
     }
     w_.pfds.push_back(pollfd{w_.event_fd, POLLIN, 0});
     w_.seen_gen.store(v->gen, std::memory_order_release);
@@ -231,15 +180,10 @@ class Loop {
     if (f.len < kEthHeader) return drop(in, kDropRunt, f.addr);
     if (f.len > kMaxFrameLen) return drop(in, kDropTooBig, f.addr);
     const uint8_t* eth = data(f.addr);
-    uint16_t vid = 0;
-    uint8_t pcp = 0;
-    if (be16(eth + 12) == kEthVlan) {
-      if (f.len < kEthHeader + 4) return drop(in, kDropMalformed, f.addr);
-      const uint16_t tci = be16(eth + 14);
-      vid = tci & 0x0fff;
-      pcp = static_cast<uint8_t>(tci >> 13);
-      f.tagged = true;
-    }
+    FrameTag tag;
+    if (DropReason why = parseTag(eth, f.len, &tag); why != kDropCount) return drop(in, why, f.addr);
+    f.tagged = tag.tagged;
+    const uint8_t pcp = tag.pcp;
     // 01:80:c2:00:00:0x are link-local control frames (802.1D): never forwarded.
     // LACPDUs (slow protocols, untagged) go to the control plane.
     if (eth[0] == 0x01 && eth[1] == 0x80 && eth[2] == 0xc2 && eth[3] == 0 && eth[4] == 0 && eth[5] <= 0x0f) {
@@ -256,18 +200,9 @@ class Loop {
       in = static_cast<uint16_t>(pv.bond);
       ingress = &w_.view->ports[in];
     }
-    // Which VLAN the frame belongs to (the rules of src/switch/flood.ts ingressVlan).
-    uint16_t vlan;
-    if (!ingress->trunk) {
-      if (f.tagged && vid != 0) return drop(in, kDropVlanNotAllowed, f.addr);
-      vlan = ingress->access_vlan;
-    } else if (f.tagged && vid != 0) {
-      if (vid == 4095 || !carriesVlan(*ingress, vid)) return drop(in, kDropVlanNotAllowed, f.addr);
-      vlan = vid;
-    } else {
-      if (!ingress->native_vlan) return drop(in, kDropUntaggedNoNative, f.addr);
-      vlan = ingress->native_vlan;
-    }
+    // Which VLAN the frame belongs to (the rules of src/switch/l2/vlan-rules.ts ingressVlan).
+    uint16_t vlan = 0;
+    if (DropReason why = ingressVlan(*ingress, tag, &vlan); why != kDropCount) return drop(in, why, f.addr);
     const uint8_t* dst = eth;
     const uint8_t* src = eth + 6;
     if (isMulticast(src)) return drop(in, kDropMulticastSource, f.addr);
@@ -293,8 +228,8 @@ class Loop {
     }
     // New or moved: tell the control plane, once a second at most per <vlan, mac, port>.
     const uint64_t key = fdbKey(vlan, mac);
-    RecentLearn& r = w_.recent[fdbHash(key, 4095)];
-    if (r.key == key && r.port == port && now_ms_ - r.at_ms < 1000) return;
+    RecentLearn& r = w_.recent[fdbHash(key, kLearnCacheMask)];
+    if (r.key == key && r.port == port && now_ms_ - r.at_ms < kLearnRepeatMs) return;
     r = RecentLearn{key, port, now_ms_};
     LearnRecord rec{vlan, port, {}};
     std::memcpy(rec.mac, mac, 6);
@@ -449,7 +384,7 @@ class Loop {
   // long as the kernel keeps taking frames, and stop when it takes none (come
   // back on the next pass) or the ring is empty.
   void kick(Queue* q) {
-    for (int tries = 0; tries < 256; tries++) {
+    for (int tries = 0; tries < kKickTries; tries++) {
       const uint32_t before = __atomic_load_n(q->xsk->tx.consumer, __ATOMIC_ACQUIRE);
       if (before == q->xsk->tx.cached_prod) {
         q->tx_pending = false;
@@ -481,6 +416,14 @@ class Loop {
   uint64_t now_ms_ = 0;
 };
 
+HotLoop::HotLoop(Worker& w, uint8_t* umem, uint32_t frames_per_worker, std::vector<std::unique_ptr<Worker>>& all,
+                 FdbView fdb)
+    : impl_(std::make_unique<Impl>(w, umem, frames_per_worker, all, fdb)) {}
+HotLoop::~HotLoop() = default;
+void HotLoop::adoptView(View* v) { impl_->adoptView(v); }
+uint32_t HotLoop::iterate(uint64_t now_ms) { return impl_->iterate(now_ms); }
+bool HotLoop::txBacklog() const { return impl_->txBacklog(); }
+
 bool peerWorkPending(const Worker& w) {
   for (auto& r : w.handoff_in)
     if (r && !r->empty()) return true;
@@ -488,49 +431,4 @@ bool peerWorkPending(const Worker& w) {
     if (r && !r->empty()) return true;
   return w.reclaim_pending.load(std::memory_order_acquire) || w.inject_pending.load(std::memory_order_acquire);
 }
-
-}  // namespace
-
-RunResult Datapath::run(uint32_t worker, const int32_t* stop, uint32_t budget_ms) {
-  Worker& w = *workers_.at(worker);
-  w.in_run.store(true, std::memory_order_seq_cst);
-  Loop loop(w, umem_->area(), opts_.frames_per_worker, workers_, fdb_->view());
-  const uint64_t start = nowNs();
-  const uint64_t deadline = start + static_cast<uint64_t>(budget_ms) * 1000000;
-  uint64_t busy = 0;
-  auto stopped = [stop] { return std::atomic_ref<const int32_t>(*stop).load(std::memory_order_acquire) != 0; };
-  while (!stopped()) {
-    View* v = live_.load(std::memory_order_seq_cst);
-    if (v != w.view || v->gen != w.seen_gen.load(std::memory_order_relaxed)) loop.adoptView(v);
-    const uint64_t t0 = nowNs();
-    const uint64_t now_ms = monotonicMs();
-    tickFastClock(now_ms);
-    const uint32_t work = loop.iterate(now_ms);
-    bump(w.counters[kLoops]);
-    const uint64_t t1 = nowNs();
-    if (work) busy += t1 - t0;
-    if (!w.learned.empty() || !w.punted.empty() || t1 >= deadline) break;
-    if (work || loop.txBacklog()) continue;
-    // Idle: sleep until a socket has frames, a peer hands us work, or the budget ends.
-    w.sleeping.store(true, std::memory_order_seq_cst);
-    if (!peerWorkPending(w) && live_.load(std::memory_order_seq_cst) == w.view) {
-      const int timeout = static_cast<int>((deadline - t1) / 1000000) + 1;
-      const int ready = poll(w.pfds.data(), w.pfds.size(), timeout);
-      if (ready > 0) {
-        bump(w.counters[kWakeups]);
-        uint64_t drained;
-        if (w.pfds.back().revents & POLLIN) (void)!read(w.event_fd, &drained, sizeof(drained));
-      }
-    }
-    w.sleeping.store(false, std::memory_order_relaxed);
-  }
-  bump(w.counters[kBusyNs], busy);
-  bump(w.counters[kTotalNs], nowNs() - start);
-  w.in_run.store(false, std::memory_order_seq_cst);
-  RunResult out;
-  out.learned.swap(w.learned);
-  out.punted.swap(w.punted);
-  return out;
-}
-
 }  // namespace vswitchd

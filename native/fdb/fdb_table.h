@@ -1,7 +1,8 @@
 // The FDB: an open-addressing hash table keyed by <vlan, mac>, living in a
 // BPF_F_MMAPABLE array map so that the hot loops (through mmap), the control
-// plane (through this class) and, later, XDP programs (as a map) all read the
-// same memory without a syscall.
+// plane (through this class) and the XDP program (bpf/xsk_steer.bpf.c, as a
+// map) all read the same memory without a syscall. The slot layout, the flags
+// and the hash are bpf/include/vswitchd_shared.h's.
 //
 // One writer (the control plane's thread). Readers never block the writer and
 // never see a half-written entry: each slot carries a sequence number that is
@@ -16,22 +17,16 @@
 #include <string>
 #include <vector>
 
+#include "vswitchd_shared.h"
+
 namespace vswitchd {
 
-constexpr uint16_t kFdbStatic = 1;     // never aged, never moved (mirrors FDB_FLAG_STATIC in types.ts)
-constexpr uint16_t kFdbTombstone = 0x8000;  // deleted slot: probing continues past it
+constexpr uint16_t kFdbStatic = VSW_FDB_STATIC;        // never aged, never moved (FDB_FLAG_STATIC in types.ts)
+constexpr uint16_t kFdbTombstone = VSW_FDB_TOMBSTONE;  // deleted slot: probing continues past it
+constexpr uint64_t kLastSeenRefreshMs = VSW_LAST_SEEN_REFRESH_MS;
 
-// 32 bytes; layout shared with future XDP readers, so keep it fixed.
-struct FdbSlot {
-  uint32_t seq;            // seqlock: odd while being written
-  uint16_t vlan;           // 0 = empty (or tombstone if flags say so)
-  uint8_t mac[6];
-  uint16_t port;
-  uint16_t flags;
-  uint32_t reserved;
-  uint64_t last_seen_ms;   // CLOCK_MONOTONIC ms; refreshed by the hot loops
-};
-static_assert(sizeof(FdbSlot) == 32, "FdbSlot layout is shared with BPF");
+// One slot of the table (struct fdb_slot; the XDP program reads the same layout).
+using FdbSlot = ::fdb_slot;
 
 struct FdbHit {
   uint16_t port;
@@ -39,15 +34,10 @@ struct FdbHit {
   uint32_t index;          // slot index, to refresh last_seen without a second lookup
 };
 
-inline uint64_t fdbKey(uint16_t vlan, const uint8_t* mac) {
-  uint64_t k = 0;
-  std::memcpy(&k, mac, 6);
-  return k | (static_cast<uint64_t>(vlan) << 48);
-}
+inline uint64_t fdbKey(uint16_t vlan, const uint8_t* mac) { return vsw_fdb_key(vlan, mac); }
 
-inline uint32_t fdbHash(uint64_t key, uint32_t mask) {
-  return static_cast<uint32_t>((key * 0x9E3779B97F4A7C15ull) >> 32) & mask;
-}
+// The first slot probed for a key (the XDP program's fdb_lookup starts there too).
+inline uint32_t fdbHash(uint64_t key, uint32_t mask) { return vsw_fdb_hash(key, mask); }
 
 inline uint32_t loadAcquire(const uint32_t* p) {
   return std::atomic_ref<const uint32_t>(*p).load(std::memory_order_acquire);
@@ -85,9 +75,9 @@ class FdbView {
   }
 
   void touch(uint32_t index, uint64_t now_ms) const {
-    auto ref = std::atomic_ref<uint64_t>(slots_[index].last_seen_ms);
+    auto ref = std::atomic_ref<__u64>(slots_[index].last_seen_ms);
     // Write only when the second changes: keeps the cache line shared between cores.
-    if (now_ms - ref.load(std::memory_order_relaxed) >= 1000) ref.store(now_ms, std::memory_order_relaxed);
+    if (now_ms - ref.load(std::memory_order_relaxed) >= kLastSeenRefreshMs) ref.store(now_ms, std::memory_order_relaxed);
   }
 
  private:

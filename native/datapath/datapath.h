@@ -12,18 +12,31 @@
 #include <string>
 #include <vector>
 
-#include "fdb_table.h"
-#include "spsc_ring.h"
-#include "xsk.h"
-
-struct xdp_program;
+#include "afxdp/xsk.h"
+#include "datapath/spsc_ring.h"
+#include "fastpath/fastpath.h"
+#include "fdb/fdb_table.h"
+#include "vswitchd_shared.h"
 
 namespace vswitchd {
 
-constexpr int kMaxPorts = 256;
+constexpr int kMaxPorts = VSW_MAX_PORTS;
 constexpr int kMaxWorkers = 16;
 constexpr int kBurst = 64;
 constexpr int kPortWords = kMaxPorts / 64;
+constexpr int kVlanIds = VSW_VLAN_IDS;
+constexpr int kBondBuckets = VSW_BOND_BUCKETS;
+constexpr uint16_t kVidReserved = VSW_VID_RESERVED;
+constexpr int kMaxQueuesPerPort = VSW_MAX_QUEUES;  // the XDP program's XSKMAP
+
+// Tuning of the worker loop, named here so each has one value.
+constexpr uint32_t kHandoffRingSize = 4096;      // frames in flight from one worker to another's port
+constexpr uint32_t kFillTargetMax = 1024;        // frames kept in a socket's fill ring, at most...
+constexpr uint32_t kFillTargetMin = 64;          // ...and at least (else half the worker's frames, shared)
+constexpr int kKickTries = 256;                  // sendto() kicks per TX flush while the kernel makes progress
+constexpr uint32_t kLearnCacheSize = 4096;       // recent learn reports per worker (a power of two)
+constexpr uint32_t kLearnCacheMask = kLearnCacheSize - 1;
+constexpr uint64_t kLearnRepeatMs = 1000;        // the same <vlan, mac, port> is reported once per this at most
 
 enum DropReason : int {
   kDropRunt = 0,          // shorter than an Ethernet header
@@ -34,7 +47,7 @@ enum DropReason : int {
   kDropUntaggedNoNative,  // untagged frame on a trunk without native VLAN
   kDropSamePort,          // destination learned on the ingress port
   kDropNoBuffer,          // no free UMEM frame for a flood copy
-  kDropTxFull,            // egress TX ring or hand-off ring full
+  kDropTxFull,            // egress socket's TX ring full, or the internal port's tap write failed
   kDropPortDown,          // egress or ingress port inactive
   kDropLinkLocal,         // 01:80:c2:00:00:0x control frames a bridge must not forward
   kDropBondInactiveLeg,   // arrived on a bond leg that may not receive (backup, or LACP not collecting)
@@ -42,7 +55,12 @@ enum DropReason : int {
   kDropHandoffFull,       // the worker that owns the egress port is behind: its hand-off ring is full
   kDropCount
 };
-extern const char* const kDropReasonNames[kDropCount];
+// As the metrics and `vswitchctl` name them (and test/vectors/shared.json).
+inline constexpr const char* kDropReasonNames[kDropCount] = {
+    "runt",         "malformed",        "too_big",     "multicast_source", "vlan_not_allowed",
+    "untagged_no_native", "same_port",  "no_buffer",   "tx_full",          "port_down",
+    "link_local",   "bond_inactive_leg", "bond_no_leg", "handoff_full",
+};
 
 enum PortCounter : int {
   kRxPackets = 0,
@@ -85,53 +103,23 @@ struct PortView {
   uint8_t trunk = 0;
   uint16_t access_vlan = 0;
   uint16_t native_vlan = 0;        // 0: untagged frames are dropped (trunk only)
-  uint64_t allowed[64] = {};       // trunk VLAN bitmap
+  __u64 allowed[kVlanIds / 64] = {};     // trunk VLAN bitmap (the type of fast_port.allowed)
   Queue* tx_queue[kMaxWorkers] = {};  // the queue each worker transmits on, if it owns one
   int16_t tx_worker = -1;          // otherwise hand the frame to this worker
   // Bonds. A bond is a logical port (no device); its legs are ports whose
   // frames count as arriving on the bond, and egress to the bond picks a leg
-  // from a 256-bucket table the control plane writes (see src/switch/bond.ts).
+  // from a kBondBuckets-bucket table the control plane writes (see src/switch/bond/policy.ts).
   int16_t bond = -1;               // leg: the bond it belongs to
   uint8_t leg_rx = 1;              // leg: may receive (active leg, or LACP collecting)
   uint8_t is_bond = 0;
   uint8_t bond_hash = 0;           // bond: 0 = no hashing (every bucket the same), 1 = l2, 2 = l3l4
-  int16_t buckets[256];            // bond: bucket -> leg port index, -1 = none
+  int16_t buckets[kBondBuckets];   // bond: bucket -> leg port index, -1 = none
 };
-
-// Per-port state of the XDP fast path; layout shared with bpf/xsk_steer.bpf.c (struct fast_port).
-struct FastPort {
-  uint8_t active;
-  uint8_t trunk;
-  uint8_t fast_in;
-  uint8_t fast_out;
-  uint16_t access_vlan;
-  uint16_t native_vlan;
-  uint64_t allowed[64];
-  int16_t bond;
-  uint8_t leg_rx;
-  uint8_t is_bond;
-  uint8_t bond_hash;
-  uint8_t pad;
-  int16_t buckets[256];
-};
-static_assert(sizeof(FastPort) == 1040, "FastPort layout is shared with bpf/xsk_steer.bpf.c");
-
-struct FastCounters {
-  uint64_t rx_packets, rx_bytes, tx_packets, tx_bytes;
-};
-
-// The fast path's settings and coarse clock (struct fast_config in the BPF program), mmapped.
-struct FastConfig {
-  uint32_t fdb_mask;
-  uint32_t enabled;
-  uint64_t now_ms;
-};
-static_assert(sizeof(FastConfig) == 16, "FastConfig layout is shared with bpf/xsk_steer.bpf.c");
 
 struct View {
   uint64_t gen = 0;
   PortView ports[kMaxPorts];
-  uint64_t flood[4096][kPortWords] = {};  // per VLAN: member ports
+  uint64_t flood[kVlanIds][kPortWords] = {};  // per VLAN: member ports
   std::vector<Queue*> worker_queues[kMaxWorkers];
 };
 
@@ -166,8 +154,7 @@ struct PortInfo {
   int ifindex = 0;
   bool tap_fd_port = false;        // the internal port: the daemon holds its tap fd
   int tap_fd = -1;
-  xdp_program* prog = nullptr;
-  int xsks_map_fd = -1;
+  XdpAttachment xdp;               // xsk ports: the port's copy of the XDP program
   std::string xdp_mode;            // "native" | "generic" | "none" | "bond"
   std::vector<std::unique_ptr<Queue>> queues;
 };
@@ -207,7 +194,7 @@ class Datapath {
 
   // --- worker threads ---
   // Runs the hot loop of one worker until budget_ms passes, *stop != 0, or
-  // learn events are waiting. Returns the learn events.
+  // learn events or punted frames (LACPDUs) are waiting. Returns both.
   RunResult run(uint32_t worker, const int32_t* stop, uint32_t budget_ms);
   // Stores the coarse clock the XDP program stamps last_seen with (workers, every pass,
   // with the pass's own monotonicMs()).
@@ -226,11 +213,7 @@ class Datapath {
 
  private:
   std::unique_ptr<View> buildView() const;
-  void createFastMaps();
   void writeFastPorts(const View& v);
-  void shareMaps(xdp_program* prog);
-  void setProgramPort(xdp_program* prog, uint16_t index);
-  void detachProgram(PortInfo& p);
   void releaseQueues(std::vector<std::unique_ptr<Queue>>& queues);
 
   Options opts_;
@@ -242,12 +225,9 @@ class Datapath {
   std::atomic<View*> live_{nullptr};
   std::vector<std::unique_ptr<View>> views_;  // published, kept until no worker uses them
   uint64_t next_gen_ = 1;
-  // Maps every port's XDP program shares (see bpf/xsk_steer.bpf.c).
-  int ports_map_fd_ = -1, tx_map_fd_ = -1, stats_map_fd_ = -1, config_map_fd_ = -1;
-  FastConfig* fast_config_ = nullptr;
-  uint8_t fast_in_[kMaxPorts] = {};
+  std::unique_ptr<FastPath> fast_;      // the XDP programs and the maps they share
+  uint8_t fast_in_[kMaxPorts] = {};     // setPortFast, applied by writeFastPorts
   uint8_t fast_out_[kMaxPorts] = {};
-  int ncpus_ = 1;
   std::mutex control_mu_;
 };
 

@@ -10,7 +10,7 @@
 #include <mutex>
 #include <vector>
 
-#include "datapath.h"
+#include "datapath/datapath.h"
 
 namespace vswitchd {
 
@@ -38,8 +38,11 @@ struct Worker {
   std::vector<uint64_t> reclaim;
   std::atomic<bool> reclaim_pending{false};
 
-  std::atomic<uint64_t> seen_gen{0};    // newest View this worker has adopted
-  std::atomic<bool> in_run{false};
+  // The View handshake (Datapath::commit and Datapath::run explain it): in_run
+  // and Datapath::live_ are seq_cst on both sides; seen_gen acknowledges a View
+  // by generation, because a freed View's address can come back for a new one.
+  std::atomic<uint64_t> seen_gen{0};    // generation of the newest View this worker has adopted
+  std::atomic<bool> in_run{false};      // inside Datapath::run: commit() must wait for seen_gen
   std::atomic<bool> sleeping{false};
 
   std::atomic<uint64_t> port_counters[kMaxPorts][kPortCounterCount] = {};
@@ -48,7 +51,7 @@ struct Worker {
   // Hot-loop state.
   View* view = nullptr;
   std::vector<pollfd> pfds;
-  RecentLearn recent[4096] = {};
+  RecentLearn recent[kLearnCacheSize] = {};  // indexed by fdbHash(key, kLearnCacheMask)
   std::vector<LearnRecord> learned;
   std::vector<PuntRecord> punted;
   bool wake_peer[kMaxWorkers] = {};

@@ -1,4 +1,4 @@
-#include "xsk.h"
+#include "afxdp/xsk.h"
 
 #include <fcntl.h>
 #include <linux/if_tun.h>

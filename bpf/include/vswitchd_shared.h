@@ -1,0 +1,265 @@
+/* SPDX-License-Identifier: (GPL-2.0 OR Apache-2.0) */
+/*
+ * The one definition of everything the BPF programs (bpf/) and the C++
+ * datapath (native/) must agree on: map layouts, flags, limits, and the pure
+ * rules both apply to a frame (FDB hash, VLAN ingress, bond flow bucket).
+ *
+ * It compiles as BPF C (clang -target bpf) and as C++20 (g++): plain C, types
+ * from <linux/types.h>, no libc. The functions are written for the verifier
+ * (every packet read is preceded by a "pointer + constant <= end" check) and
+ * serve the hot loop unchanged, which passes end = frame + len.
+ *
+ * The TypeScript control plane has its own copies of some of these
+ * (src/switch/bond/flow-hash.ts hashFlow, src/switch/l2/vlan-rules.ts ingressVlan,
+ * FDB_FLAG_STATIC in types.ts); test/vectors/shared.json pins all of them.
+ */
+#ifndef VSWITCHD_SHARED_H
+#define VSWITCHD_SHARED_H
+
+#include <linux/types.h>
+
+#ifdef __cplusplus
+#include <cstddef>
+#define VSW_STATIC_ASSERT(cond, msg) static_assert(cond, msg)
+#define VSW_OFFSETOF(type, member) offsetof(type, member)
+#else
+#define VSW_STATIC_ASSERT(cond, msg) _Static_assert(cond, msg)
+#define VSW_OFFSETOF(type, member) __builtin_offsetof(type, member)
+#endif
+
+#define VSW_INLINE static inline __attribute__((always_inline))
+
+/* ---- sizes and limits ---- */
+
+#define VSW_MAX_PORTS 256          /* port indices 0..255: port table, devmap, fast stats */
+#define VSW_MAX_QUEUES 64          /* queues per device: the XSKMAP */
+#define VSW_VLAN_IDS 4096          /* VLAN id space (0 = priority tag, 4095 reserved) */
+#define VSW_VID_RESERVED 4095
+#define VSW_BOND_BUCKETS 256       /* flow buckets of a bond (src/switch/bond/policy.ts BOND_BUCKETS) */
+#define VSW_FDB_DEFAULT_SLOTS 1024 /* the FDB map's size in the object; the daemon sets the real one */
+#define VSW_FDB_MAX_PROBES 32      /* slots the XDP lookup probes before it calls a key unknown */
+
+/* FDB slot flags (FDB_FLAG_STATIC in src/switch/types.ts). */
+#define VSW_FDB_STATIC 1           /* never aged, never moved */
+#define VSW_FDB_TOMBSTONE 0x8000   /* deleted slot: probing continues past it */
+
+/* A source's last_seen_ms is rewritten when it is this much older than now
+ * (hot loop and XDP program alike; the control plane's aging counts on it). */
+#define VSW_LAST_SEEN_REFRESH_MS 1000
+/* fast_config.now_ms is stored by the workers when the clock moved this much. */
+#define VSW_FAST_CLOCK_STEP_MS 100
+
+/* The FDB hash: Fibonacci hashing of the 64-bit <vlan, mac> key. */
+#define VSW_FDB_HASH_MULT 0x9E3779B97F4A7C15ull
+
+/* FNV-1a, 32 bits: the bond flow hash (src/switch/bond/flow-hash.ts fnv1a32). */
+#define VSW_FNV_OFFSET 0x811c9dc5u
+#define VSW_FNV_PRIME 0x01000193u
+
+#define VSW_ETH_P_8021Q 0x8100
+#define VSW_ETH_P_IPV4 0x0800
+#define VSW_ETH_P_IPV6 0x86dd
+
+/* ---- map layouts ---- */
+
+/* One FDB slot (BPF_F_MMAPABLE array "vswitchd_fdb"; native/fdb/fdb_table.h
+ * writes it, the hot loops and the XDP program read it). */
+struct fdb_slot {
+	__u32 seq;            /* per-slot seqlock: odd while the writer is inside */
+	__u16 vlan;           /* 0 = empty (or a tombstone if flags say so) */
+	__u8 mac[6];
+	__u16 port;
+	__u16 flags;          /* VSW_FDB_* */
+	__u32 reserved;
+	__u64 last_seen_ms;   /* CLOCK_MONOTONIC ms */
+};
+
+/* One entry of the port table ("vswitchd_ports", indexed by port). */
+struct fast_port {
+	__u8 active;          /* attached and carrying traffic */
+	__u8 trunk;
+	__u8 fast_in;         /* frames arriving here may be switched in XDP */
+	__u8 fast_out;        /* frames for this port may be redirected to it */
+	__u16 access_vlan;
+	__u16 native_vlan;    /* trunk: 0 = untagged frames are dropped */
+	__u64 allowed[VSW_VLAN_IDS / 64]; /* trunk VLAN bitmap */
+	/* Bonds (a bond is a port with no device; see src/switch/bond/policy.ts): */
+	__s16 bond;           /* a leg: its bond's port index, else -1 */
+	__u8 leg_rx;          /* a leg: frames arriving on it are taken */
+	__u8 is_bond;
+	__u8 bond_hash;       /* a bond: VSW_BOND_HASH_* */
+	__u8 pad;
+	__s16 buckets[VSW_BOND_BUCKETS]; /* a bond: flow bucket -> leg port index, -1 none */
+};
+
+#define VSW_BOND_HASH_NONE 0  /* one leg for all: bucket 0 */
+#define VSW_BOND_HASH_L2 1
+#define VSW_BOND_HASH_L3L4 2
+
+/* Per-CPU fast path counters ("vswitchd_fast_stats", indexed by port). */
+struct fast_counters {
+	__u64 rx_packets;
+	__u64 rx_bytes;
+	__u64 tx_packets;
+	__u64 tx_bytes;
+};
+
+/* The fast path's settings and coarse clock ("vswitchd_config", one entry,
+ * BPF_F_MMAPABLE: the daemon writes it through a mapping). */
+struct fast_config {
+	__u32 fdb_mask;       /* FDB slots - 1 */
+	__u32 enabled;        /* datapath.fast_path */
+	__u64 now_ms;         /* CLOCK_MONOTONIC ms, advanced in VSW_FAST_CLOCK_STEP_MS steps */
+};
+
+/* Offsets, not only sizes: both compilers check them against this list, and
+ * native/test/shared_vectors.cc checks the built object's BTF against them. */
+VSW_STATIC_ASSERT(sizeof(struct fdb_slot) == 32, "fdb_slot size");
+VSW_STATIC_ASSERT(VSW_OFFSETOF(struct fdb_slot, seq) == 0, "fdb_slot.seq");
+VSW_STATIC_ASSERT(VSW_OFFSETOF(struct fdb_slot, vlan) == 4, "fdb_slot.vlan");
+VSW_STATIC_ASSERT(VSW_OFFSETOF(struct fdb_slot, mac) == 6, "fdb_slot.mac");
+VSW_STATIC_ASSERT(VSW_OFFSETOF(struct fdb_slot, port) == 12, "fdb_slot.port");
+VSW_STATIC_ASSERT(VSW_OFFSETOF(struct fdb_slot, flags) == 14, "fdb_slot.flags");
+VSW_STATIC_ASSERT(VSW_OFFSETOF(struct fdb_slot, reserved) == 16, "fdb_slot.reserved");
+VSW_STATIC_ASSERT(VSW_OFFSETOF(struct fdb_slot, last_seen_ms) == 24, "fdb_slot.last_seen_ms");
+
+VSW_STATIC_ASSERT(sizeof(struct fast_port) == 1040, "fast_port size");
+VSW_STATIC_ASSERT(VSW_OFFSETOF(struct fast_port, active) == 0, "fast_port.active");
+VSW_STATIC_ASSERT(VSW_OFFSETOF(struct fast_port, trunk) == 1, "fast_port.trunk");
+VSW_STATIC_ASSERT(VSW_OFFSETOF(struct fast_port, fast_in) == 2, "fast_port.fast_in");
+VSW_STATIC_ASSERT(VSW_OFFSETOF(struct fast_port, fast_out) == 3, "fast_port.fast_out");
+VSW_STATIC_ASSERT(VSW_OFFSETOF(struct fast_port, access_vlan) == 4, "fast_port.access_vlan");
+VSW_STATIC_ASSERT(VSW_OFFSETOF(struct fast_port, native_vlan) == 6, "fast_port.native_vlan");
+VSW_STATIC_ASSERT(VSW_OFFSETOF(struct fast_port, allowed) == 8, "fast_port.allowed");
+VSW_STATIC_ASSERT(VSW_OFFSETOF(struct fast_port, bond) == 520, "fast_port.bond");
+VSW_STATIC_ASSERT(VSW_OFFSETOF(struct fast_port, leg_rx) == 522, "fast_port.leg_rx");
+VSW_STATIC_ASSERT(VSW_OFFSETOF(struct fast_port, is_bond) == 523, "fast_port.is_bond");
+VSW_STATIC_ASSERT(VSW_OFFSETOF(struct fast_port, bond_hash) == 524, "fast_port.bond_hash");
+VSW_STATIC_ASSERT(VSW_OFFSETOF(struct fast_port, pad) == 525, "fast_port.pad");
+VSW_STATIC_ASSERT(VSW_OFFSETOF(struct fast_port, buckets) == 526, "fast_port.buckets");
+
+VSW_STATIC_ASSERT(sizeof(struct fast_counters) == 32, "fast_counters size");
+VSW_STATIC_ASSERT(VSW_OFFSETOF(struct fast_counters, rx_packets) == 0, "fast_counters.rx_packets");
+VSW_STATIC_ASSERT(VSW_OFFSETOF(struct fast_counters, rx_bytes) == 8, "fast_counters.rx_bytes");
+VSW_STATIC_ASSERT(VSW_OFFSETOF(struct fast_counters, tx_packets) == 16, "fast_counters.tx_packets");
+VSW_STATIC_ASSERT(VSW_OFFSETOF(struct fast_counters, tx_bytes) == 24, "fast_counters.tx_bytes");
+
+VSW_STATIC_ASSERT(sizeof(struct fast_config) == 16, "fast_config size");
+VSW_STATIC_ASSERT(VSW_OFFSETOF(struct fast_config, fdb_mask) == 0, "fast_config.fdb_mask");
+VSW_STATIC_ASSERT(VSW_OFFSETOF(struct fast_config, enabled) == 4, "fast_config.enabled");
+VSW_STATIC_ASSERT(VSW_OFFSETOF(struct fast_config, now_ms) == 8, "fast_config.now_ms");
+
+/* ---- rules ---- */
+
+/* The FDB key of <vlan, mac>: the MAC's 6 bytes as a little-endian integer, the VLAN above them. */
+VSW_INLINE __u64 vsw_fdb_key(__u16 vlan, const __u8 *mac)
+{
+	__u64 k = 0;
+	__builtin_memcpy(&k, mac, 6);
+	return k | ((__u64)vlan << 48);
+}
+
+/* The first slot probed for a key; probing continues linearly ((i + 1) & mask). */
+VSW_INLINE __u32 vsw_fdb_hash(__u64 key, __u32 mask)
+{
+	return (__u32)((key * VSW_FDB_HASH_MULT) >> 32) & mask;
+}
+
+/* Whether a port carries a VLAN (the port's fields, from a fast_port or the hot loop's PortView). */
+VSW_INLINE int vsw_carries_vlan(__u8 active, __u8 trunk, __u16 access_vlan, __u16 native_vlan,
+				const __u64 *allowed, __u16 vlan)
+{
+	if (!active)
+		return 0;
+	if (!trunk)
+		return access_vlan == vlan;
+	if (vlan == native_vlan)
+		return 1;
+	return (allowed[(vlan / 64) & 63] >> (vlan % 64)) & 1;
+}
+#define vsw_port_carries_vlan(p, vlan) \
+	vsw_carries_vlan((p)->active, (p)->trunk, (p)->access_vlan, (p)->native_vlan, (p)->allowed, (vlan))
+
+/* The outcome of vsw_ingress_vlan; the hot loop counts the drops as kDropVlanNotAllowed / kDropUntaggedNoNative. */
+#define VSW_INGRESS_OK 0
+#define VSW_INGRESS_VLAN_NOT_ALLOWED 1
+#define VSW_INGRESS_UNTAGGED_NO_NATIVE 2
+
+/* The VLAN a frame arriving on a port belongs to (src/switch/l2/vlan-rules.ts ingressVlan):
+ * access: untagged or priority-tagged (VID 0) -> its VLAN, any other tag -> drop;
+ * trunk: a carried VID -> VID (4095 never), untagged / VID 0 -> native VLAN or drop. */
+VSW_INLINE int vsw_ingress_vlan(__u8 active, __u8 trunk, __u16 access_vlan, __u16 native_vlan,
+				const __u64 *allowed, int tagged, __u16 vid, __u16 *vlan)
+{
+	if (!trunk) {
+		if (tagged && vid != 0)
+			return VSW_INGRESS_VLAN_NOT_ALLOWED;
+		*vlan = access_vlan;
+		return VSW_INGRESS_OK;
+	}
+	if (tagged && vid != 0) {
+		if (vid == VSW_VID_RESERVED ||
+		    !vsw_carries_vlan(active, trunk, access_vlan, native_vlan, allowed, vid))
+			return VSW_INGRESS_VLAN_NOT_ALLOWED;
+		*vlan = vid;
+		return VSW_INGRESS_OK;
+	}
+	if (!native_vlan)
+		return VSW_INGRESS_UNTAGGED_NO_NATIVE;
+	*vlan = native_vlan;
+	return VSW_INGRESS_OK;
+}
+#define vsw_port_ingress_vlan(p, tagged, vid, vlan) \
+	vsw_ingress_vlan((p)->active, (p)->trunk, (p)->access_vlan, (p)->native_vlan, (p)->allowed, (tagged), (vid), (vlan))
+
+VSW_INLINE __u32 vsw_fnv1a(__u32 h, const __u8 *p, int n)
+{
+	for (int i = 0; i < n; i++)
+		h = (h ^ p[i]) * VSW_FNV_PRIME;
+	return h;
+}
+
+VSW_INLINE __u8 vsw_fold(__u32 h)
+{
+	return (__u8)(h ^ h >> 8 ^ h >> 16 ^ h >> 24);
+}
+
+/* The bond flow bucket of the frame [f, end), byte for byte src/switch/bond/policy.ts
+ * hashFlow (its comment "Flow hash" is the specification): FNV-1a over the
+ * IPv4/IPv6 addresses and TCP/UDP ports (l3l4), or the MACs and ethertype. */
+VSW_INLINE __u8 vsw_flow_bucket(const __u8 *f, const __u8 *end, int l3l4)
+{
+	__u32 h = VSW_FNV_OFFSET;
+	if (f + 14 > end)
+		return vsw_fold(h);
+	int et_off = (f + 18 <= end && f[12] == 0x81 && f[13] == 0x00) ? 16 : 12;
+	const __u8 *l3 = f + et_off + 2;
+	__u16 ethertype = et_off == 16 ? ((__u16)f[16] << 8 | f[17]) : ((__u16)f[12] << 8 | f[13]);
+	if (l3l4 && ethertype == VSW_ETH_P_IPV4 && l3 + 20 <= end) {
+		__u32 ihl = (l3[0] & 0x0f) * 4;
+		if ((l3[0] >> 4) == 4 && ihl >= 20 && ihl <= 60 && l3 + ihl <= end) {
+			__u8 proto = l3[9];
+			int fragment = (((__u16)l3[6] << 8 | l3[7]) & 0x3fff) != 0;
+			h = vsw_fnv1a(h, l3 + 12, 8);
+			const __u8 *l4 = l3 + ihl;
+			if ((proto == 6 || proto == 17) && !fragment && l4 + 4 <= end)
+				h = vsw_fnv1a(h, l4, 4);
+			return vsw_fold(h);
+		}
+	}
+	if (l3l4 && ethertype == VSW_ETH_P_IPV6 && l3 + 40 <= end && (l3[0] >> 4) == 6) {
+		__u8 next = l3[6];
+		h = vsw_fnv1a(h, l3 + 8, 32);
+		if ((next == 6 || next == 17) && l3 + 44 <= end)
+			h = vsw_fnv1a(h, l3 + 40, 4);
+		return vsw_fold(h);
+	}
+	h = vsw_fnv1a(h, f, 12);
+	if (et_off == 16)
+		h = vsw_fnv1a(h, f + 16, 2);
+	else
+		h = vsw_fnv1a(h, f + 12, 2);
+	return vsw_fold(h);
+}
+
+#endif /* VSWITCHD_SHARED_H */

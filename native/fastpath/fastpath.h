@@ -1,0 +1,75 @@
+// The XDP fast path's kernel side, as one unit: the maps every port's program
+// shares (port table, devmap, per-CPU counters, config with the coarse clock;
+// the FDB map is the FDB table's own), loading a port's copy of the program
+// and attaching it to the device. The datapath decides what goes in the port
+// table (from its View) and which ports may take the fast path; this unit only
+// knows how to put it in the kernel. Layouts: bpf/include/vswitchd_shared.h.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "vswitchd_shared.h"
+
+struct xdp_program;
+
+namespace vswitchd {
+
+using FastPort = ::fast_port;          // an entry of the port table
+using FastCounters = ::fast_counters;  // per port, summed over CPUs by counters()
+using FastConfig = ::fast_config;      // mmapped: the workers store the clock with a plain write
+
+// A port's copy of the XDP program (bpf/xsk_steer.bpf.o), attached to its device.
+struct XdpAttachment {
+  xdp_program* prog = nullptr;
+  std::string dev_name;
+  int ifindex = 0;
+  std::string mode;       // "native" | "generic"
+  int xsks_map_fd = -1;   // the program's own XSKMAP: queue -> AF_XDP socket
+};
+
+class FastPath {
+ public:
+  // fdb_map_fd: the FDB table's map, shared with every program. enabled: datapath.fast_path.
+  FastPath(const std::string& bpf_object, int fdb_map_fd, uint32_t fdb_capacity, bool enabled);  // throws
+  ~FastPath();
+  FastPath(const FastPath&) = delete;
+  FastPath& operator=(const FastPath&) = delete;
+
+  bool enabled() const { return enabled_; }
+
+  // Loads a copy of the program for port `index` (its port index a load-time
+  // constant, the shared maps reused) and attaches it to `ifindex`:
+  // xdp_mode "native", "generic", or anything else for native with a generic fallback.
+  XdpAttachment attach(uint16_t index, const std::string& dev_name, int ifindex, const std::string& xdp_mode);  // throws
+  void detach(XdpAttachment& a);  // no-op when not attached
+  // Frames of `queue` that take the slow path go to this AF_XDP socket.
+  void bindQueue(const XdpAttachment& a, uint32_t queue, int xsk_fd);  // throws
+
+  // The port table (written with the View the workers get, so XDP follows them).
+  void writePort(uint16_t index, const FastPort& port);
+  // The devmap: the device a port's frames are redirected to.
+  void setDevice(uint16_t index, const std::string& dev_name, int ifindex);  // throws
+  // A port going away: out of the devmap, counters zeroed.
+  void removePort(uint16_t index);
+  FastCounters counters(uint16_t index) const;
+
+  // The coarse clock the program stamps last_seen with (workers, every pass;
+  // stored only when it moved VSW_FAST_CLOCK_STEP_MS, so the cache line the
+  // program reads per frame is not bounced between CPUs).
+  void tickClock(uint64_t now_ms);
+
+ private:
+  void closeAll();
+  void shareMaps(xdp_program* prog);
+  void setProgramPort(xdp_program* prog, uint16_t index);
+
+  std::string bpf_object_;
+  int fdb_map_fd_;
+  bool enabled_;
+  int ports_map_fd_ = -1, tx_map_fd_ = -1, stats_map_fd_ = -1, config_map_fd_ = -1;
+  FastConfig* config_ = nullptr;
+  int ncpus_ = 1;
+};
+
+}  // namespace vswitchd
