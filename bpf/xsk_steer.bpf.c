@@ -19,8 +19,9 @@
 #include <bpf/bpf_endian.h>
 #include <xdp/xdp_helpers.h>
 
-// Map layouts, flags, limits and the per-frame rules shared with native/.
-#include "vswitchd_shared.h"
+// Map layouts, flags, limits and the per-frame rules shared with native/,
+// and the maps and FDB lookup shared with the tc program.
+#include "vswitchd_maps.bpf.h"
 
 struct {
 	__uint(type, BPF_MAP_TYPE_XSKMAP);
@@ -28,26 +29,6 @@ struct {
 	__type(key, __u32);
 	__type(value, __u32);
 } xsks_map SEC(".maps");
-
-// The FDB; the daemon creates it (size set at run time) and shares it.
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(map_flags, BPF_F_MMAPABLE);
-	__uint(max_entries, VSW_FDB_DEFAULT_SLOTS);
-	__type(key, __u32);
-	__type(value, struct fdb_slot);
-} vswitchd_fdb SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, VSW_MAX_PORTS);
-	__type(key, __u32);
-	__type(value, struct fast_port);
-} vswitchd_ports SEC(".maps");
-
-// The port this copy of the program is attached to, set by the daemon before
-// loading (one program per port): a constant, not a per-frame map lookup.
-const volatile __u32 vswitchd_port_index = VSW_MAX_PORTS;
 
 // port index -> egress device
 struct {
@@ -58,24 +39,6 @@ struct {
 } vswitchd_tx SEC(".maps");
 
 struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, VSW_MAX_PORTS);
-	__type(key, __u32);
-	__type(value, struct fast_counters);
-} vswitchd_fast_stats SEC(".maps");
-
-// Mapped by the daemon: the workers store the clock with a plain write, and the
-// program reads it instead of calling bpf_ktime_get_ns() per frame (a TSC read
-// that was 6% of the switch CPU in a pinned fast-path profile).
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(map_flags, BPF_F_MMAPABLE);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct fast_config);
-} vswitchd_config SEC(".maps");
-
-struct {
 	__uint(priority, 20);
 	__uint(XDP_PASS, 1);
 } XDP_RUN_CONFIG(vswitchd_steer);
@@ -83,38 +46,6 @@ struct {
 static __always_inline int slow_path(struct xdp_md *ctx)
 {
 	return bpf_redirect_map(&xsks_map, ctx->rx_queue_index, XDP_PASS);
-}
-
-// Linear probing over the shared table, as native/fdb/fdb_table.h FdbView::lookup
-// does (with atomics; this is its second body, which the shared vectors check),
-// but at most VSW_FDB_MAX_PROBES slots. A slot being written (odd sequence) or
-// changed under us reads as a miss.
-static __always_inline struct fdb_slot *fdb_lookup(__u32 mask, __u16 vlan, const __u8 *mac, __u16 *port, __u16 *flags)
-{
-	__u64 want = vsw_fdb_key(vlan, mac);
-	__u32 i = vsw_fdb_hash(want, mask);
-
-	for (int probe = 0; probe < VSW_FDB_MAX_PROBES; probe++, i = (i + 1) & mask) {
-		__u32 key = i;
-		struct fdb_slot *s = bpf_map_lookup_elem(&vswitchd_fdb, &key);
-		if (!s)
-			return 0;
-		__u32 seq = *(volatile __u32 *)&s->seq;
-		__u16 sv = *(volatile __u16 *)&s->vlan;
-		__u16 sf = *(volatile __u16 *)&s->flags;
-		__u16 sp = *(volatile __u16 *)&s->port;
-		__u64 key_found = vsw_fdb_key(sv, s->mac);
-		if ((seq & 1) || *(volatile __u32 *)&s->seq != seq)
-			return 0;
-		if (sv == 0 && !(sf & VSW_FDB_TOMBSTONE))
-			return 0;
-		if (sv != 0 && key_found == want) {
-			*port = sp;
-			*flags = sf;
-			return s;
-		}
-	}
-	return 0;
 }
 
 SEC("xdp")
@@ -192,10 +123,7 @@ int vswitchd_steer(struct xdp_md *ctx)
 		return slow_path(ctx);
 	}
 
-	// Keep the source alive for aging (once a second, like the hot loop).
-	__u64 now_ms = cfg->now_ms;
-	if (now_ms > src->last_seen_ms && now_ms - src->last_seen_ms >= VSW_LAST_SEEN_REFRESH_MS)
-		src->last_seen_ms = now_ms;
+	fdb_refresh(src, cfg);
 
 	__u8 pcp = tci >> 13;
 	// Pop the 4-byte tag (+4) or make room for one (-4): move the head, then

@@ -133,9 +133,22 @@ class DatapathWrap : public Napi::ObjectWrap<DatapathWrap> {
     const int queues = info[2].As<Napi::Number>().Int32Value();
     const std::string mode = info[3].As<Napi::String>().Utf8Value();
     const int tap_fd = info[4].IsNumber() ? info[4].As<Napi::Number>().Int32Value() : -1;
-    auto r = guarded(env, [&] { return dp(env).addPort(index, name, queues, mode, tap_fd); });
+    PortHook hook;
+    if (info.Length() > 5 && info[5].IsObject()) {
+      const Napi::Object h = info[5].As<Napi::Object>();
+      hook.tc = h.Get("hook").IsString() && h.Get("hook").As<Napi::String>().Utf8Value() == "tc";
+      if (hook.tc) {
+        if (!h.Get("puntNear").IsString() || !h.Get("puntFar").IsString())
+          throw Napi::TypeError::New(env, "a tc port needs puntNear and puntFar device names");
+        hook.punt_near = h.Get("puntNear").As<Napi::String>().Utf8Value();
+        hook.punt_far = h.Get("puntFar").As<Napi::String>().Utf8Value();
+      }
+      hook.peer_netns = h.Get("peerNetns").ToBoolean();
+    }
+    auto r = guarded(env, [&] { return dp(env).addPort(index, name, queues, mode, tap_fd, hook); });
     auto o = Napi::Object::New(env);
     o.Set("xdpMode", r.xdp_mode);
+    o.Set("hook", r.hook);
     auto owners = Napi::Array::New(env, r.owners.size());
     for (uint32_t i = 0; i < r.owners.size(); i++) owners.Set(i, r.owners[i]);
     o.Set("owners", owners);
@@ -199,7 +212,7 @@ class DatapathWrap : public Napi::ObjectWrap<DatapathWrap> {
 
   void SetPortFast(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
-    guarded(env, [&] { dp(env).setPortFast(argU16(info, 0, "index"), info[1].ToBoolean(), info[2].ToBoolean()); });
+    guarded(env, [&] { dp(env).setPortFast(argU16(info, 0, "index"), info[1].ToBoolean(), info[2].ToBoolean(), info[3].ToBoolean()); });
   }
 
   Napi::Value WorkerCounters(const Napi::CallbackInfo& info) {

@@ -112,8 +112,26 @@ struct fast_config {
 	__u64 now_ms;         /* CLOCK_MONOTONIC ms, advanced in VSW_FAST_CLOCK_STEP_MS steps */
 };
 
+/* The devices of a port for the tc fast path ("vswitchd_tc_ports", indexed by
+ * port): where its frames are redirected to, and where its own slow-path frames
+ * go (the near end of its punt veth pair). */
+struct tc_port {
+	__u32 ifindex;        /* the port's device; 0: not a tc redirect target */
+	__u32 punt_ifindex;   /* this port's punt pair, near end; 0: none */
+	__u32 flags;          /* VSW_TC_* */
+	__u32 reserved;
+};
+
+#define VSW_TC_OUT 1          /* frames may be redirected to this port from tc */
+#define VSW_TC_PEER_NETNS 2   /* a veth whose peer is in another netns: bpf_redirect_peer */
+
 /* Offsets, not only sizes: both compilers check them against this list, and
  * native/test/shared_vectors.cc checks the built object's BTF against them. */
+VSW_STATIC_ASSERT(sizeof(struct tc_port) == 16, "tc_port size");
+VSW_STATIC_ASSERT(VSW_OFFSETOF(struct tc_port, ifindex) == 0, "tc_port.ifindex");
+VSW_STATIC_ASSERT(VSW_OFFSETOF(struct tc_port, punt_ifindex) == 4, "tc_port.punt_ifindex");
+VSW_STATIC_ASSERT(VSW_OFFSETOF(struct tc_port, flags) == 8, "tc_port.flags");
+
 VSW_STATIC_ASSERT(sizeof(struct fdb_slot) == 32, "fdb_slot size");
 VSW_STATIC_ASSERT(VSW_OFFSETOF(struct fdb_slot, seq) == 0, "fdb_slot.seq");
 VSW_STATIC_ASSERT(VSW_OFFSETOF(struct fdb_slot, vlan) == 4, "fdb_slot.vlan");

@@ -5,6 +5,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -45,12 +46,21 @@ void Datapath::setCurrent(std::shared_ptr<Datapath> dp) {
   g_current = std::move(dp);
 }
 
+namespace {
+// The tc program is built beside the XDP program (bpf/).
+std::string siblingObject(const std::string& path, const char* name) {
+  const size_t slash = path.rfind('/');
+  return (slash == std::string::npos ? std::string() : path.substr(0, slash + 1)) + name;
+}
+}  // namespace
+
 Datapath::Datapath(const Options& opts) : opts_(opts) {
   if (opts.workers < 1 || opts.workers > kMaxWorkers)
     throw std::runtime_error("workers must be in 1.." + std::to_string(kMaxWorkers));
   umem_ = std::make_unique<Umem>(opts.workers * opts.frames_per_worker, opts.anchor_device);
   fdb_ = std::make_unique<FdbTable>(opts.fdb_capacity);
-  fast_ = std::make_unique<FastPath>(opts.bpf_object, fdb_->mapFd(), opts.fdb_capacity, opts.fast_path);
+  fast_ = std::make_unique<FastPath>(opts.bpf_object, siblingObject(opts.bpf_object, "tc_fastpath.bpf.o"), fdb_->mapFd(),
+                                     opts.fdb_capacity, opts.fast_path);
   fast_->tickClock(monotonicMs());
   for (uint32_t w = 0; w < opts.workers; w++) {
     auto worker = std::make_unique<Worker>();
@@ -74,11 +84,12 @@ Datapath::Datapath(const Options& opts) : opts_(opts) {
 
 void Datapath::tickFastClock(uint64_t now) { fast_->tickClock(now); }
 
-void Datapath::setPortFast(uint16_t index, bool fast_in, bool fast_out) {
+void Datapath::setPortFast(uint16_t index, bool fast_in, bool fast_out, bool tc_out) {
   std::lock_guard<std::mutex> lock(control_mu_);
   if (index >= kMaxPorts) throw std::runtime_error("port index out of range");
   fast_in_[index] = fast_in && opts_.fast_path;
   fast_out_[index] = fast_out && opts_.fast_path;
+  tc_out_[index] = tc_out && opts_.fast_path;
 }
 
 // Called with the view being published: what XDP sees follows what the workers see.
@@ -100,6 +111,14 @@ void Datapath::writeFastPorts(const View& v) {
     if (pv.is_bond) std::memcpy(fp.buckets, pv.buckets, sizeof(fp.buckets));
     else std::fill(std::begin(fp.buckets), std::end(fp.buckets), -1);
     fast_->writePort(static_cast<uint16_t>(i), fp);
+    const PortInfo& info = ports_[i];
+    TcPort tp{};
+    if (info.hook == "tc" || info.hook == "xdp") {
+      tp.ifindex = static_cast<__u32>(info.ifindex);
+      tp.punt_ifindex = static_cast<__u32>(info.punt_ifindex);
+      tp.flags = (pv.active && tc_out_[i] ? VSW_TC_OUT : 0) | (info.peer_netns ? VSW_TC_PEER_NETNS : 0);
+    }
+    fast_->writeTcPort(static_cast<uint16_t>(i), tp);
   }
 }
 
@@ -108,6 +127,7 @@ FastCounters Datapath::fastCounters(uint16_t port) const { return fast_->counter
 Datapath::~Datapath() {
   for (int i = 0; i < kMaxPorts; i++) {
     if (ports_[i].name.empty()) continue;
+    fast_->detachTc(ports_[i].tc);
     fast_->detach(ports_[i].xdp);
     for (auto& q : ports_[i].queues)
       if (q->xsk) q->xsk->closeAndHarvest();
@@ -117,7 +137,7 @@ Datapath::~Datapath() {
 }
 
 Datapath::PortResult Datapath::addPort(uint16_t index, const std::string& name, int queues,
-                                       const std::string& xdp_mode, int tap_fd) {
+                                       const std::string& xdp_mode, int tap_fd, const PortHook& hook) {
   std::lock_guard<std::mutex> lock(control_mu_);
   if (index >= kMaxPorts) throw std::runtime_error("port index out of range");
   PortInfo& p = ports_[index];
@@ -126,16 +146,22 @@ Datapath::PortResult Datapath::addPort(uint16_t index, const std::string& name, 
   PortResult result;
   PortInfo fresh;
   fresh.name = name;
+  auto newQueue = [&](uint32_t queue_id, uint16_t owner) {
+    auto q = std::make_unique<Queue>();
+    q->kind = Queue::kXsk;
+    q->port = index;
+    q->queue_id = queue_id;
+    q->owner = owner;
+    return q;
+  };
   if (tap_fd >= 0) {
     // The internal port: the host stack writes to this tap and we read its fd directly.
     fresh.tap_fd_port = true;
     fresh.tap_fd = tap_fd;
+    fresh.hook = "tap-fd";
     fresh.xdp_mode = "none";
-    auto q = std::make_unique<Queue>();
+    auto q = newQueue(0, static_cast<uint16_t>(index % nworkers));
     q->kind = Queue::kTapFd;
-    q->port = index;
-    q->queue_id = 0;
-    q->owner = static_cast<uint16_t>(index % nworkers);
     q->fd = tap_fd;
     fresh.queues.push_back(std::move(q));
   } else {
@@ -143,22 +169,47 @@ Datapath::PortResult Datapath::addPort(uint16_t index, const std::string& name, 
       throw std::runtime_error(name + ": queue count must be in 1.." + std::to_string(kMaxQueuesPerPort));
     fresh.ifindex = static_cast<int>(if_nametoindex(name.c_str()));
     if (fresh.ifindex == 0) throw std::runtime_error(name + ": no such device");
-    fresh.xdp = fast_->attach(index, name, fresh.ifindex, xdp_mode);
-    fresh.xdp_mode = fresh.xdp.mode;
+    fresh.peer_netns = hook.peer_netns;
     try {
-      for (int qi = 0; qi < queues; qi++) {
-        auto q = std::make_unique<Queue>();
-        q->kind = Queue::kXsk;
-        q->port = index;
-        q->queue_id = static_cast<uint32_t>(qi);
-        q->owner = static_cast<uint16_t>((index + qi) % nworkers);  // spread queues and single-queue ports
-        q->xsk = std::make_unique<XskSocket>(*umem_, fresh.ifindex, qi, RingSizes{});
-        q->fd = q->xsk->fd();
-        fast_->bindQueue(fresh.xdp, static_cast<uint32_t>(qi), q->fd);
-        fresh.queues.push_back(std::move(q));
+      if (hook.tc) {
+        fresh.hook = "tc";
+        fresh.punt_ifindex = static_cast<int>(if_nametoindex(hook.punt_near.c_str()));
+        const int far = static_cast<int>(if_nametoindex(hook.punt_far.c_str()));
+        if (!fresh.punt_ifindex || !far) throw std::runtime_error(name + ": its punt pair " + hook.punt_near + "/" + hook.punt_far + " does not exist");
+        // The far end's program takes no fast path (no port index): it only
+        // hands the punted frames to the socket, which belongs to this port.
+        fresh.xdp = fast_->attach(VSW_MAX_PORTS, hook.punt_far, far, xdp_mode);
+        fresh.xdp_mode = fresh.xdp.mode;
+        // Transmit sockets on the device first: sendFrame and the View pick the first.
+        for (int qi = 0; qi < queues; qi++) {
+          auto q = newQueue(static_cast<uint32_t>(qi), static_cast<uint16_t>((index + qi) % nworkers));
+          q->rx = false;
+          q->xsk = std::make_unique<XskSocket>(*umem_, fresh.ifindex, qi, RingSizes{});
+          q->fd = q->xsk->fd();
+          fresh.queues.push_back(std::move(q));
+        }
+        auto punt = newQueue(0, static_cast<uint16_t>(index % nworkers));
+        punt->tx = false;
+        punt->xsk = std::make_unique<XskSocket>(*umem_, far, 0, RingSizes{});
+        punt->fd = punt->xsk->fd();
+        fast_->bindQueue(fresh.xdp, 0, punt->fd);
+        fresh.queues.push_back(std::move(punt));
+        fresh.tc = fast_->attachTc(index, name, fresh.ifindex);
+      } else {
+        fresh.hook = "xdp";
+        fresh.xdp = fast_->attach(index, name, fresh.ifindex, xdp_mode);
+        fresh.xdp_mode = fresh.xdp.mode;
+        for (int qi = 0; qi < queues; qi++) {
+          auto q = newQueue(static_cast<uint32_t>(qi), static_cast<uint16_t>((index + qi) % nworkers));  // spread queues and single-queue ports
+          q->xsk = std::make_unique<XskSocket>(*umem_, fresh.ifindex, qi, RingSizes{});
+          q->fd = q->xsk->fd();
+          fast_->bindQueue(fresh.xdp, static_cast<uint32_t>(qi), q->fd);
+          fresh.queues.push_back(std::move(q));
+        }
       }
       fast_->setDevice(index, name, fresh.ifindex);
     } catch (...) {
+      fast_->detachTc(fresh.tc);
       fast_->detach(fresh.xdp);
       for (auto& q : fresh.queues) q->xsk->closeAndHarvest();  // nothing was filled yet
       throw;
@@ -168,12 +219,13 @@ Datapath::PortResult Datapath::addPort(uint16_t index, const std::string& name, 
   PortView& pv = staged_.ports[index];
   pv = PortView{};
   for (auto& q : p.queues) {
-    if (!pv.tx_queue[q->owner]) pv.tx_queue[q->owner] = q.get();
-    if (pv.tx_worker < 0) pv.tx_worker = static_cast<int16_t>(q->owner);
+    if (q->tx && !pv.tx_queue[q->owner]) pv.tx_queue[q->owner] = q.get();
+    if (q->tx && pv.tx_worker < 0) pv.tx_worker = static_cast<int16_t>(q->owner);
     staged_.worker_queues[q->owner].push_back(q.get());
-    result.owners.push_back(q->owner);
+    if (q->tx) result.owners.push_back(q->owner);  // per device queue, as port list shows them
   }
   result.xdp_mode = p.xdp_mode;
+  result.hook = p.hook;
   return result;
 }
 
@@ -186,10 +238,11 @@ void Datapath::removePort(uint16_t index) {
     std::erase_if(list, [index](Queue* q) { return q->port == index; });
   for (auto& words : staged_.flood) words[index / 64] &= ~(1ull << (index % 64));
   lock.unlock();
-  fast_in_[index] = fast_out_[index] = 0;
-  commit();  // from here on no worker and no XDP program uses the port
+  fast_in_[index] = fast_out_[index] = tc_out_[index] = 0;
+  commit();  // from here on no worker and no fast-path program uses the port
   lock.lock();
   fast_->removePort(index);
+  fast_->detachTc(p.tc);
   fast_->detach(p.xdp);
   releaseQueues(p.queues);
   if (p.tap_fd >= 0) close(p.tap_fd);

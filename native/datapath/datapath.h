@@ -93,6 +93,8 @@ struct Queue {
   uint16_t owner;
   int fd;                          // socket or tap fd, for poll()
   std::unique_ptr<XskSocket> xsk;  // kXsk only
+  bool rx = true;                  // frames arrive on it (false: a tc port's device socket, for transmit only)
+  bool tx = true;                  // frames may be sent on it (false: a punt pair's far end)
   uint32_t fill_target = 0;        // frames to keep in the fill ring
   uint32_t rx_outstanding = 0;     // frames given to the fill ring and not yet received
   bool tx_pending = false;         // frames on the TX ring not yet kicked
@@ -154,9 +156,24 @@ struct PortInfo {
   int ifindex = 0;
   bool tap_fd_port = false;        // the internal port: the daemon holds its tap fd
   int tap_fd = -1;
-  XdpAttachment xdp;               // xsk ports: the port's copy of the XDP program
+  XdpAttachment xdp;               // xsk ports: the port's copy of the XDP program (a tc port: on its punt far end)
+  TcAttachment tc;                 // a tc port: the tc program on its device
+  std::string hook;                // where its frames enter the datapath: "xdp" | "tc" | "tap-fd" | "bond"
+  int punt_ifindex = 0;            // a tc port: its punt pair's near end
+  bool peer_netns = false;         // a veth whose peer is in another netns
   std::string xdp_mode;            // "native" | "generic" | "none" | "bond"
   std::vector<std::unique_ptr<Queue>> queues;
+};
+
+// How a device port's frames enter the datapath. xdp: the XDP program on the
+// device redirects them into a socket per queue. tc: the tc program on the
+// device (offloads kept), its slow path through the punt veth pair
+// (punt_near -> punt_far), whose far end runs the XDP program into one socket;
+// the device's own sockets only transmit.
+struct PortHook {
+  bool tc = false;
+  std::string punt_near, punt_far;
+  bool peer_netns = false;       // the device is a veth whose peer is in another netns
 };
 
 class Datapath {
@@ -177,9 +194,10 @@ class Datapath {
   static void setCurrent(std::shared_ptr<Datapath> dp);
 
   // --- control plane (main thread only) ---
-  struct PortResult { std::string xdp_mode; std::vector<uint16_t> owners; };
-  // Attaches XDP and binds a socket on every queue (xsk port), or adopts a tap fd.
-  PortResult addPort(uint16_t index, const std::string& name, int queues, const std::string& xdp_mode, int tap_fd);
+  struct PortResult { std::string xdp_mode; std::string hook; std::vector<uint16_t> owners; };
+  // Attaches the port's programs and binds its sockets (xsk port), or adopts a tap fd.
+  PortResult addPort(uint16_t index, const std::string& name, int queues, const std::string& xdp_mode, int tap_fd,
+                     const PortHook& hook = PortHook{});
   void removePort(uint16_t index);  // detaches and returns the port's frames to their workers
   void setPortVlan(uint16_t index, bool trunk, uint16_t access_vlan, uint16_t native_vlan,
                    const std::vector<uint16_t>& trunks);
@@ -207,8 +225,10 @@ class Datapath {
   // Transmits a frame built by the control plane (LACPDUs, gratuitous RARPs) on a port.
   void sendFrame(uint16_t port, const std::vector<uint8_t>& frame);
 
-  // XDP fast path (main thread). fast_out: the port's device takes XDP_REDIRECT.
-  void setPortFast(uint16_t index, bool fast_in, bool fast_out);
+  // Fast path (main thread). fast_in: frames arriving on the port may be switched in
+  // the kernel (by its XDP or tc program); fast_out: its device takes XDP_REDIRECT;
+  // tc_out: frames may be redirected to its device from tc.
+  void setPortFast(uint16_t index, bool fast_in, bool fast_out, bool tc_out);
   FastCounters fastCounters(uint16_t port) const;
 
  private:
@@ -228,6 +248,7 @@ class Datapath {
   std::unique_ptr<FastPath> fast_;      // the XDP programs and the maps they share
   uint8_t fast_in_[kMaxPorts] = {};     // setPortFast, applied by writeFastPorts
   uint8_t fast_out_[kMaxPorts] = {};
+  uint8_t tc_out_[kMaxPorts] = {};
   std::mutex control_mu_;
 };
 

@@ -7,6 +7,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 
 #include "datapath/hot_loop.h"
@@ -40,10 +41,11 @@ class HotLoop::Impl {
     w_.view = v;
     w_.pfds.clear();
     const auto& queues = v->worker_queues[w_.id];
-    const uint32_t xsks = static_cast<uint32_t>(queues.size());
+    // Only sockets frames arrive on get fill frames (a tc port's device sockets transmit only).
+    const uint32_t xsks = static_cast<uint32_t>(std::count_if(queues.begin(), queues.end(), [](const Queue* q) { return q->rx; }));
     for (Queue* q : queues) {
       w_.pfds.push_back(pollfd{q->fd, POLLIN, 0});
-      q->fill_target = xsks ? std::min<uint32_t>(kFillTargetMax, std::max<uint32_t>(kFillTargetMin, frames_per_worker_ / (2 * xsks))) : 0;
+      q->fill_target = q->rx && xsks ? std::min<uint32_t>(kFillTargetMax, std::max<uint32_t>(kFillTargetMin, frames_per_worker_ / (2 * xsks))) : 0;
     }
     w_.pfds.push_back(pollfd{w_.event_fd, POLLIN, 0});
     w_.seen_gen.store(v->gen, std::memory_order_release);
@@ -57,8 +59,10 @@ class HotLoop::Impl {
     for (Queue* q : queues) {
       if (q->kind == Queue::kXsk) {
         work += complete(q);
-        refill(q);
-        work += receiveXsk(q);
+        if (q->rx) {
+          refill(q);
+          work += receiveXsk(q);
+        }
       } else {
         work += receiveTap(q);
       }

@@ -60,8 +60,8 @@ void rememberDispatcherOutcome(int ifindex) {
 
 }  // namespace
 
-FastPath::FastPath(const std::string& bpf_object, int fdb_map_fd, uint32_t fdb_capacity, bool enabled)
-    : bpf_object_(bpf_object), fdb_map_fd_(fdb_map_fd), enabled_(enabled) {
+FastPath::FastPath(const std::string& bpf_object, const std::string& tc_object, int fdb_map_fd, uint32_t fdb_capacity, bool enabled)
+    : bpf_object_(bpf_object), tc_object_(tc_object), fdb_map_fd_(fdb_map_fd), enabled_(enabled) {
   static std::once_flag print_once;
   std::call_once(print_once, [] {
     libxdp_set_print(libxdpPrint);
@@ -78,6 +78,7 @@ FastPath::FastPath(const std::string& bpf_object, int fdb_map_fd, uint32_t fdb_c
   ports_map_fd_ = create(BPF_MAP_TYPE_ARRAY, "vswitchd_ports", 4, sizeof(FastPort), VSW_MAX_PORTS);
   tx_map_fd_ = create(BPF_MAP_TYPE_DEVMAP_HASH, "vswitchd_tx", 4, 4, VSW_MAX_PORTS);
   stats_map_fd_ = create(BPF_MAP_TYPE_PERCPU_ARRAY, "vswitchd_fstats", 4, sizeof(FastCounters), VSW_MAX_PORTS);
+  tc_ports_map_fd_ = create(BPF_MAP_TYPE_ARRAY, "vswitchd_tc_ports", 4, sizeof(TcPort), VSW_MAX_PORTS);
   LIBBPF_OPTS(bpf_map_create_opts, mmapable, .map_flags = BPF_F_MMAPABLE);
   config_map_fd_ = bpf_map_create(BPF_MAP_TYPE_ARRAY, "vswitchd_config", 4, sizeof(FastConfig), 1, &mmapable);
   if (config_map_fd_ < 0) {
@@ -103,29 +104,32 @@ FastPath::~FastPath() { closeAll(); }
 void FastPath::closeAll() {
   if (config_) munmap(config_, sizeof(FastConfig));
   config_ = nullptr;
-  for (int* fd : {&ports_map_fd_, &tx_map_fd_, &stats_map_fd_, &config_map_fd_}) {
+  for (int* fd : {&ports_map_fd_, &tx_map_fd_, &stats_map_fd_, &config_map_fd_, &tc_ports_map_fd_}) {
     if (*fd >= 0) close(*fd);
     *fd = -1;
   }
 }
 
-// Every port's program reads the same FDB, port table and devmap.
-void FastPath::shareMaps(xdp_program* prog) {
-  bpf_object* obj = xdp_program__bpf_obj(prog);
+// Every port's programs (XDP and tc) read the same FDB, port table, counters,
+// config and tc device table; the XDP program also the devmap.
+void FastPath::shareMaps(bpf_object* obj, const std::string& path) {
   const std::pair<const char*, int> shared[] = {
-      {"vswitchd_fdb", fdb_map_fd_},           {"vswitchd_ports", ports_map_fd_},      {"vswitchd_tx", tx_map_fd_},
-      {"vswitchd_fast_stats", stats_map_fd_}, {"vswitchd_config", config_map_fd_},
+      {"vswitchd_fdb", fdb_map_fd_},           {"vswitchd_ports", ports_map_fd_},       {"vswitchd_tx", tx_map_fd_},
+      {"vswitchd_fast_stats", stats_map_fd_}, {"vswitchd_config", config_map_fd_},     {"vswitchd_tc_ports", tc_ports_map_fd_},
   };
   for (const auto& [name, fd] : shared) {
     bpf_map* map = bpf_object__find_map_by_name(obj, name);
-    if (!map) throw std::runtime_error(bpf_object_ + " has no map " + name);
+    if (!map) {
+      if (std::strcmp(name, "vswitchd_tx") == 0) continue;  // the tc program has no devmap
+      throw std::runtime_error(path + " has no map " + name);
+    }
     if (int err = bpf_map__reuse_fd(map, fd)) throw std::runtime_error(std::string("sharing map ") + name + ": " + errText(err));
   }
 }
 
-// Each port's copy of the program knows its port index as a load-time constant.
-void FastPath::setProgramPort(xdp_program* prog, uint16_t index) {
-  bpf_object* obj = xdp_program__bpf_obj(prog);
+// Each port's copy of a program knows its port index as a load-time constant
+// (VSW_MAX_PORTS: no port, every frame to the slow path).
+void FastPath::setProgramPort(bpf_object* obj, const std::string& path, uint32_t index) {
   bpf_map* map = nullptr;
   bpf_object__for_each_map(map, obj) {
     const char* name = bpf_map__name(map);
@@ -134,15 +138,53 @@ void FastPath::setProgramPort(xdp_program* prog, uint16_t index) {
   }
   size_t size = 0;
   const void* initial = map ? bpf_map__initial_value(map, &size) : nullptr;
-  if (!initial || size < sizeof(uint32_t)) throw std::runtime_error(bpf_object_ + " has no vswitchd_port_index constant");
+  if (!initial || size < sizeof(uint32_t)) throw std::runtime_error(path + " has no vswitchd_port_index constant");
   std::vector<uint8_t> rodata(static_cast<const uint8_t*>(initial), static_cast<const uint8_t*>(initial) + size);
-  const uint32_t port = index;
-  std::memcpy(rodata.data(), &port, sizeof(port));  // the only constant in .rodata
+  std::memcpy(rodata.data(), &index, sizeof(index));  // the only constant in .rodata
   if (int err = bpf_map__set_initial_value(map, rodata.data(), rodata.size()))
-    throw std::runtime_error("setting the XDP program's port index: " + errText(err));
+    throw std::runtime_error("setting the program's port index: " + errText(err));
 }
 
-XdpAttachment FastPath::attach(uint16_t index, const std::string& dev_name, int ifindex, const std::string& xdp_mode) {
+TcAttachment FastPath::attachTc(uint16_t index, const std::string& dev_name, int ifindex) {
+  TcAttachment a;
+  a.dev_name = dev_name;
+  a.ifindex = ifindex;
+  a.obj = bpf_object__open_file(tc_object_.c_str(), nullptr);
+  if (int err = libbpf_get_error(a.obj)) {
+    a.obj = nullptr;
+    throw std::runtime_error("opening " + tc_object_ + ": " + errText(err));
+  }
+  try {
+    shareMaps(a.obj, tc_object_);
+    setProgramPort(a.obj, tc_object_, index);
+    if (int err = bpf_object__load(a.obj)) throw std::runtime_error("loading " + tc_object_ + ": " + errText(err));
+    bpf_program* prog = bpf_object__find_program_by_name(a.obj, "vswitchd_tc_fast");
+    if (!prog) throw std::runtime_error(tc_object_ + " has no program vswitchd_tc_fast");
+    // A tcx link (kernel >= 6.6): it goes with its fd, so a killed daemon leaves
+    // nothing attached. libbpf 1.1 has no bpf_program__attach_tcx; the link call
+    // is the same thing.
+    a.link_fd = bpf_link_create(bpf_program__fd(prog), ifindex, static_cast<bpf_attach_type>(46 /* BPF_TCX_INGRESS */), nullptr);
+    if (a.link_fd < 0) throw std::runtime_error(dev_name + ": attaching the tc program (tcx ingress): " + errText(a.link_fd));
+  } catch (...) {
+    bpf_object__close(a.obj);
+    throw;
+  }
+  return a;
+}
+
+void FastPath::detachTc(TcAttachment& a) {
+  if (a.link_fd >= 0) close(a.link_fd);
+  a.link_fd = -1;
+  if (a.obj) bpf_object__close(a.obj);
+  a.obj = nullptr;
+}
+
+void FastPath::writeTcPort(uint16_t index, const TcPort& port) {
+  const uint32_t key = index;
+  bpf_map_update_elem(tc_ports_map_fd_, &key, &port, 0);
+}
+
+XdpAttachment FastPath::attach(uint32_t index, const std::string& dev_name, int ifindex, const std::string& xdp_mode) {
   detachStaleProgram(ifindex);
   XdpAttachment a;
   a.dev_name = dev_name;
@@ -150,8 +192,8 @@ XdpAttachment FastPath::attach(uint16_t index, const std::string& dev_name, int 
   a.prog = xdp_program__open_file(bpf_object_.c_str(), "xdp", nullptr);
   if (int err = libxdp_get_error(a.prog)) throw std::runtime_error("opening " + bpf_object_ + ": " + errText(err));
   try {
-    shareMaps(a.prog);
-    setProgramPort(a.prog, index);
+    shareMaps(xdp_program__bpf_obj(a.prog), bpf_object_);
+    setProgramPort(xdp_program__bpf_obj(a.prog), bpf_object_, index);
   } catch (...) {
     xdp_program__close(a.prog);
     throw;
@@ -206,6 +248,8 @@ void FastPath::setDevice(uint16_t index, const std::string& dev_name, int ifinde
 void FastPath::removePort(uint16_t index) {
   const uint32_t key = index;
   bpf_map_delete_elem(tx_map_fd_, &key);  // ENOENT for ports without a device: fine
+  const TcPort none{};
+  bpf_map_update_elem(tc_ports_map_fd_, &key, &none, 0);
   std::vector<FastCounters> zeros(static_cast<size_t>(ncpus_), FastCounters{});
   bpf_map_update_elem(stats_map_fd_, &key, zeros.data(), 0);
 }

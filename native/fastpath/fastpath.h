@@ -12,12 +12,14 @@
 #include "vswitchd_shared.h"
 
 struct xdp_program;
+struct bpf_object;
 
 namespace vswitchd {
 
 using FastPort = ::fast_port;          // an entry of the port table
 using FastCounters = ::fast_counters;  // per port, summed over CPUs by counters()
 using FastConfig = ::fast_config;      // mmapped: the workers store the clock with a plain write
+using TcPort = ::tc_port;              // a port's devices for the tc program
 
 // A port's copy of the XDP program (bpf/xsk_steer.bpf.o), attached to its device.
 struct XdpAttachment {
@@ -28,10 +30,19 @@ struct XdpAttachment {
   int xsks_map_fd = -1;   // the program's own XSKMAP: queue -> AF_XDP socket
 };
 
+// A port's copy of the tc program (bpf/tc_fastpath.bpf.o) on its device's tcx ingress.
+struct TcAttachment {
+  bpf_object* obj = nullptr;
+  std::string dev_name;
+  int ifindex = 0;
+  int link_fd = -1;       // the tcx link: closing it detaches the program
+};
+
 class FastPath {
  public:
   // fdb_map_fd: the FDB table's map, shared with every program. enabled: datapath.fast_path.
-  FastPath(const std::string& bpf_object, int fdb_map_fd, uint32_t fdb_capacity, bool enabled);  // throws
+  // bpf_object: the XDP program; tc_object: the tc program.
+  FastPath(const std::string& bpf_object, const std::string& tc_object, int fdb_map_fd, uint32_t fdb_capacity, bool enabled);  // throws
   ~FastPath();
   FastPath(const FastPath&) = delete;
   FastPath& operator=(const FastPath&) = delete;
@@ -41,10 +52,18 @@ class FastPath {
   // Loads a copy of the program for port `index` (its port index a load-time
   // constant, the shared maps reused) and attaches it to `ifindex`:
   // xdp_mode "native", "generic", or anything else for native with a generic fallback.
-  XdpAttachment attach(uint16_t index, const std::string& dev_name, int ifindex, const std::string& xdp_mode);  // throws
+  // index VSW_MAX_PORTS: a program that takes no fast path (a punt pair's far end).
+  XdpAttachment attach(uint32_t index, const std::string& dev_name, int ifindex, const std::string& xdp_mode);  // throws
   void detach(XdpAttachment& a);  // no-op when not attached
   // Frames of `queue` that take the slow path go to this AF_XDP socket.
   void bindQueue(const XdpAttachment& a, uint32_t queue, int xsk_fd);  // throws
+
+  // Loads a copy of the tc program for port `index` and attaches it to the
+  // device's tcx ingress; detachTc closes the link.
+  TcAttachment attachTc(uint16_t index, const std::string& dev_name, int ifindex);  // throws
+  void detachTc(TcAttachment& a);  // no-op when not attached
+  // The tc device table (written with the port table).
+  void writeTcPort(uint16_t index, const TcPort& port);
 
   // The port table (written with the View the workers get, so XDP follows them).
   void writePort(uint16_t index, const FastPort& port);
@@ -61,13 +80,14 @@ class FastPath {
 
  private:
   void closeAll();
-  void shareMaps(xdp_program* prog);
-  void setProgramPort(xdp_program* prog, uint16_t index);
+  void shareMaps(bpf_object* obj, const std::string& path);
+  void setProgramPort(bpf_object* obj, const std::string& path, uint32_t index);
 
   std::string bpf_object_;
+  std::string tc_object_;
   int fdb_map_fd_;
   bool enabled_;
-  int ports_map_fd_ = -1, tx_map_fd_ = -1, stats_map_fd_ = -1, config_map_fd_ = -1;
+  int ports_map_fd_ = -1, tx_map_fd_ = -1, stats_map_fd_ = -1, config_map_fd_ = -1, tc_ports_map_fd_ = -1;
   FastConfig* config_ = nullptr;
   int ncpus_ = 1;
 };

@@ -42,11 +42,12 @@ test.serial('a QEMU guest on a vswitchd tap port pings a veth host and is pinged
   t.log(`total ${((Date.now() - began) / 1000).toFixed(1)} s`);
 });
 
-// KNOWN FAILURE: vswitchd forwards the guest's partially checksummed TCP frames with the
-// checksum unfilled, so the host drops them (TcpInCsumErrors, tcpdump "incorrect") and no
-// TCP connection gets through. Flip this to test.serial once the offload-preserving
-// datapath lands (ava then fails this test as "passed unexpectedly" until it is flipped).
-test.serial.failing('a QEMU guest on a vswitchd tap port: iperf3 TCP both ways, no checksum errors', async (t) => {
+// The guest leaves TCP checksums to the host (virtio's partial checksum) and sends TSO
+// super-frames. The tap port enters through tc: the fast path hands the skb on as it is
+// (the receiver's stack finishes it), the slow path's punt pair segments it and fills the
+// checksums before the hot loop sees it. Before that datapath, no TCP connection got
+// through (the host dropped every segment: TcpInCsumErrors, tcpdump "incorrect").
+test.serial('a QEMU guest on a vswitchd tap port: iperf3 TCP both ways, no checksum errors', async (t) => {
   const began = Date.now();
   const cleanup = cleanupFor(t);
   const { host, vm } = await rig(t, cleanup, '10.79.0');
@@ -80,7 +81,10 @@ test.serial.failing('a QEMU guest on a vswitchd tap port: iperf3 TCP both ways, 
 
   t.true(up.ok && up.bytes > 0, `guest -> host iperf3 completes: ${up.error}`);
   t.true(down.ok && down.bytes > 0, `host -> guest iperf3 completes: ${down.error}`);
-  t.is(incorrect.length, 0, 'no segment reaches the host with an incorrect checksum');
+  // No assertion on tcpdump's "incorrect": on the fast path the host receives the guest's
+  // skb still partially checksummed (CHECKSUM_PARTIAL, as through a Linux bridge), which
+  // tcpdump prints as incorrect although the stack accepts it; the counters below are what
+  // the stacks saw (8-9 TcpInCsumErrors per run on the host before the tc datapath).
   t.is(hostErrors, 0, 'no TCP checksum errors in the host namespace');
   t.is(guestErrors, 0, 'no TCP checksum errors in the guest');
 });

@@ -21,7 +21,7 @@ function rig() {
     // Like the native Datapath: it takes the tap fd it is given and closes it in removePort.
     addPort: (index: number, _name: string, _queues: number, _mode: string, tapFd?: number) => {
       if (tapFd !== undefined) tapFds.set(index, tapFd);
-      return { xdpMode: tapFd !== undefined ? 'none' : 'native', owners: [0] };
+      return { xdpMode: tapFd !== undefined ? 'none' : 'native', hook: tapFd !== undefined ? 'tap-fd' : 'tc', owners: [0] };
     },
     removePort: (index: number) => {
       const fd = tapFds.get(index);
@@ -36,7 +36,8 @@ function rig() {
     setLinkUp: async () => undefined,
     linkInfo: async () => undefined,
     prepareDevice: async () => ({ changes: [], warnings: [], peerTakesRedirect: false }),
-    removePeerPass: async () => undefined,
+    restorePeer: async () => [],
+    createPuntPair: async () => undefined,
     deleteLink: async () => undefined,
   };
   const ports = new PortTable({
@@ -44,7 +45,8 @@ function rig() {
     datapath,
     created: new CreatedDevices('/nonexistent/vswitchd-unit/devices.json'),
     xdpMode: 'auto',
-    fastPath: false,
+    fastPath: 'off',
+    bridge: 'br-unit',
     log: pino({ level: 'silent' }),
     host,
   });

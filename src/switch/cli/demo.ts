@@ -71,11 +71,11 @@ export async function demo(hold: boolean): Promise<number> {
     console.log(`\niperf3 TCP h1 -> h2 through the switch: ${(await iperf('vsd-demo-h1', 'vsd-demo-h2', `${SUBNET}.2`)).toFixed(2)} Gbit/s`);
     console.log('\nFDB:');
     for (const e of sw.fdbView()) console.log(`  vlan ${e.vlan}  ${e.mac}  ${e.port}`);
-    console.log('\nPort counters (rx/tx of which through the XDP fast path, the rest through the AF_XDP hot loop):');
+    console.log('\nPort counters (rx/tx of which through the kernel fast path (tc or XDP), the rest through the AF_XDP hot loop):');
     for (const [name, c] of Object.entries(sw.portCounters())) {
-      const share = (all: number, fast: number) => `${String(all).padStart(8)} (xdp ${String(fast).padStart(8)})`;
+      const share = (all: number, fast: number) => `${String(all).padStart(8)} (fast ${String(fast).padStart(8)})`;
       console.log(
-        `  ${name.padEnd(12)} rx ${share(c.rx_packets, c.paths.xdp.rx_packets)}  tx ${share(c.tx_packets, c.paths.xdp.tx_packets)}  flood ${c.flood_packets}`,
+        `  ${name.padEnd(12)} rx ${share(c.rx_packets, c.paths.fast.rx_packets)}  tx ${share(c.tx_packets, c.paths.fast.tx_packets)}  flood ${c.flood_packets}`,
       );
     }
     if (hold) {

@@ -128,7 +128,7 @@ export function toRequest(words: string[], o: Record<string, string | undefined>
 
 function render(cmd: string, result: unknown): string {
   if (cmd === 'stats') {
-    type Counters = { rx_packets: number; rx_bytes: number; tx_packets: number; tx_bytes: number; flood_packets: number; drops: Record<string, number>; paths: { xdp: { rx_packets: number; tx_packets: number } } };
+    type Counters = { rx_packets: number; rx_bytes: number; tx_packets: number; tx_bytes: number; flood_packets: number; drops: Record<string, number>; paths: { fast: { rx_packets: number; tx_packets: number } } };
     const r = result as { ports: Record<string, Counters>; workers: Record<string, number>[]; fdb: { entries: number; rejected: Record<string, number> } };
     const ports = table(
       Object.entries(r.ports).map(([port, c]) => ({
@@ -137,8 +137,8 @@ function render(cmd: string, result: unknown): string {
         rx_bytes: c.rx_bytes,
         tx_packets: c.tx_packets,
         tx_bytes: c.tx_bytes,
-        xdp_rx: c.paths.xdp.rx_packets,
-        xdp_tx: c.paths.xdp.tx_packets,
+        fast_rx: c.paths.fast.rx_packets,
+        fast_tx: c.paths.fast.tx_packets,
         flood: c.flood_packets,
         drops: c.drops,
       })),

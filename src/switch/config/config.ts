@@ -51,10 +51,18 @@ export interface StaticFdbConfig {
   port: string;
 }
 
+/**
+ * Where known unicast is switched in the kernel. auto: per port, the hook that keeps
+ * the host's offloads (tc on veth and tap ports; XDP on NICs). tc, xdp: that hook on
+ * every port. off: no fast path; every frame through the AF_XDP hot loop (veth and
+ * tap ports still enter through tc, so their offloads are finished on the way).
+ */
+export type FastPathMode = 'auto' | 'tc' | 'xdp' | 'off';
+
 export interface SwitchConfig {
   bridge: string;
   workers: number;
-  datapath: { xdp_mode: 'auto' | 'native' | 'generic'; frames_per_worker: number; fast_path: 'auto' | 'off' };
+  datapath: { xdp_mode: 'auto' | 'native' | 'generic'; frames_per_worker: number; fast_path: FastPathMode };
   fdb: { aging: number; max_per_port: number; capacity: number; static: StaticFdbConfig[] };
   metrics: { listen: string };
   control: { socket: string };
@@ -232,7 +240,7 @@ const configSchema = section({
   datapath: emptyAsDefault(section({
     xdp_mode: oneOf(['auto', 'native', 'generic']).default('auto'),
     frames_per_worker: powerOfTwoIn(1024, 262144).default(8192),
-    fast_path: oneOf(['auto', 'off']).default('auto'),
+    fast_path: oneOf(['auto', 'tc', 'xdp', 'off']).default('auto'),
   }).prefault({})),
   fdb: emptyAsDefault(section({
     aging: intIn(1, 1_000_000).default(300),

@@ -8,7 +8,7 @@ import { ConfigError, loadConfig, type BondConfig, type PortConfig, type SwitchC
 import { ControlServer } from '../operate/control-server.js';
 import { FdbManager } from '../l2/fdb.js';
 import { egressTagged, vlanMembers } from '../l2/vlan-rules.js';
-import { ensureBpffs } from '../ports/hygiene.js';
+import { deleteLink, ensureBpffs, puntNames, stalePuntDevices } from '../ports/hygiene.js';
 import { MetricsServer } from '../operate/metrics.js';
 import type { FdbRow, ReloadResult, SwitchApi, VlanRow } from '../operate/switch-api.js';
 import { bpfObjectPath, loadNative, type NativeAddon, type NativeDatapath, type PortCounters, type WorkerCounters } from '../datapath/native.js';
@@ -85,10 +85,10 @@ export class Switch implements SwitchApi {
       framesPerWorker: config.datapath.frames_per_worker,
       fdbCapacity: config.fdb.capacity,
       bpfObject: bpfObjectPath,
-      fastPath: config.datapath.fast_path === 'auto',
+      fastPath: config.datapath.fast_path !== 'off',
     });
     const created = new CreatedDevices(path.join(path.dirname(config.control.socket), `${config.bridge}.devices.json`));
-    this.ports = new PortTable({ native: this.native, created, datapath: this.datapath, xdpMode: config.datapath.xdp_mode, fastPath: config.datapath.fast_path === 'auto', log });
+    this.ports = new PortTable({ native: this.native, created, datapath: this.datapath, xdpMode: config.datapath.xdp_mode, fastPath: config.datapath.fast_path, bridge: config.bridge, log });
     this.fdb = new FdbManager({
       table: nativeFdbTable(this.datapath),
       clock: this.clock,
@@ -101,6 +101,11 @@ export class Switch implements SwitchApi {
     const { config, log } = this;
     if (await ensureBpffs()) log.info('mounted bpffs at /sys/fs/bpf');
     this.libxdpDirExisted = existsSync(LIBXDP_DIR);
+    // Punt pairs of a run that was killed (ports that are still configured get theirs again).
+    for (const dev of stalePuntDevices(puntNames(config.bridge, 0).prefix)) {
+      await deleteLink(dev).catch(() => undefined);
+      log.info({ device: dev }, 'removed a punt pair left by an earlier run');
+    }
     // Watch links before adding ports, so a device that appears meanwhile is not missed.
     this.monitor = new LinkMonitor((ev) => this.serialize(() => this.onLinkEvent(ev)), (err) => log.error({ err }, 'link monitor'));
     this.monitor.start();
@@ -342,7 +347,7 @@ export class Switch implements SwitchApi {
         tx_bytes: slow.tx_bytes + fast.tx_bytes,
         flood_packets: slow.flood_packets,
         drops: slow.drops,
-        paths: { afxdp, xdp: fast },
+        paths: { afxdp, fast },
       };
     }
     return out;

@@ -21,7 +21,8 @@ export interface NativePortCounters extends PathCounters {
 export interface PortCounters extends PathCounters {
   flood_packets: number;
   drops: Record<string, number>;
-  paths: { afxdp: PathCounters; xdp: PathCounters };
+  /** fast: the kernel fast path (the port's tc or XDP program); afxdp: the hot loop. */
+  paths: { afxdp: PathCounters; fast: PathCounters };
 }
 
 export interface WorkerCounters {
@@ -44,16 +45,33 @@ export interface NativeFdbRecord {
   lastSeenMs: number;
 }
 
+/** Where a port's frames enter the datapath (see native/datapath/datapath.h PortHook). */
+export type PortHook = 'xdp' | 'tc' | 'tap-fd' | 'bond';
+
 export interface NativeDatapath {
-  addPort(index: number, name: string, queues: number, xdpMode: string, tapFd?: number): { xdpMode: string; owners: number[] };
+  /**
+   * hook tc: the tc program on the device, the slow path through the punt veth pair
+   * puntNear -> puntFar (which the caller created); xdp (default): the XDP program on the device.
+   */
+  addPort(
+    index: number,
+    name: string,
+    queues: number,
+    xdpMode: string,
+    tapFd?: number,
+    hook?: { hook: 'tc' | 'xdp'; puntNear?: string; puntFar?: string; peerNetns?: boolean },
+  ): { xdpMode: string; hook: PortHook; owners: number[] };
   removePort(index: number): void;
   setPortVlan(index: number, vlan: { trunk: boolean; accessVlan: number; nativeVlan: number; trunks: number[] }): void;
   setPortActive(index: number, active: boolean): void;
   setFloodSet(vlan: number, ports: number[]): void;
   commit(): void;
   portCounters(index: number): NativePortCounters;
-  /** fastIn: frames arriving on the port may be switched in XDP; fastOut: its device takes XDP_REDIRECT. */
-  setPortFast(index: number, fastIn: boolean, fastOut: boolean): void;
+  /**
+   * fastIn: frames arriving on the port may be switched in the kernel (its XDP or tc program);
+   * fastOut: its device takes XDP_REDIRECT; tcOut: frames may be redirected to it from tc.
+   */
+  setPortFast(index: number, fastIn: boolean, fastOut: boolean, tcOut: boolean): void;
   workerCounters(worker: number): WorkerCounters;
   fdbPut(vlan: number, mac: string, port: number, flags: number): boolean;
   fdbDelete(vlan: number, mac: string): boolean;

@@ -47,6 +47,7 @@ function portRow(p: Port) {
     ...(p.downReason ? { down_reason: p.downReason } : {}),
     queues: p.queues,
     xdp_mode: p.xdpMode,
+    ...(p.hook ? { hook: p.hook } : {}),
     workers: p.owners,
     vlan: p.vlan,
     ...(p.bond ? { bond: p.bond } : {}),

@@ -40,13 +40,15 @@ export function buildRegistry(sw: SwitchApi): Registry {
       registers: [registry],
       collect() {
         this.reset();
+        const hooks = new Map(sw.ports.list().map((p) => [p.name, p.hook]));
         for (const [port, c] of Object.entries(sw.portCounters())) {
           this.inc({ port, path: 'afxdp' }, c.paths.afxdp[field]);
-          this.inc({ port, path: 'xdp' }, c.paths.xdp[field]);
+          // The kernel fast path is labelled by the program that ran it.
+          this.inc({ port, path: hooks.get(port) === 'xdp' ? 'xdp' : 'tc' }, c.paths.fast[field]);
         }
       },
     });
-  byPath('vswitchd_port_path_rx_packets_total', 'Frames received on the port, by datapath path (xdp: fast path in the kernel, afxdp: hot loop)', 'rx_packets');
+  byPath('vswitchd_port_path_rx_packets_total', 'Frames received on the port, by datapath path (tc or xdp: the fast path in the kernel; afxdp: the hot loop)', 'rx_packets');
   byPath('vswitchd_port_path_rx_bytes_total', 'Bytes received on the port, by datapath path', 'rx_bytes');
   byPath('vswitchd_port_path_tx_packets_total', 'Frames sent on the port, by datapath path', 'tx_packets');
   byPath('vswitchd_port_path_tx_bytes_total', 'Bytes sent on the port, by datapath path', 'tx_bytes');

@@ -65,86 +65,157 @@ async function ifnameByIndex(ifindex: number, ns?: string): Promise<string | und
   return links.find((l) => l.ifindex === ifindex)?.ifname;
 }
 
+/** What vswitchd changed on a device it does not own (a veth peer), to put back when the port goes. */
+export interface PeerChanges {
+  peer: string;
+  ns?: string;
+  /** We turned its tx checksum offload off (it was on). */
+  txOff?: boolean;
+  /** We attached the XDP pass program (bpf/peer_pass.bpf.c). */
+  xdpPass?: boolean;
+}
+
 /**
- * Prepares a port device for XDP and AF_XDP, returning what it changed:
- * noqueue qdisc (frames go straight to the driver), no IPv6 autoconf on the
- * switch side (the host stack must not talk on a switch port), the device up,
- * and tx checksum offload off on a veth's peer: a frame whose checksum was
- * left to "hardware" would leave the switch with a wrong checksum.
+ * Prepares a port device, returning what it changed: noqueue qdisc (frames go
+ * straight to the driver), no IPv6 on the switch side (the host stack must not
+ * talk on a switch port), the device up. Nothing on the other side of a veth,
+ * except with the XDP hook (`datapath.fast_path: xdp`), which needs two
+ * changes there: tx checksum offload off (an XDP redirect or the AF_XDP copy
+ * would leave a partial checksum unfilled) and, for the fast path towards the
+ * port, an XDP pass program (NAPI, without which XDP_REDIRECT into the veth is
+ * dropped). Those are returned as `peer`, to be put back by restorePeer().
  */
 export async function prepareDevice(
   name: string,
   info: LinkInfo,
+  hook: 'xdp' | 'tc',
   fastPath = false,
-): Promise<{ changes: string[]; warnings: string[]; peerTakesRedirect: boolean; peerPass?: PeerPass }> {
+): Promise<{ changes: string[]; warnings: string[]; peerTakesRedirect: boolean; peer?: PeerChanges }> {
   const changes: string[] = [];
   const warnings: string[] = [];
   let peerTakesRedirect = false;
-  let peerPass: PeerPass | undefined;
   if (info.qdisc !== 'noqueue') {
     await sh('tc', ['qdisc', 'replace', 'dev', name, 'root', 'noqueue']);
     changes.push('qdisc noqueue');
   }
-  // Written directly: one process spawn less per port (ports come and go all day).
-  const ipv6 = `/proc/sys/net/ipv6/conf/${name}/disable_ipv6`;
-  if (existsSync(ipv6) && readFileSync(ipv6, 'utf8').trim() !== '1') {
-    writeFileSync(ipv6, '1');
-    changes.push('ipv6 disabled on the switch side');
-  }
+  if (disableIpv6(name)) changes.push('ipv6 disabled on the switch side');
   if (!info.up) {
     await sh('ip', ['link', 'set', 'dev', name, 'up']);
     changes.push('link up');
   }
-  if (info.kind === 'veth' && info.peerIfindex !== undefined) {
-    const ns = info.peerNetnsId !== undefined ? await namespaceOfNsid(info.peerNetnsId) : undefined;
-    const peer = info.peerNetnsId !== undefined && !ns ? undefined : await ifnameByIndex(info.peerIfindex, ns);
-    if (peer) {
-      const prefix = ns ? ['ip', 'netns', 'exec', ns] : [];
-      const where = `peer ${peer}${ns ? ` (netns ${ns})` : ''}`;
-      const [cmd, ...rest] = [...prefix, 'ethtool', '-K', peer, 'tx', 'off'];
-      await sh(cmd!, rest).then(
-        () => changes.push(`tx checksum offload off on ${where}`),
-        (err: Error) => warnings.push(`could not turn tx checksum offload off on peer ${peer}: ${err.message}`),
-      );
-      if (fastPath) {
-        // A frame redirected into a veth is dropped unless the peer runs NAPI; an
-        // XDP program on the peer turns it on (see bpf/peer_pass.bpf.c).
-        const links = JSON.parse(await sh('ip', [...(ns ? ['-n', ns] : []), '-d', '-j', 'link', 'show', 'dev', peer])) as { xdp?: { prog?: { name?: string } } }[];
-        const xdp = links[0]?.xdp;
-        if (xdp) {
-          peerTakesRedirect = true;  // the peer has an XDP program: NAPI is on
-          // Ours, left by a run that was killed: take it off with the port this time.
-          if (xdp.prog?.name?.startsWith('vswitchd_peer')) peerPass = { peer, ...(ns ? { ns } : {}) };
-        } else {
-          const [xcmd, ...xrest] = [...prefix, 'ip', 'link', 'set', 'dev', peer, 'xdpdrv', 'obj', peerPassObject, 'sec', 'xdp'];
-          await sh(xcmd!, xrest).then(
-            () => {
-              peerTakesRedirect = true;
-              peerPass = { peer, ...(ns ? { ns } : {}) };
-              changes.push(`XDP pass program on ${where} (fast path towards it)`);
-            },
-            (err: Error) => warnings.push(`could not attach XDP to peer ${peer}; no fast path towards it: ${err.message}`),
-          );
-        }
-      }
+  if (hook !== 'xdp' || info.kind !== 'veth' || info.peerIfindex === undefined) return { changes, warnings, peerTakesRedirect };
+  const ns = info.peerNetnsId !== undefined ? await namespaceOfNsid(info.peerNetnsId) : undefined;
+  const peerName = info.peerNetnsId !== undefined && !ns ? undefined : await ifnameByIndex(info.peerIfindex, ns);
+  if (!peerName) {
+    warnings.push('veth peer is in an unnamed namespace: run `ethtool -K <peer> tx off` there, or TCP checksums break (or use datapath.fast_path: auto, which needs nothing of the peer)');
+    return { changes, warnings, peerTakesRedirect };
+  }
+  const peer: PeerChanges = { peer: peerName, ...(ns ? { ns } : {}) };
+  const prefix = ns ? ['ip', 'netns', 'exec', ns] : [];
+  const where = `peer ${peerName}${ns ? ` (netns ${ns})` : ''}`;
+  const [ecmd, ...eargs] = [...prefix, 'ethtool', '-k', peerName];
+  const txOn = /^tx-checksumming: on/m.test(await sh(ecmd!, eargs).catch(() => ''));
+  if (txOn) {
+    const [cmd, ...rest] = [...prefix, 'ethtool', '-K', peerName, 'tx', 'off'];
+    await sh(cmd!, rest).then(
+      () => {
+        peer.txOff = true;
+        changes.push(`tx checksum offload off on ${where} (put back when the port goes)`);
+      },
+      (err: Error) => warnings.push(`could not turn tx checksum offload off on peer ${peerName}: ${err.message}`),
+    );
+  }
+  if (fastPath) {
+    // A frame redirected into a veth is dropped unless the peer runs NAPI; an
+    // XDP program on the peer turns it on (see bpf/peer_pass.bpf.c).
+    const links = JSON.parse(await sh('ip', [...(ns ? ['-n', ns] : []), '-d', '-j', 'link', 'show', 'dev', peerName])) as { xdp?: { prog?: { name?: string } } }[];
+    const xdp = links[0]?.xdp;
+    if (xdp) {
+      peerTakesRedirect = true;  // the peer has an XDP program: NAPI is on
+      // Ours, left by a run that was killed: take it off with the port this time.
+      if (xdp.prog?.name?.startsWith('vswitchd_peer')) peer.xdpPass = true;
     } else {
-      warnings.push('veth peer is in an unnamed namespace: run `ethtool -K <peer> tx off` there, or TCP checksums break');
+      const [xcmd, ...xrest] = [...prefix, 'ip', 'link', 'set', 'dev', peerName, 'xdpdrv', 'obj', peerPassObject, 'sec', 'xdp'];
+      await sh(xcmd!, xrest).then(
+        () => {
+          peerTakesRedirect = true;
+          peer.xdpPass = true;
+          changes.push(`XDP pass program on ${where} (fast path towards it; removed when the port goes)`);
+        },
+        (err: Error) => warnings.push(`could not attach XDP to peer ${peerName}; no fast path towards it: ${err.message}`),
+      );
     }
   }
-  return { changes, warnings, peerTakesRedirect, ...(peerPass ? { peerPass } : {}) };
+  return { changes, warnings, peerTakesRedirect, ...(peer.txOff || peer.xdpPass ? { peer } : {}) };
 }
 
-/** An XDP pass program vswitchd put on a veth peer, to take off with the port. */
-export interface PeerPass {
-  peer: string;
-  ns?: string;
+/** Puts back what prepareDevice changed on a veth peer; returns what it did, for the log. */
+export async function restorePeer(p: PeerChanges): Promise<string[]> {
+  const done: string[] = [];
+  const where = `peer ${p.peer}${p.ns ? ` (netns ${p.ns})` : ''}`;
+  if (p.xdpPass) {
+    await sh('ip', [...(p.ns ? ['-n', p.ns] : []), 'link', 'set', 'dev', p.peer, 'xdpdrv', 'off']).then(
+      () => done.push(`XDP pass program removed from ${where}`),
+      () => undefined,  // the peer is gone with its namespace
+    );
+  }
+  if (p.txOff) {
+    const [cmd, ...rest] = [...(p.ns ? ['ip', 'netns', 'exec', p.ns] : []), 'ethtool', '-K', p.peer, 'tx', 'on'];
+    await sh(cmd!, rest).then(
+      () => done.push(`tx checksum offload back on on ${where}`),
+      () => undefined,
+    );
+  }
+  return done;
+}
+
+/** Writes /proc directly (one process spawn less per port); true when it changed. */
+function disableIpv6(dev: string): boolean {
+  const ipv6 = `/proc/sys/net/ipv6/conf/${dev}/disable_ipv6`;
+  if (!existsSync(ipv6) || readFileSync(ipv6, 'utf8').trim() === '1') return false;
+  writeFileSync(ipv6, '1');
+  return true;
+}
+
+/**
+ * The punt pair of a port (tc hook): two veth ends owned by vswitchd in its own
+ * namespace. The tc program redirects the port's slow-path frames into `near`;
+ * the kernel finishes their offloads on that transmit (tx checksum and tx VLAN
+ * offload are off on `near`: it segments GSO frames, fills in checksums and puts
+ * the tag in the frame), and `far`'s XDP program hands them to the hot loop.
+ * Names: "vp" + a hash of the bridge name + the port index, so two daemons differ.
+ */
+export function puntNames(bridge: string, index: number): { near: string; far: string; prefix: string } {
+  let h = 0x811c9dc5;
+  for (const c of Buffer.from(bridge)) h = Math.imul(h ^ c, 0x01000193) >>> 0;
+  const prefix = `vp${(h & 0xffffff).toString(16).padStart(6, '0')}`;
+  return { near: `${prefix}n${index}`, far: `${prefix}f${index}`, prefix };
+}
+
+/** The MTU of the punt pair: jumbo frames of the ports' size cross it too. */
+export const PUNT_MTU = 1500;
+
+export async function createPuntPair(near: string, far: string): Promise<void> {
+  if (existsSync(`/sys/class/net/${near}`)) await deleteLink(near).catch(() => undefined);  // left by a killed run
+  await sh('ip', ['link', 'add', near, 'numtxqueues', '1', 'numrxqueues', '1', 'mtu', String(PUNT_MTU), 'type', 'veth',
+    'peer', 'name', far, 'numtxqueues', '1', 'numrxqueues', '1', 'mtu', String(PUNT_MTU)]);
+  try {
+    await sh('ethtool', ['-K', near, 'tx', 'off', 'txvlan', 'off']);
+    for (const dev of [near, far]) disableIpv6(dev);
+    await sh('ip', ['link', 'set', 'dev', far, 'up']);
+    await sh('ip', ['link', 'set', 'dev', near, 'up']);
+  } catch (err) {
+    await deleteLink(near).catch(() => undefined);
+    throw err;
+  }
+}
+
+/** Punt pairs a killed run of this bridge left behind (devices named with its prefix). */
+export function stalePuntDevices(prefix: string): string[] {
+  return readdirSync('/sys/class/net').filter((d) => d.startsWith(prefix) && /n\d+$/.test(d.slice(prefix.length)));
 }
 
 const peerPassObject = path.join(projectRoot, 'bpf', 'peer_pass.bpf.o');
-
-export async function removePeerPass(p: PeerPass): Promise<void> {
-  await sh('ip', [...(p.ns ? ['-n', p.ns] : []), 'link', 'set', 'dev', p.peer, 'xdpdrv', 'off']).catch(() => undefined);
-}
 
 export async function setLinkUp(name: string): Promise<void> {
   await sh('ip', ['link', 'set', 'dev', name, 'up']);

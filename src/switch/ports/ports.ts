@@ -5,8 +5,9 @@ import type { Logger } from 'pino';
 import type { BondConfig, PortConfig } from '../config/config.js';
 import { vlanMode } from '../l2/vlan-rules.js';
 import * as hygiene from './hygiene.js';
-import type { PeerPass } from './hygiene.js';
-import type { NativeAddon, NativeDatapath } from '../datapath/native.js';
+import type { PeerChanges } from './hygiene.js';
+import type { NativeAddon, NativeDatapath, PortHook } from '../datapath/native.js';
+import type { FastPathMode } from '../config/config.js';
 import type { PortKind, VlanMode } from '../types.js';
 
 /** The port config a bond's logical port has: its name and VLAN keys. */
@@ -39,10 +40,14 @@ export interface Port {
   tapFd?: number;
   /** A bond leg: the bond it belongs to (its frames count as the bond's). */
   bond?: string;
-  /** Whether known unicast from (in) and to (out) this port is switched in XDP. */
+  /** Where its frames enter the datapath: the tc program (offloads kept), the XDP program, the internal tap's fd, or none (a bond). */
+  hook?: PortHook;
+  /** Whether known unicast from (in) and to (out) this port is switched in the kernel. */
   fastPath?: { in: boolean; out: boolean };
-  /** The XDP pass program we put on its veth peer, removed with the port. */
-  peerPass?: PeerPass;
+  /** A tc port's punt veth pair, removed with the port. */
+  punt?: { near: string; far: string };
+  /** What we changed on its veth peer (XDP hook only), put back when the port goes. */
+  peerChanges?: PeerChanges;
 }
 
 /**
@@ -90,14 +95,16 @@ export interface PortOptions {
   created: CreatedDevices;
   datapath: NativeDatapath;
   xdpMode: 'auto' | 'native' | 'generic';
-  /** datapath.fast_path: auto */
-  fastPath: boolean;
+  /** datapath.fast_path */
+  fastPath: FastPathMode;
+  /** The bridge name: punt pairs are named after it (see hygiene.puntNames). */
+  bridge: string;
   log: Logger;
   /** Device operations (ip link, ethtool, peer programs); tests inject fakes. */
   host?: HostOps;
 }
 
-export type HostOps = Pick<typeof hygiene, 'deleteLink' | 'linkInfo' | 'prepareDevice' | 'removePeerPass' | 'setLinkUp'>;
+export type HostOps = Pick<typeof hygiene, 'createPuntPair' | 'deleteLink' | 'linkInfo' | 'prepareDevice' | 'restorePeer' | 'setLinkUp'>;
 
 export class PortTable {
   private readonly byIndex = new Map<number, Port>();
@@ -167,7 +174,7 @@ export class PortTable {
     const index = this.freeIndex();
     const portCfg = bondPortConfig(cfg);
     this.opts.datapath.addBond(index, cfg.name);
-    const port: Port = { index, name: cfg.name, kind: 'bond', vlan: vlanMode(portCfg), cfg: portCfg, queues: 0, xdpMode: 'bond', owners: [], up: true, created: false };
+    const port: Port = { index, name: cfg.name, kind: 'bond', vlan: vlanMode(portCfg), cfg: portCfg, queues: 0, xdpMode: 'bond', hook: 'bond', owners: [], up: true, created: false };
     this.byIndex.set(index, port);
     this.applyVlan(port);
     return port;
@@ -181,7 +188,7 @@ export class PortTable {
       port.tapFd ??= this.opts.native.openTap(port.name, false);
       await this.host.setLinkUp(port.name);
       const r = datapath.addPort(port.index, port.name, 1, 'none', port.tapFd);
-      Object.assign(port, { queues: 1, xdpMode: r.xdpMode, owners: r.owners });
+      Object.assign(port, { queues: 1, xdpMode: r.xdpMode, hook: r.hook, owners: r.owners });
     } else {
       const info = await this.host.linkInfo(port.name);
       if (!info) {
@@ -192,20 +199,46 @@ export class PortTable {
       const kind: PortKind = info.kind === 'tun' ? 'tap' : 'veth';
       if (port.cfg.type && port.cfg.type !== kind)
         throw new Error(`port ${port.name}: configured as ${port.cfg.type} but the device is a ${info.kind || 'NIC'}`);
-      const { changes, warnings, peerTakesRedirect, peerPass } = await this.host.prepareDevice(port.name, info, this.opts.fastPath);
-      if (peerPass) port.peerPass = peerPass;
-      if (changes.length) log.info({ port: port.name, changes }, 'prepared device for XDP');
+      const mode = this.opts.fastPath;
+      const enabled = mode !== 'off';
+      // veth and tap ports enter through tc, which keeps the skb's offload state (partial
+      // checksums, GSO) on both paths; XDP on NICs (raw buffers) and, when asked for
+      // (fast_path: xdp), on veths, whose peers then lose tx checksum offload while they
+      // are ports. A tap always takes tc: a guest's offloads cannot be turned off from here.
+      const nic = info.kind !== 'veth' && info.kind !== 'tun';
+      const hook: 'xdp' | 'tc' = (mode === 'xdp' && kind === 'veth') || (mode !== 'off' && mode !== 'tc' && nic) ? 'xdp' : 'tc';
+      const { changes, warnings, peerTakesRedirect, peer } = await this.host.prepareDevice(port.name, info, hook, enabled);
+      if (peer) port.peerChanges = peer;
+      if (changes.length) log.info({ port: port.name, changes }, 'prepared device');
       for (const w of warnings) log.warn({ port: port.name }, w);
-      const r = datapath.addPort(port.index, port.name, info.rxQueues, this.opts.xdpMode);
-      Object.assign(port, { kind, queues: info.rxQueues, xdpMode: r.xdpMode, owners: r.owners });
-      // Fast path: known unicast from this port is switched in XDP (native mode only), and
-      // frames can be redirected to it when its device takes them (a tap always; a veth
-      // when its peer has NAPI, which the XDP_PASS program put on the peer gives).
-      const fastIn = this.opts.fastPath && r.xdpMode === 'native';
-      const fastOut = this.opts.fastPath && (kind === 'tap' || peerTakesRedirect);
-      datapath.setPortFast(port.index, fastIn, fastOut);
-      port.fastPath = { in: fastIn, out: fastOut };
-      if (this.opts.fastPath) log.info({ port: port.name, fast_in: fastIn, fast_out: fastOut }, fastIn && fastOut ? 'port is fast-path capable' : 'port is partly or not fast-path capable');
+      let r;
+      if (hook === 'tc') {
+        const punt = hygiene.puntNames(this.opts.bridge, port.index);
+        await this.host.createPuntPair(punt.near, punt.far);
+        port.punt = { near: punt.near, far: punt.far };
+        try {
+          r = datapath.addPort(port.index, port.name, info.rxQueues, this.opts.xdpMode, undefined, {
+            hook: 'tc',
+            puntNear: punt.near,
+            puntFar: punt.far,
+            peerNetns: kind === 'veth' && info.peerNetnsId !== undefined,
+          });
+        } catch (err) {
+          await this.dropPunt(port);
+          throw err;
+        }
+      } else {
+        r = datapath.addPort(port.index, port.name, info.rxQueues, this.opts.xdpMode, undefined, { hook: 'xdp' });
+      }
+      Object.assign(port, { kind, queues: info.rxQueues, xdpMode: r.xdpMode, hook: r.hook, owners: r.owners });
+      // In: known unicast arriving here is switched by the port's program (XDP only in native
+      // mode). Out: an XDP program may redirect to it (a tap always; a veth whose peer has
+      // NAPI, which the XDP pass program on the peer gives); a tc program may redirect to any device.
+      const fastIn = enabled && (hook === 'tc' || r.xdpMode === 'native');
+      const fastOut = enabled && (kind === 'tap' || peerTakesRedirect);
+      datapath.setPortFast(port.index, fastIn, fastOut, enabled);
+      port.fastPath = { in: fastIn, out: fastOut || (enabled && hook === 'tc') };
+      if (enabled) log.info({ port: port.name, hook, fast_in: fastIn, fast_out: port.fastPath.out }, fastIn && port.fastPath.out ? 'port is fast-path capable' : 'port is partly or not fast-path capable');
     }
     port.up = true;
     delete port.downReason;
@@ -217,6 +250,7 @@ export class PortTable {
   detach(port: Port, reason: string): void {
     if (!port.up) return;
     this.takeOffDatapath(port);
+    void this.dropPunt(port);
     port.up = false;
     port.downReason = reason;
     port.owners = [];
@@ -230,6 +264,14 @@ export class PortTable {
   private takeOffDatapath(port: Port): void {
     this.opts.datapath.removePort(port.index);
     if (port.kind === 'internal') port.tapFd = undefined;
+  }
+
+  /** Deletes a tc port's punt pair (after the datapath let go of it). */
+  private async dropPunt(port: Port): Promise<void> {
+    if (!port.punt) return;
+    const { near } = port.punt;
+    delete port.punt;
+    await this.host.deleteLink(near).catch(() => undefined);  // deleting one end deletes both
   }
 
   /** Changes the port's VLAN mode in place. */
@@ -252,7 +294,12 @@ export class PortTable {
     const port = this.byIndex.get(index);
     if (!port) return;
     if (port.up) this.takeOffDatapath(port);
-    if (port.peerPass) await this.host.removePeerPass(port.peerPass);
+    await this.dropPunt(port);
+    if (port.peerChanges) {
+      const restored = await this.host.restorePeer(port.peerChanges);
+      if (restored.length) this.opts.log.info({ port: port.name, restored }, 'put the veth peer back as it was');
+      delete port.peerChanges;
+    }
     // Only a tap fd the datapath never took (a down internal port) is still ours to close.
     if (port.tapFd !== undefined) this.opts.native.closeFd(port.tapFd);
     this.byIndex.delete(index);
