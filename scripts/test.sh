@@ -21,12 +21,14 @@ else
   echo "test: native shared vectors FAILED"
   status=1
 fi
-echo "test: npm run test:integration (XDP fast path off)"
-VSWITCHD_TEST_FAST_PATH=off npm run test:integration 2>&1 | tee -a "$log" || status=1
-echo "test: npm run test:integration (XDP fast path on)"
-VSWITCHD_TEST_FAST_PATH=auto npm run test:integration 2>&1 | tee -a "$log" || status=1
+# The integration suite once per datapath.fast_path choice: off (every frame through the
+# hot loop), auto (the default: tc on veth and tap ports), xdp (the XDP hook on veths).
+for mode in off auto xdp; do
+  echo "test: npm run test:integration (datapath.fast_path: $mode)"
+  VSWITCHD_TEST_FAST_PATH=$mode npm run test:integration 2>&1 | tee -a "$log" || status=1
+done
 
-# One plain summary line over both suites (ava prints one per suite).
+# One plain summary line over every suite (ava prints one per suite).
 passed=$(grep -c '✔' "$log" || true)
 failed=$(grep -c '✘' "$log" || true)
 echo "${passed} passed, ${failed} failed"

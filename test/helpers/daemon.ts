@@ -193,7 +193,7 @@ export class Daemon {
 async function withDefaults(dir: string, config: Record<string, unknown>): Promise<Record<string, unknown>> {
   const control = { socket: join(dir, 'vswitchd.sock'), ...(config.control as object | undefined) };
   const metrics = { listen: `127.0.0.1:${await freePort()}`, ...(config.metrics as object | undefined) };
-  // VSWITCHD_TEST_FAST_PATH=auto runs the whole suite with the XDP fast path on (scripts/test.sh does both).
+  // VSWITCHD_TEST_FAST_PATH (off | auto | tc | xdp) picks datapath.fast_path for the whole suite; scripts/test.sh runs off, auto and xdp.
   const datapath = { fast_path: process.env.VSWITCHD_TEST_FAST_PATH ?? 'off', ...(config.datapath as object | undefined) };
   return { bridge: `${uniqueName()}b`, ...config, datapath, control, metrics };
 }

@@ -1,9 +1,25 @@
 // Start, stop, restart: a clean stop leaves the host as it was; a killed daemon can be restarted.
 
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
 import test, { type ExecutionContext } from 'ava';
 import { accessPort, restartDaemon, runVswitchd, startDaemon, type Daemon } from '../helpers/daemon.js';
+import { puntNames } from '../../src/switch/ports/hygiene.js';
 import { addHosts, cleanupFor, hasXdp, linkExists, listFiles, pingUntil, run, uniqueName, type Host } from '../helpers/netns.js';
+
+/** The punt pair devices of a bridge's ports (tc hook), as they exist now. */
+function puntDevices(bridge: string): string[] {
+  const { prefix } = puntNames(bridge, 0);
+  return readdirSync('/sys/class/net').filter((d) => d.startsWith(prefix));
+}
+
+/** The port's datapath programs are in place: XDP on its device, or (tc hook) the punt pair's XDP on its far end. */
+async function hooked(sw: Daemon, port: string): Promise<boolean> {
+  const row = (await sw.ports()).find((p) => p.name === port) as { index: number; hook?: string } | undefined;
+  if (!row) return false;
+  if (row.hook !== 'tc') return hasXdp(port);
+  const { far } = puntNames((sw.config as { bridge: string }).bridge, row.index);
+  return hasXdp(far);
+}
 
 async function topology(t: ExecutionContext) {
   const cleanup = cleanupFor(t);
@@ -28,6 +44,7 @@ async function assertCleanStop(
   t.is(code, 0, `${how}: exit status 0 (signal ${signal})`);
   t.false(await hasXdp(env.a.port), `no XDP program left on ${env.a.port}`);
   t.false(await hasXdp(env.b.port), `no XDP program left on ${env.b.port}`);
+  t.deepEqual(puntDevices(env.bridge), [], 'no punt pair left');
   if (checkTap) t.false(await linkExists(env.tap), 'the tap the daemon created is gone');
   t.false(await linkExists(env.bridge), 'the internal port is gone');
   t.deepEqual(listFiles('/sys/fs/bpf'), env.pinnedBefore, 'nothing left pinned under /sys/fs/bpf');
@@ -39,7 +56,7 @@ test.serial('SIGTERM and SIGINT stop cleanly and the same config starts again', 
   const { cleanup, a, b, config } = env;
 
   const sw = await startDaemon(t, cleanup, config);
-  t.true(await hasXdp(a.port), 'XDP is attached while running');
+  t.true(await hooked(sw, a.port), 'the datapath programs are attached while running');
   t.true(await pingUntil(a, b.ip), 'traffic flows');
   await assertCleanStop(t, sw, env);
 
@@ -77,6 +94,6 @@ test.serial('a second daemon on the same config says why in one line, exits 1 an
   t.regex(lines[0]!, new RegExp(`^vswitchd: cannot start: internal port ${bridge}: .*another vswitchd`), 'it names the internal port and the likely cause');
   t.notRegex(second.stderr, /\n\s+at /, 'no stack trace');
   t.true(await pingUntil(a, b.ip), 'the first daemon still forwards');
-  t.true(await hasXdp(a.port), 'and its XDP program is still attached');
+  t.true(await hooked(sw, a.port), 'and its datapath programs are still attached');
   await assertCleanStop(t, sw, env);
 });

@@ -93,6 +93,11 @@ test.serial('port rx/tx counters on /metrics rise by exactly the frames sent and
   t.is(stats.ports[a.port]!.rx_packets, portMetric(after, 'vswitchd_port_rx_packets_total', a.port), 'stats and /metrics agree');
 });
 
+// A truncated 802.1Q tag reaches the hot loop only through an XDP hook: at a tc-hooked
+// port the kernel drops it before any program sees it (skb_vlan_untag in the receive
+// path, counted nowhere but the device's rx_packets), so that half runs with the XDP hook.
+const XDP_HOOK = process.env.VSWITCHD_TEST_FAST_PATH === 'xdp';
+
 test.serial('a truncated 802.1Q tag and a multicast source show in vswitchd_port_drops_total by reason', async (t) => {
   const { cleanup, sw, a, b, trunk } = await topology(t);
   const before = await scrape(sw);
@@ -101,7 +106,7 @@ test.serial('a truncated 802.1Q tag and a multicast source show in vswitchd_port
   // 16 bytes: both MACs, the 802.1Q TPID and half a TCI.
   const mac = (m: string) => m.replace(/:/g, '');
   const truncated = `${mac(BROADCAST)}${mac(trunk.mac)}81000a`;
-  await sendFrames({ dev: trunk.dev, ns: trunk.ns, raw: truncated, count: 7 });
+  if (XDP_HOOK) await sendFrames({ dev: trunk.dev, ns: trunk.ns, raw: truncated, count: 7 });
   // A well-formed frame whose source is a multicast MAC.
   await sendFrames({ dev: a.dev, ns: a.ns, src: '01:00:5e:00:00:07', dst: BROADCAST, ethertype: ET_BCAST, count: 3 });
 
@@ -109,7 +114,7 @@ test.serial('a truncated 802.1Q tag and a multicast source show in vswitchd_port
     const now = await scrape(sw);
     return (
       portMetric(now, 'vswitchd_port_drops_total', trunk.port, { reason: 'malformed' }) -
-        portMetric(before, 'vswitchd_port_drops_total', trunk.port, { reason: 'malformed' }) >= 7 &&
+        portMetric(before, 'vswitchd_port_drops_total', trunk.port, { reason: 'malformed' }) >= (XDP_HOOK ? 7 : 0) &&
       portMetric(now, 'vswitchd_port_drops_total', a.port, { reason: 'multicast_source' }) -
         portMetric(before, 'vswitchd_port_drops_total', a.port, { reason: 'multicast_source' }) >= 3
     );
@@ -117,12 +122,12 @@ test.serial('a truncated 802.1Q tag and a multicast source show in vswitchd_port
   await sleep(300);
   const after = await scrape(sw);
   const drops = (s: MetricSample[], port: string, reason: string) => portMetric(s, 'vswitchd_port_drops_total', port, { reason });
-  t.is(drops(after, trunk.port, 'malformed') - drops(before, trunk.port, 'malformed'), 7, 'drops_total{reason="malformed"} +7 on the trunk');
+  if (XDP_HOOK) t.is(drops(after, trunk.port, 'malformed') - drops(before, trunk.port, 'malformed'), 7, 'drops_total{reason="malformed"} +7 on the trunk');
   t.is(drops(after, a.port, 'multicast_source') - drops(before, a.port, 'multicast_source'), 3, 'drops_total{reason="multicast_source"} +3 on a');
   t.is(drops(after, trunk.port, 'multicast_source') - drops(before, trunk.port, 'multicast_source'), 0, 'no multicast_source drop on the trunk');
   t.is(
     portMetric(after, 'vswitchd_port_rx_packets_total', trunk.port) - portMetric(before, 'vswitchd_port_rx_packets_total', trunk.port),
-    7,
+    XDP_HOOK ? 7 : 0,
     'the dropped frames were received (rx) all the same',
   );
   t.is((await capB.frames()).length, 0, 'no dropped frame reached b');
