@@ -8,7 +8,7 @@ import { ConfigError, loadConfig, type BondConfig, type PortConfig, type SwitchC
 import { ControlServer } from '../operate/control-server.js';
 import { FdbManager } from '../l2/fdb.js';
 import { egressTagged, vlanMembers } from '../l2/vlan-rules.js';
-import { deleteLink, ensureBpffs, puntNames, stalePuntDevices } from '../ports/hygiene.js';
+import { deleteLink, ensureBpffs, puntDrops, puntNames, stalePuntDevices } from '../ports/hygiene.js';
 import { MetricsServer } from '../operate/metrics.js';
 import type { FdbRow, ReloadResult, SwitchApi, VlanRow } from '../operate/switch-api.js';
 import { bpfObjectPath, loadNative, type NativeAddon, type NativeDatapath, type PortCounters, type WorkerCounters } from '../datapath/native.js';
@@ -346,7 +346,8 @@ export class Switch implements SwitchApi {
         tx_packets: slow.tx_packets + fast.tx_packets,
         tx_bytes: slow.tx_bytes + fast.tx_bytes,
         flood_packets: slow.flood_packets,
-        drops: slow.drops,
+        // punt_dropped: lost by the kernel before the hot loop could count them (tc ports).
+        drops: { ...slow.drops, punt_dropped: p.punt ? puntDrops(p.punt.near) : 0 },
         paths: { afxdp, fast },
       };
     }

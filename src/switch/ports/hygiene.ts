@@ -210,6 +210,19 @@ export async function createPuntPair(near: string, far: string): Promise<void> {
   }
 }
 
+/**
+ * Frames the kernel dropped on their way into a punt pair (its near end's tx_dropped):
+ * larger than the pair's MTU (jumbo frames that need the slow path), or the far end
+ * not taking them. 0 when the pair is gone.
+ */
+export function puntDrops(near: string): number {
+  try {
+    return Number(readFileSync(`/sys/class/net/${near}/statistics/tx_dropped`, 'utf8').trim()) || 0;
+  } catch {
+    return 0;
+  }
+}
+
 /** Punt pairs a killed run of this bridge left behind (devices named with its prefix). */
 export function stalePuntDevices(prefix: string): string[] {
   return readdirSync('/sys/class/net').filter((d) => d.startsWith(prefix) && /n\d+$/.test(d.slice(prefix.length)));
