@@ -66,6 +66,10 @@ async function rig(t: ExecutionContext, opts: { stray?: string; spare?: boolean 
   const n = opts.stray ? 3 : 2;
   const { legs, far } = await addLegPairs(cleanup, ns, n);
   const [a, b] = await Promise.all([addHost(cleanup, { cidr: '10.61.0.1/24' }), addHost(cleanup, { cidr: '10.61.0.2/24' })]);
+  // Open vSwitch's userspace datapath (the partner) leaves partial checksums unfilled (it
+  // reads its ports through AF_PACKET without offload metadata), so TCP across it needs
+  // full checksums from both hosts: its limit, not vswitchd's (which carries them as they are).
+  for (const h of [a!, b!]) await run(['ethtool', '-K', h.dev, 'tx', 'off'], { ns: h.ns });
   // Host B hangs off OVS: move its switch end into OVS's namespace.
   await run(['ip', 'link', 'set', b!.port, 'netns', ns]);
   await setLink(b!.port, true, ns);
