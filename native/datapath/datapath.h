@@ -42,7 +42,7 @@ enum DropReason : int {
   kDropRunt = 0,          // shorter than an Ethernet header
   kDropMalformed,         // truncated 802.1Q tag
   kDropTooBig,            // longer than a UMEM frame can carry
-  kDropMulticastSource,   // multicast or broadcast source MAC
+  kDropMulticastSource,   // multicast, broadcast or all-zero source MAC (no station sends from one)
   kDropVlanNotAllowed,    // tag not in the port's trunks, or a tagged frame on an access port
   kDropUntaggedNoNative,  // untagged frame on a trunk without native VLAN
   kDropSamePort,          // destination learned on the ingress port

@@ -23,6 +23,8 @@ constexpr uint16_t kEthSlowProtocols = 0x8809;
 
 inline bool isMulticast(const uint8_t* mac) { return mac[0] & 1; }
 
+inline bool isZeroMac(const uint8_t* mac) { return !(mac[0] | mac[1] | mac[2] | mac[3] | mac[4] | mac[5]); }
+
 // A frame in the UMEM and what we know of it.
 struct Frame {
   uint64_t addr;   // start of data
@@ -209,7 +211,8 @@ class HotLoop::Impl {
     if (DropReason why = ingressVlan(*ingress, tag, &vlan); why != kDropCount) return drop(in, why, f.addr);
     const uint8_t* dst = eth;
     const uint8_t* src = eth + 6;
-    if (isMulticast(src)) return drop(in, kDropMulticastSource, f.addr);
+    // Never a station (the Linux bridge's is_valid_ether_addr): multicast, broadcast, all-zero.
+    if (isMulticast(src) || isZeroMac(src)) return drop(in, kDropMulticastSource, f.addr);
     learn(vlan, src, in);
 
     FdbHit hit;

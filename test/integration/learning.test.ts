@@ -89,3 +89,16 @@ test.serial('a MAC that moves to another port is followed', async (t) => {
   t.true((await txPackets(sw, d.port)) - dBefore >= 5, 'the pings went out of d\'s port');
   t.is((await txPackets(sw, b.port)) - bBefore, 0, "nothing went to b's old port");
 });
+
+test.serial('frames from the all-zero source MAC are dropped and counted like a multicast source, never learned or flooded', async (t) => {
+  const cleanup = cleanupFor(t);
+  const [a, b] = (await addHosts(cleanup, ['10.3.2.1/24', '10.3.2.2/24'])) as [Host, Host];
+  const sw = await startDaemon(t, cleanup, { ports: [a, b].map((h) => accessPort(h.port, 10)) });
+  const dropsBefore = (await sw.portStats(a.port)).drops?.['multicast_source'] ?? 0;
+  const capB = await startCapture(cleanup, { dev: b.dev, ns: b.ns, seconds: 2 });
+  await sendFrames({ dev: a.dev, ns: a.ns, src: '00:00:00:00:00:00', dst: 'ff:ff:ff:ff:ff:ff', ethertype: 0x88b5, count: 5 });
+  await eventually('five drops counted on a', async () => ((await sw.portStats(a.port)).drops?.['multicast_source'] ?? 0) - dropsBefore >= 5);
+  t.is(((await sw.portStats(a.port)).drops?.['multicast_source'] ?? 0) - dropsBefore, 5, 'drops{reason="multicast_source"} +5 on a');
+  t.false((await sw.fdb()).some((e) => e.mac === '00:00:00:00:00:00'), 'the all-zero MAC is not in the FDB');
+  t.is((await capB.frames()).filter((f) => f.ethertype === 0x88b5).length, 0, 'none was flooded to b');
+});

@@ -90,6 +90,14 @@ test('a MAC seen on another port in the same VLAN moves there', (t) => {
   t.is(fdb.stats.learned, 1);
 });
 
+test('the all-zero source MAC is never learned, nor pinned (it is no station; the bridge refuses it too)', (t) => {
+  const { fdb } = setup();
+  t.is(fdb.learn({ vlan: 10, mac: '00:00:00:00:00:00', port: 1 }), 'rejected-multicast');
+  t.is(fdb.size, 0);
+  t.is(fdb.stats.rejected.multicast, 1);
+  t.throws(() => fdb.addStatic(10, '00:00:00:00:00:00', 1), { message: /all-zero/ });
+});
+
 test('multicast and broadcast source MACs are never learned', (t) => {
   const { fdb } = setup();
   t.is(fdb.learn({ vlan: 10, mac: 'ff:ff:ff:ff:ff:ff', port: 1 }), 'rejected-multicast');

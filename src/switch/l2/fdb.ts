@@ -6,7 +6,7 @@
 // each learn must stay O(1), and the per-port limit plus the table's fixed
 // capacity are what keep the flood from exhausting memory.
 
-import { isMulticastMac, parseMac } from './mac.js';
+import { isMulticastMac, isStationMac, parseMac } from './mac.js';
 import { FDB_FLAG_STATIC } from '../types.js';
 import type { Clock, FdbEntry, FdbTable, LearnEvent, Mac } from '../types.js';
 
@@ -71,7 +71,7 @@ export class FdbManager {
 
   learn(ev: LearnEvent): LearnResult {
     const { vlan, mac, port } = ev;
-    if (isMulticastMac(mac)) return this.reject('multicast');
+    if (!isStationMac(mac)) return this.reject('multicast');  // multicast, broadcast or all-zero: no station
     if (!this.upPorts.has(port)) return this.reject('port-down');
 
     const existing = this.table.get(vlan, mac);
@@ -107,6 +107,7 @@ export class FdbManager {
     if (isMulticastMac(canonical)) {
       throw new Error(`static FDB entry ${canonical}: multicast/broadcast MACs cannot be pinned to a port`);
     }
+    if (!isStationMac(canonical)) throw new Error(`static FDB entry ${canonical}: the all-zero MAC cannot be pinned to a port`);
     const existing = this.table.get(vlan, canonical);
     if (!this.table.put(vlan, canonical, port, FDB_FLAG_STATIC)) return false;
     if (existing && !isStatic(existing)) this.adjustCount(existing.port, -1);

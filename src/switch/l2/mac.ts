@@ -21,6 +21,11 @@ export function isMulticastMac(mac: Mac): boolean {
   return (parseInt(mac.slice(0, 2), 16) & 1) === 1;
 }
 
+/** A MAC a station can send from: not multicast or broadcast, not all-zero (the kernel's is_valid_ether_addr). */
+export function isStationMac(mac: Mac): boolean {
+  return !isMulticastMac(mac) && mac !== '00:00:00:00:00:00';
+}
+
 export function macToBytes(mac: Mac): Uint8Array {
   const canonical = parseMac(mac);
   return Uint8Array.from(canonical.split(':'), (octet) => parseInt(octet, 16));
