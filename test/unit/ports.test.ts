@@ -65,7 +65,7 @@ test('removing the internal port closes its tap fd once: the datapath closes it,
 test('an internal port taken down and then removed: the datapath closes the fd it had, the port table the one it reopened', async (t) => {
   const { ports, closed, datapathClosed } = rig();
   const port = await ports.add({ name: 'br-unit', type: 'internal' }, true, undefined, 42);
-  ports.detach(port, 'test');
+  await ports.detach(port, 'test');
   t.deepEqual(datapathClosed, [42], 'detach: the datapath closed fd 42');
   await ports.remove(port.index);
   t.deepEqual(closed, [], 'remove of a down port that holds no fd closes nothing');

@@ -203,7 +203,7 @@ export class Switch implements SwitchApi {
     const port = this.ports.byName(ev.name);
     if (!port) return;
     if (ev.kind === 'deleted' && port.up) {
-      this.ports.detach(port, 'device deleted');
+      await this.ports.detach(port, 'device deleted');
       this.bonds?.onCarrier(port.name, false);
       this.applyPorts();
     } else if (ev.kind === 'new' && !port.up && port.kind !== 'internal') {

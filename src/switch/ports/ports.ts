@@ -247,14 +247,16 @@ export class PortTable {
   }
 
   /** The device went away (or is going): stop using it, keep the port configured. */
-  detach(port: Port, reason: string): void {
+  async detach(port: Port, reason: string): Promise<void> {
     if (!port.up) return;
     this.takeOffDatapath(port);
-    void this.dropPunt(port);
     port.up = false;
     port.downReason = reason;
     port.owners = [];
     this.opts.log.warn({ port: port.name, reason }, 'port down');
+    // Awaited: a device that comes back at once gets a punt pair of the same name,
+    // which a removal still under way would take with it.
+    await this.dropPunt(port);
   }
 
   /**
