@@ -42,13 +42,9 @@ export interface Stats {
   ports: Record<string, PortStats>;
 }
 
-export interface FdbRow {
-  vlan: number;
-  mac: string;
-  port: string;
-  static: boolean;
-  age_s: number;
-}
+/** A row of `fdb show`, as the control socket answers it. */
+export type { FdbRow } from '../../src/switch/operate/switch-api.js';
+import type { FdbRow } from '../../src/switch/operate/switch-api.js';
 
 export interface Reply {
   ok: boolean;

@@ -4,6 +4,7 @@ import { execFile } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
+import { fnv1a32 } from '../bond/flow-hash.js';
 import { projectRoot } from '../project-root.js';
 
 const run = promisify(execFile);
@@ -186,8 +187,7 @@ function disableIpv6(dev: string): boolean {
  * Names: "vp" + a hash of the bridge name + the port index, so two daemons differ.
  */
 export function puntNames(bridge: string, index: number): { near: string; far: string; prefix: string } {
-  let h = 0x811c9dc5;
-  for (const c of Buffer.from(bridge)) h = Math.imul(h ^ c, 0x01000193) >>> 0;
+  const h = fnv1a32(Buffer.from(bridge));
   const prefix = `vp${(h & 0xffffff).toString(16).padStart(6, '0')}`;
   return { near: `${prefix}n${index}`, far: `${prefix}f${index}`, prefix };
 }
