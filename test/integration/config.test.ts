@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import test, { type ExecutionContext } from 'ava';
 import { freePort, runVswitchd } from '../helpers/daemon.js';
+import { puntNames } from '../../src/switch/ports/hygiene.js';
 import { cleanupFor, linkNames, netnsNames, run, uniqueName } from '../helpers/netns.js';
 
 interface Case {
@@ -40,8 +41,13 @@ async function setup(t: ExecutionContext) {
   return { dir, bridge, tap, good: goodLines(dir, bridge, tap, await freePort()) };
 }
 
-async function hostState() {
-  return { links: await linkNames(), netns: netnsNames() };
+/** What this config could make the daemon create: its bridge, its tap, the bridge's punt pairs,
+ * a namespace named after either. Other tests' devices (another suite may run beside this one)
+ * are not this test's business. */
+async function hostState(bridge: string, tap: string) {
+  const ours = (name: string) => name === bridge || name === tap || name.startsWith(puntNames(bridge, 0).prefix)
+    || name.includes(bridge) || name.includes(tap);
+  return { links: (await linkNames()).filter(ours), netns: netnsNames().filter(ours) };
 }
 
 const badCases: Record<string, (good: string[], tap: string) => Case> = {
@@ -57,13 +63,13 @@ const badCases: Record<string, (good: string[], tap: string) => Case> = {
 
 for (const [name, makeCase] of Object.entries(badCases)) {
   test.serial(`a config with ${name} is refused with file:line:col: path: message and exit 2`, async (t) => {
-    const { dir, tap, good } = await setup(t);
+    const { dir, bridge, tap, good } = await setup(t);
     const { lines, mentions } = makeCase(good, tap);
     const badLine = lines.findIndex((l) => l.endsWith('# <-')) + 1;
     const file = join(dir, 'bad.yaml');
     writeFileSync(file, lines.join('\n') + '\n');
 
-    const before = await hostState();
+    const before = await hostState(bridge, tap);
     const res = await runVswitchd(['--config', file]);
     t.is(res.code, 2, `exit status 2 (stderr: ${res.stderr})`);
 
@@ -77,19 +83,19 @@ for (const [name, makeCase] of Object.entries(badCases)) {
     const said = hit ? `${hit[4]}: ${hit[5]}` : '';
     t.true(mentions.some((m) => said.includes(m)), `the error names ${mentions.join(' or ')}: "${said}"`);
 
-    t.deepEqual(await hostState(), before, 'no device or namespace was created');
+    t.deepEqual(await hostState(bridge, tap), before, 'no device or namespace was created');
     t.false(existsSync(join(dir, 'vswitchd.sock')), 'no control socket was created');
   });
 }
 
 test.serial('--check on a good config exits 0 and touches nothing', async (t) => {
-  const { dir, good } = await setup(t);
+  const { dir, bridge, tap, good } = await setup(t);
   const file = join(dir, 'good.yaml');
   writeFileSync(file, good.join('\n') + '\n');
 
-  const before = await hostState();
+  const before = await hostState(bridge, tap);
   const res = await runVswitchd(['--check', '--config', file]);
   t.is(res.code, 0, `exit status 0 (stderr: ${res.stderr})`);
-  t.deepEqual(await hostState(), before, 'no device or namespace was created');
+  t.deepEqual(await hostState(bridge, tap), before, 'no device or namespace was created');
   t.false(existsSync(join(dir, 'vswitchd.sock')), 'no control socket was created');
 });
