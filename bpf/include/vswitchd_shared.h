@@ -31,7 +31,7 @@
 
 /* ---- sizes and limits ---- */
 
-#define VSW_MAX_PORTS 256          /* port indices 0..255: port table, devmap, fast stats */
+#define VSW_MAX_PORTS 4096         /* port indices 0..4095 (FDB port ids are 16-bit): port table, devmap, fast stats; src/switch/types.ts MAX_PORTS */
 #define VSW_MAX_QUEUES 64          /* queues per device: the XSKMAP */
 #define VSW_VLAN_IDS 4096          /* VLAN id space (0 = priority tag, 4095 reserved) */
 #define VSW_VID_RESERVED 4095

@@ -17,6 +17,12 @@ export type VlanMode =
   | { mode: 'access'; vlan: number }
   | { mode: 'trunk'; trunks: number[]; nativeVlan?: number };
 
+/**
+ * Port indices 0..MAX_PORTS-1: the internal port, every port, bond and bond leg take one.
+ * VSW_MAX_PORTS of bpf/include/vswitchd_shared.h (the addon's maxPorts); test/vectors/shared.json pins both.
+ */
+export const MAX_PORTS = 4096;
+
 /** FDB entry flags, shared with native/ and BPF as VSW_FDB_STATIC (bpf/include/vswitchd_shared.h). */
 export const FDB_FLAG_STATIC = 1;
 

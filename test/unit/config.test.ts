@@ -3,11 +3,16 @@ import type { ExecutionContext } from 'ava';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { MAX_PORTS } from '../../src/switch/types.js';
 
 import {
   ConfigError,
   formatPath,
   loadConfig,
+  MAX_CONFIG_BYTES,
+  MAX_NESTING,
+  MAX_SHOWN_ISSUES,
+  MAX_VALUES,
   parseConfig,
   parsePortConfig,
   type ConfigIssue,
@@ -225,7 +230,7 @@ test('an unknown top-level key', (t) => {
     line: 2,
     column: 1,
     path: 'portz',
-    message: 'unknown key (expected one of: bridge, workers,',
+    message: 'unknown key (expected one of: bridge, bridge_mac, workers,',
   });
 });
 
@@ -532,4 +537,102 @@ test('parsePortConfig (vswitchctl port add) takes what a ports: entry takes and 
   t.throws(() => parsePortConfig({ name: 'tap-a', native_vlan: 3 }), { message: /^native_vlan: native_vlan needs trunks/ });
   t.throws(() => parsePortConfig({ name: 'abcdefghijklmnop' }), { message: /^name: expected a name of 1\.\.15 characters/ });
   t.throws(() => parsePortConfig({ name: 'tap-a', colour: 'red' }), { message: /^colour: unknown key/ });
+});
+
+// --- hostile files (issue 12): bounded time, bounded output, a position on every line ---
+
+const LINE_RE = /^switch\.yaml:\d+:\d+: /;
+
+/** Checks text, in well under a second, and returns the printed message's lines. */
+function hostile(t: ExecutionContext, text: string): string[] {
+  const start = performance.now();
+  const err = t.throws(() => parseConfig(text, FILE), { instanceOf: ConfigError });
+  const ms = performance.now() - start;
+  // A loose bound: ava runs test files side by side; the 1 s figure is for one check alone (test/integration/config.test.ts).
+  t.true(ms < 5000, `checked in ${ms.toFixed(0)} ms`);
+  const lines = (err?.message ?? '').split('\n');
+  for (const line of lines) t.regex(line, LINE_RE);
+  return lines;
+}
+
+test('a file over the size limit is refused at once, without reading it all', (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'vsd-big-'));
+  try {
+    const file = join(dir, 'switch.yaml');
+    writeFileSync(file, 'ports:\n' + '  - name: p\n    vlan: 1\n'.repeat(400_000));  // 10 MB
+    const start = performance.now();
+    const err = t.throws(() => loadConfig(file), { instanceOf: ConfigError });
+    t.true(performance.now() - start < 100, 'refused without parsing');
+    t.is(err?.issues.length, 1);
+    t.regex(err?.message ?? '', new RegExp(`^${file}:1:1: the config file is 9600007 bytes, more than the ${MAX_CONFIG_BYTES} bytes \\(256 KiB\\)`));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+  // A device that never ends: at most one byte past the limit is read.
+  const err = t.throws(() => loadConfig('/dev/zero'), { instanceOf: ConfigError });
+  t.regex(err?.message ?? '', /^\/dev\/zero:1:1: the config file is larger than that, more than the 262144 bytes/);
+});
+
+test('thousands of errors: the first 20 are printed, then where the rest start and how many', (t) => {
+  const text = yaml('ports:', ...Array.from({ length: 3000 }, (_, i) => `  - { name: p${i}, vlan: 0 }`));
+  const lines = hostile(t, text);
+  t.is(lines.length, MAX_SHOWN_ISSUES + 1);
+  t.is(lines[0], 'switch.yaml:2:23: ports[0].vlan: expected an integer in 1..4094, got 0');
+  t.is(lines[MAX_SHOWN_ISSUES], 'switch.yaml:22:24: ... and 2980 more errors from here on, not shown');
+  const err = t.throws(() => parseConfig(text, FILE), { instanceOf: ConfigError });
+  t.is(err?.issues.length, 3000, 'every issue is still collected (reload logs the count)');
+  t.is(err?.shownIssues.length, MAX_SHOWN_ISSUES);
+});
+
+test('deep nesting is reported as nesting, where it goes too deep', (t) => {
+  const flow = (n: number) => `bridge: ${'['.repeat(n)}${']'.repeat(n)}\n`;
+  const lines = hostile(t, flow(100_000));
+  t.deepEqual(lines, [`switch.yaml:1:${9 + MAX_NESTING}: mappings and lists nested more than ${MAX_NESTING} deep (a switch config needs 4)`]);
+  // The top-level mapping and 31 lists are 32 levels: an ordinary error, no depth error.
+  t.regex(hostile(t, flow(MAX_NESTING - 1))[0]!, /bridge: expected a name/);
+  const block = Array.from({ length: 5000 }, (_, i) => `${' '.repeat(i)}k${i}:`).join('\n');
+  t.regex(hostile(t, block)[0]!, new RegExp(`^switch\\.yaml:${MAX_NESTING + 1}:\\d+: mappings and lists nested more than`));
+});
+
+test('tens of thousands of duplicate keys, syntax errors or values are checked quickly', (t) => {
+  const dups = hostile(t, 'workers: 1\n'.repeat(20_000));
+  t.is(dups[0], 'switch.yaml:2:1: workers: duplicate key "workers" (keys of a mapping must be unique)');
+  t.regex(dups[MAX_SHOWN_ISSUES]!, /and 19979 more errors/);
+  const junk = hostile(t, ': : :\n\t- [ }\n'.repeat(10_000));
+  t.regex(junk[0]!, /YAML syntax error/);
+  const values = hostile(t, yaml('ports:', `  - { name: a, trunks: [${'7,'.repeat(MAX_VALUES + 10)}7] }`));
+  t.regex(values[0]!, new RegExp(`^switch\\.yaml:2:\\d+: more than ${MAX_VALUES} values`));
+});
+
+// --- port slots (issue 12): --check refuses what start would ---
+
+const ports = (n: number, first = 0) => Array.from({ length: n }, (_, i) => `  - { name: p${first + i}, vlan: 1 }`);
+
+test(`the internal port and ${MAX_PORTS - 1} ports fit; one more is refused where it stands`, (t) => {
+  t.is(parseConfig(yaml('ports:', ...ports(MAX_PORTS - 1)), FILE).ports.length, MAX_PORTS - 1);
+  // Listing the internal port does not take a second slot.
+  t.is(parseConfig(yaml('ports:', '  - { name: br0, vlan: 1 }', ...ports(MAX_PORTS - 1)), FILE).ports.length, MAX_PORTS);
+  assertOneIssue(t, yaml('ports:', ...ports(MAX_PORTS)), {
+    line: MAX_PORTS + 1,
+    column: 13,
+    path: `ports[${MAX_PORTS - 1}].name`,
+    message: `too many ports: ${MAX_PORTS + 1} port slots, at most ${MAX_PORTS}`,
+  });
+});
+
+test('a bond and each of its members take a port slot', (t) => {
+  const text = yaml('ports:', ...ports(MAX_PORTS - 3), 'bonds:', '  - { name: bond0, members: [e0, e1] }');
+  assertOneIssue(t, text, { line: MAX_PORTS, column: 34, path: 'bonds[0].members[1]', message: 'too many ports' });
+  t.is(parseConfig(yaml('ports:', ...ports(MAX_PORTS - 4), 'bonds:', '  - { name: bond0, members: [e0, e1] }'), FILE).bonds.length, 1);
+});
+
+// --- bridge_mac (issue 12) ---
+
+test('bridge_mac: a unicast MAC, lowercased; absent by default', (t) => {
+  t.is(parseConfig(yaml('bridge_mac: 02:AB:00:00:00:01'), FILE).bridge_mac, '02:ab:00:00:00:01');
+  t.false('bridge_mac' in parseConfig('', FILE));
+  assertOneIssue(t, yaml('bridge: br0', 'bridge_mac: 01:00:5e:00:00:01'), { line: 2, column: 13, path: 'bridge_mac', message: "multicast MAC cannot be the bridge's MAC" });
+  assertOneIssue(t, yaml('bridge_mac: "00:00:00:00:00:00"'), { line: 1, column: 13, path: 'bridge_mac', message: "the all-zero MAC cannot be the bridge's MAC" });
+  assertOneIssue(t, yaml('bridge_mac: 02:00:00:00:01'), { line: 1, column: 13, path: 'bridge_mac', message: 'expected a MAC address like' });
+  assertOneIssue(t, yaml('bridge_mac: 5'), { line: 1, column: 13, path: 'bridge_mac', message: 'expected a MAC address like' });
 });

@@ -135,7 +135,7 @@ for (const vlanId of [1, 10, 4094]) {
 
 // Constants more than one language uses (the C++/BPF side: bpf/include/vswitchd_shared.h).
 const constants = {
-  max_ports: 256, // VSW_MAX_PORTS; the addon's maxPorts
+  max_ports: 4096, // VSW_MAX_PORTS; the addon's maxPorts; types.ts MAX_PORTS
   bond_buckets: 256, // VSW_BOND_BUCKETS; bond.ts BOND_BUCKETS
   fdb_flag_static: 1, // VSW_FDB_STATIC; types.ts FDB_FLAG_STATIC
   last_seen_refresh_ms: 1000, // VSW_LAST_SEEN_REFRESH_MS: how stale last_seen gets before a hit rewrites it

@@ -1,9 +1,9 @@
 // vswitchd: the daemon's command line.
 import { parseArgs } from 'node:util';
 import { ConfigError, loadConfig } from '../config/config.js';
-import { Switch } from '../daemon/switch.js';
+import type { Switch } from '../daemon/switch.js';
+import type { LogLevel } from '../operate/log.js';
 import { VERSION } from '../operate/version.js';
-import { createLogger, type LogLevel } from '../operate/log.js';
 
 const USAGE = `usage: vswitchd --config FILE [--check] [--log-level LEVEL]
 
@@ -68,6 +68,8 @@ export async function main(argv: string[]): Promise<number> {
     return 0;
   }
 
+  // Loaded only to run: --check stays quick (the daemon's modules take a good part of a second here).
+  const [{ Switch }, { createLogger }] = await Promise.all([import('../daemon/switch.js'), import('../operate/log.js')]);
   const log = createLogger((level ?? config.log.level) as LogLevel, format);
   let sw: Switch | undefined;
   try {

@@ -9,9 +9,10 @@
 //      run on the raw data so that they report even when layer 1 failed.
 // Positions come from the yaml CST through `doc.getIn(path, true).range`.
 
-import { readFileSync } from 'node:fs';
-import { isMap, isScalar, isSeq, LineCounter, parseDocument, type Document } from 'yaml';
+import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
+import { Composer, isMap, isScalar, isSeq, Lexer, LineCounter, Parser, type Document } from 'yaml';
 import { z } from 'zod';
+import { MAX_PORTS } from '../types.js';
 
 // ---------------------------------------------------------------------------
 // The API other modules code against.
@@ -61,6 +62,8 @@ export type FastPathMode = 'auto' | 'tc' | 'xdp' | 'off';
 
 export interface SwitchConfig {
   bridge: string;
+  /** The internal port's MAC; absent: derived from the bridge name and the machine id (l2/mac.ts bridgeMac). */
+  bridge_mac?: string;
   workers: number;
   datapath: { xdp_mode: 'auto' | 'native' | 'generic'; frames_per_worker: number; fast_path: FastPathMode };
   fdb: { aging: number; max_per_port: number; capacity: number; static: StaticFdbConfig[] };
@@ -79,14 +82,33 @@ export interface ConfigIssue {
   message: string;
 }
 
+/** Issues printed (and logged by a refused reload); the rest are counted. A hostile file can have hundreds of thousands. */
+export const MAX_SHOWN_ISSUES = 20;
+
 export class ConfigError extends Error {
   readonly issues: ConfigIssue[];
 
   constructor(issues: ConfigIssue[]) {
-    super(issues.map(formatIssue).join('\n'));
+    super(formatIssues(issues));
     this.name = 'ConfigError';
     this.issues = issues;
   }
+
+  /** The first MAX_SHOWN_ISSUES issues, for a log line. */
+  get shownIssues(): ConfigIssue[] {
+    return this.issues.slice(0, MAX_SHOWN_ISSUES);
+  }
+}
+
+/** One line per issue, the first MAX_SHOWN_ISSUES of them, then where the rest start and how many they are. */
+export function formatIssues(issues: ConfigIssue[]): string {
+  const lines = issues.slice(0, MAX_SHOWN_ISSUES).map(formatIssue);
+  const next = issues[MAX_SHOWN_ISSUES];
+  if (next !== undefined) {
+    const more = issues.length - MAX_SHOWN_ISSUES;
+    lines.push(`${next.file}:${next.line}:${next.column}: ... and ${more} more error${more === 1 ? '' : 's'} from here on, not shown`);
+  }
+  return lines.join('\n');
 }
 
 /** `file:line:column: path: message`; the path part is left out when empty (file and syntax errors). */
@@ -118,6 +140,25 @@ const MAC_RE = /^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$/;
 const MAC_DESC = 'a MAC address like "02:00:00:00:00:01"';
 /** sun_path is 108 bytes including the NUL. */
 const SOCKET_PATH_MAX = 107;
+
+/**
+ * The largest config file read. 4096 ports (the most a switch has) take about 170 KB
+ * as access ports and 250 KB as trunks; the yaml parser here reads about 1 MB/s, so
+ * this bound keeps every check under 1 s (see docs/ARCHITECTURE.md, hostile config files).
+ */
+export const MAX_CONFIG_BYTES = 256 * 1024;
+/**
+ * Mappings and lists nested deeper than this are refused before they are built: the
+ * deepest key of the config (bonds[].lacp.mode) is 4 deep, and the yaml composer
+ * recurses once per level (a few thousand levels overflow the stack).
+ */
+export const MAX_NESTING = 32;
+/**
+ * Values (mapping values and list entries) checked at most. 4096 trunk ports with a few
+ * VLANs each are about 30000; the schema library collects issues with spread calls,
+ * which overflow the stack somewhere above 100000 (a 256 KiB list of zeros has 131072).
+ */
+export const MAX_VALUES = 65536;
 
 const DEFAULT_BRIDGE = 'br0';
 const DEFAULT_BOND_MODE = 'active-backup';
@@ -236,6 +277,8 @@ const staticSchema = section({
 
 const configSchema = section({
   bridge: nameSchema.default(DEFAULT_BRIDGE),
+  // Format and unicast rule: a cross-field check (macProblem), like a static entry's MAC.
+  bridge_mac: z.string({ error: expected(MAC_DESC) }).optional(),
   workers: intIn(1, 64).default(2),
   datapath: emptyAsDefault(section({
     xdp_mode: oneOf(['auto', 'native', 'generic']).default('auto'),
@@ -322,22 +365,39 @@ function rangeOf(node: unknown): readonly [number, number, number] | undefined {
   return Array.isArray(range) ? (range as unknown as [number, number, number]) : undefined;
 }
 
-/** The key path of the map key that starts at `offset`, to name the key of a duplicate-key error. */
-function keyPathAt(node: unknown, offset: number, path: Path = []): Path | undefined {
+interface Scan {
+  /** Keys written twice in one mapping. */
+  duplicates: { path: Path; offset: number }[];
+  values: number;
+  /** Where value number MAX_VALUES + 1 starts. */
+  tooManyAt?: number;
+}
+
+/**
+ * One walk over the document: keys written twice in one mapping, and the number of
+ * values. yaml's own duplicate check (uniqueKeys) compares each key with every earlier
+ * one, which took minutes on a hostile file; here a set per mapping. The depth is
+ * bounded by MAX_NESTING, so recursion is fine.
+ */
+function scanDocument(node: unknown, scan: Scan, path: Path = []): void {
+  const count = (child: unknown) => {
+    if (++scan.values === MAX_VALUES + 1) scan.tooManyAt = rangeOf(child)?.[0] ?? 0;
+  };
   if (isMap(node)) {
+    const seen = new Set<string>();
     for (const pair of node.items) {
-      const key = isScalar(pair.key) ? String(pair.key.value) : '?';
-      if (rangeOf(pair.key)?.[0] === offset) return [...path, key];
-      const found = keyPathAt(pair.value, offset, [...path, key]);
-      if (found) return found;
+      const key = isScalar(pair.key) ? String(pair.key.value) : undefined;
+      if (key !== undefined && seen.has(key)) scan.duplicates.push({ path: [...path, key], offset: rangeOf(pair.key)?.[0] ?? 0 });
+      if (key !== undefined) seen.add(key);
+      count(pair.value ?? pair.key);
+      scanDocument(pair.value, scan, [...path, key ?? '?']);
     }
   } else if (isSeq(node)) {
-    for (const [i, item] of node.items.entries()) {
-      const found = keyPathAt(item, offset, [...path, i]);
-      if (found) return found;
-    }
+    node.items.forEach((item, i) => {
+      count(item);
+      scanDocument(item, scan, [...path, i]);
+    });
   }
-  return undefined;
 }
 
 // ---------------------------------------------------------------------------
@@ -526,13 +586,41 @@ function checkBondOptions(bond: Raw, path: Path): Problem[] {
   return problems;
 }
 
-/** The MAC rules of a static entry; undefined when the MAC is fine. */
-function staticMacProblem(mac: string): string | undefined {
+/** The MAC rules of a station's MAC (a static entry, the bridge's own); undefined when the MAC is fine. */
+function macProblem(mac: string, what: string): string | undefined {
   if (!MAC_RE.test(mac)) return `expected ${MAC_DESC}, got ${describe(mac)}`;
   const bytes = mac.split(':').map((b) => parseInt(b, 16));
-  if (((bytes[0] ?? 0) & 1) === 1) return `multicast MAC cannot be a static unicast entry, got "${mac}"`;
-  if (bytes.every((b) => b === 0)) return 'the all-zero MAC cannot be a static entry';
+  if (((bytes[0] ?? 0) & 1) === 1) return `multicast MAC cannot be ${what}, got "${mac}"`;
+  if (bytes.every((b) => b === 0)) return `the all-zero MAC cannot be ${what}`;
   return undefined;
+}
+
+function checkBridgeMac(raw: Raw): Problem[] {
+  const mac = stringAt(raw, 'bridge_mac');
+  const problem = mac === undefined ? undefined : macProblem(mac, "the bridge's MAC");
+  return problem === undefined ? [] : [{ path: ['bridge_mac'], message: problem }];
+}
+
+/**
+ * Port slots, as start takes them: the internal port, the other ports, then each bond
+ * and its members. The first entry past MAX_PORTS is the error (start would fail there
+ * with "no free port slot").
+ */
+function checkPortSlots(raw: Raw): Problem[] {
+  const bridge = bridgeOf(raw);
+  const slots: Path[] = [[]];  // the internal port, listed or not
+  for (const [i, port] of records(raw, 'ports')) if (stringAt(port, 'name') !== bridge) slots.push(['ports', i, 'name']);
+  for (const [i, bond] of records(raw, 'bonds')) {
+    slots.push(['bonds', i, 'name']);
+    const members = Array.isArray(bond['members']) ? bond['members'] : [];
+    members.forEach((_, j) => slots.push(['bonds', i, 'members', j]));
+  }
+  const over = slots[MAX_PORTS];
+  if (over === undefined) return [];
+  return [{
+    path: over,
+    message: `too many ports: ${slots.length} port slots, at most ${MAX_PORTS} (the internal port, each port, each bond and each bond member take one); the first that does not fit is here`,
+  }];
 }
 
 /** The port of a static entry must exist, not be a bond leg, and carry the entry's VLAN (else it would leak across VLANs). */
@@ -565,8 +653,8 @@ function checkStatic(raw: Raw, names: Map<string, NameUse>, memberOf: Map<string
   for (const [k, entry] of records(raw['fdb'], 'static')) {
     const path: Path = ['fdb', 'static', k];
     const mac = stringAt(entry, 'mac');
-    const macProblem = mac === undefined ? undefined : staticMacProblem(mac);
-    if (macProblem !== undefined) problems.push({ path: [...path, 'mac'], message: macProblem });
+    const badMac = mac === undefined ? undefined : macProblem(mac, 'a static unicast entry');
+    if (badMac !== undefined) problems.push({ path: [...path, 'mac'], message: badMac });
     const port = stringAt(entry, 'port');
     const portProblem = port === undefined ? undefined : staticPortProblem(port, entry['vlan'], raw, names, memberOf);
     if (portProblem !== undefined) problems.push({ path: [...path, 'port'], message: portProblem });
@@ -589,7 +677,14 @@ function checkStatic(raw: Raw, names: Map<string, NameUse>, memberOf: Map<string
 function crossFieldProblems(raw: Raw, loc: Locator): Problem[] {
   const { problems: nameProblems, names } = checkNames(raw, loc);
   const { problems: bondProblems, memberOf } = checkBonds(raw, names, loc);
-  return [...nameProblems, ...checkPorts(raw), ...bondProblems, ...checkStatic(raw, names, memberOf, loc)];
+  return [
+    ...checkBridgeMac(raw),
+    ...nameProblems,
+    ...checkPorts(raw),
+    ...bondProblems,
+    ...checkStatic(raw, names, memberOf, loc),
+    ...checkPortSlots(raw),
+  ];
 }
 
 // ---------------------------------------------------------------------------
@@ -617,21 +712,24 @@ function dedupe(problems: Problem[]): Problem[] {
   });
 }
 
+/** Syntax errors and duplicate keys, in source order. */
 function yamlIssues(doc: Document, lines: LineCounter, file: string): ConfigIssue[] {
-  return doc.errors.map((err) => {
+  const syntax = doc.errors.map((err) => {
     const { line, col } = lines.linePos(err.pos[0]);
-    if (err.code === 'DUPLICATE_KEY') {
-      const path = keyPathAt(doc.contents, err.pos[0]) ?? [];
-      const key = path[path.length - 1];
-      const message = key === undefined ? 'duplicate key' : `duplicate key "${key}" (keys of a mapping must be unique)`;
-      return { file, line, column: col, path: formatPath(path), message };
-    }
-    // yaml's own text for this one tells a programmer to call another function.
-    if (err.code === 'MULTIPLE_DOCS') {
-      return { file, line, column: col, path: '', message: 'expected one YAML document, found a second one (---)' };
-    }
     return { file, line, column: col, path: '', message: `YAML syntax error: ${err.message}` };
   });
+  const scan: Scan = { duplicates: [], values: 0 };
+  scanDocument(doc.contents, scan);
+  const duplicates = scan.duplicates.map(({ path, offset }) => {
+    const { line, col } = lines.linePos(offset);
+    return { file, line, column: col, path: formatPath(path), message: `duplicate key "${path[path.length - 1]}" (keys of a mapping must be unique)` };
+  });
+  const tooMany = [];
+  if (scan.tooManyAt !== undefined) {
+    const { line, col } = lines.linePos(scan.tooManyAt);
+    tooMany.push({ file, line, column: col, path: '', message: `more than ${MAX_VALUES} values (${scan.values}: keys and list entries); a config of 4096 ports has about 30000; this is the first past the limit` });
+  }
+  return [...syntax, ...duplicates, ...tooMany].sort((a, b) => a.line - b.line || a.column - b.column);
 }
 
 function toIssues(problems: Problem[], loc: Locator, file: string): ConfigIssue[] {
@@ -653,6 +751,7 @@ type Parsed = z.output<typeof configSchema>;
 function finish(data: Parsed): SwitchConfig {
   return {
     ...data,
+    ...(data.bridge_mac !== undefined ? { bridge_mac: data.bridge_mac.toLowerCase() } : {}),
     fdb: { ...data.fdb, static: data.fdb.static.map((s) => ({ ...s, mac: s.mac.toLowerCase() })) },
     // The bridge's own port with no type is the internal port.
     ports: data.ports.map((p) => (p.name === data.bridge && p.type === undefined ? { ...p, type: 'internal' } : p)),
@@ -669,11 +768,53 @@ function finishBond(bond: Parsed['bonds'][number]): BondConfig {
 // ---------------------------------------------------------------------------
 // Entry points.
 
+/**
+ * yaml's parseDocument, with the nesting depth bounded while the text is parsed: the
+ * parser keeps its open collections on a stack (no recursion), the composer that turns
+ * them into a Document recurses, so it only sees what passed.
+ */
+function parseYaml(text: string, file: string, lines: LineCounter): Document {
+  // yaml makes an Error per syntax error; their stack traces took 1.5 s of a hostile file's check.
+  const stackTraceLimit = Error.stackTraceLimit;
+  Error.stackTraceLimit = 0;
+  try {
+    return parseYamlTokens(text, file, lines);
+  } finally {
+    Error.stackTraceLimit = stackTraceLimit;
+  }
+}
+
+function parseYamlTokens(text: string, file: string, lines: LineCounter): Document {
+  const parser = new Parser(lines.addNewLine);
+  lines.addNewLine(0);  // as Parser.parse() does
+  const tokens = [];
+  for (const lexeme of new Lexer().lex(text)) {
+    for (const token of parser.next(lexeme)) tokens.push(token);
+    // The stack holds the document, the open mappings and lists, and the item being read.
+    if (parser.stack.length > MAX_NESTING && parser.stack.filter((t) => 'items' in t).length > MAX_NESTING) {
+      const { line, col } = lines.linePos(parser.offset);
+      throw new ConfigError([{ file, line, column: col, path: '', message: `mappings and lists nested more than ${MAX_NESTING} deep (a switch config needs 4)` }]);
+    }
+  }
+  for (const token of parser.end()) tokens.push(token);
+  // prettyErrors off: the message stays one line; the position is ours to format.
+  const composer = new Composer({ prettyErrors: false, uniqueKeys: false });  // duplicateKeys() checks them
+  let doc: Document | undefined;
+  for (const next of composer.compose(tokens, true, text.length)) {
+    if (doc === undefined) doc = next;
+    else {
+      const { line, col } = lines.linePos(next.range[0]);
+      throw new ConfigError([{ file, line, column: col, path: '', message: 'expected one YAML document, found a second one (---)' }]);
+    }
+  }
+  return doc!;
+}
+
 export function parseConfig(text: string, file: string): SwitchConfig {
   const lines = new LineCounter();
-  // prettyErrors off: the message stays one line; the position is ours to format.
-  const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true });
-  if (doc.errors.length > 0) throw new ConfigError(yamlIssues(doc, lines, file));
+  const doc = parseYaml(text, file, lines);
+  const syntaxIssues = yamlIssues(doc, lines, file);
+  if (syntaxIssues.length > 0) throw new ConfigError(syntaxIssues);
   const loc = new Locator(doc, lines);
 
   let raw: unknown;
@@ -694,14 +835,44 @@ export function parseConfig(text: string, file: string): SwitchConfig {
   return finish(result.data);
 }
 
-export function loadConfig(file: string): SwitchConfig {
-  let text: string;
+/** The file's text; a file over MAX_CONFIG_BYTES is refused without reading it all (it may be /dev/zero). */
+function readConfigFile(file: string): string {
+  const tooBig = (size: string) => new ConfigError([{
+    file, line: 1, column: 1, path: '',
+    message: `the config file is ${size}, more than the ${MAX_CONFIG_BYTES} bytes (${MAX_CONFIG_BYTES / 1024} KiB) a config may have`,
+  }]);
+  let fd: number;
   try {
-    text = readFileSync(file, 'utf8');
+    fd = openSync(file, 'r');
   } catch (err) {
     throw new ConfigError([{ file, line: 0, column: 0, path: '', message: `cannot read the config file: ${(err as Error).message}` }]);
   }
-  return parseConfig(text, file);
+  try {
+    const size = fstatSync(fd).size;
+    if (size > MAX_CONFIG_BYTES) throw tooBig(`${size} bytes`);
+    // Not trusting the size (a pipe, a file that grows): read one byte past the limit at most.
+    const buf = Buffer.alloc(MAX_CONFIG_BYTES + 1);
+    let len = 0;
+    for (let n; len < buf.length && (n = readSync(fd, buf, len, buf.length - len, null)) > 0; ) len += n;
+    if (len > MAX_CONFIG_BYTES) throw tooBig('larger than that');
+    return buf.toString('utf8', 0, len);
+  } catch (err) {
+    if (err instanceof ConfigError) throw err;
+    throw new ConfigError([{ file, line: 0, column: 0, path: '', message: `cannot read the config file: ${(err as Error).message}` }]);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+export function loadConfig(file: string): SwitchConfig {
+  const text = readConfigFile(file);
+  try {
+    return parseConfig(text, file);
+  } catch (err) {
+    // The depth bound keeps the recursive parts shallow; should anything still overflow, say so in one line.
+    if (err instanceof RangeError) throw new ConfigError([{ file, line: 1, column: 1, path: '', message: `cannot check the config: ${err.message}` }]);
+    throw err;
+  }
 }
 
 /**

@@ -8,8 +8,9 @@ import { ConfigError, loadConfig, type BondConfig, type PortConfig, type SwitchC
 import { ControlServer } from '../operate/control-server.js';
 import { FdbManager } from '../l2/fdb.js';
 import { egressTagged, vlanMembers } from '../l2/vlan-rules.js';
-import { deleteLink, ensureBpffs, puntDrops, puntNames, stalePuntDevices } from '../ports/hygiene.js';
-import { MetricsServer } from '../operate/metrics.js';
+import { deleteLink, ensureBpffs, puntDrops, puntNames, setLinkAddress, stalePuntDevices } from '../ports/hygiene.js';
+import { isLoopbackAddress, MetricsServer } from '../operate/metrics.js';
+import { bridgeMac } from '../l2/mac.js';
 import type { FdbRow, ReloadResult, SwitchApi, VlanRow } from '../operate/switch-api.js';
 import { bpfObjectPath, loadNative, type NativeAddon, type NativeDatapath, type PortCounters, type WorkerCounters } from '../datapath/native.js';
 import { LinkMonitor, type LinkEvent } from '../ports/link-monitor.js';
@@ -21,7 +22,7 @@ import { FDB_FLAG_STATIC, type Clock, type FdbEntry, type FdbTable, type LearnEv
 const LIBXDP_DIR = '/sys/fs/bpf/xdp';
 
 /** Keys whose change needs a restart; reload reports them and leaves them as they run. */
-const RESTART_KEYS = ['bridge', 'workers', 'datapath', 'fdb.capacity', 'control.socket', 'metrics.listen'] as const;
+const RESTART_KEYS = ['bridge', 'bridge_mac', 'workers', 'datapath', 'fdb.capacity', 'control.socket', 'metrics.listen'] as const;
 
 /** The native FDB table seen through the interface the policy code expects. */
 function nativeFdbTable(dp: NativeDatapath): FdbTable {
@@ -106,6 +107,8 @@ export class Switch implements SwitchApi {
       await deleteLink(dev).catch(() => undefined);
       log.info({ device: dev }, 'removed a punt pair left by an earlier run');
     }
+    // The same MAC at every start (neighbours' ARP entries stay right); the tap is still down.
+    await setLinkAddress(config.bridge, bridgeMac(config.bridge, config.bridge_mac));
     // Watch links before adding ports, so a device that appears meanwhile is not missed.
     this.monitor = new LinkMonitor((ev) => this.serialize(() => this.onLinkEvent(ev)), (err) => log.error({ err }, 'link monitor'));
     this.monitor.start();
@@ -141,6 +144,10 @@ export class Switch implements SwitchApi {
     if (config.metrics.listen && config.metrics.listen !== 'off') {
       this.metrics = new MetricsServer(this, config.metrics.listen);
       await this.metrics.listen();
+      const bound = this.metrics.boundAddress();
+      if (!isLoopbackAddress(bound)) {
+        log.warn({ listen: config.metrics.listen, address: bound }, 'metrics endpoint is not on a loopback address: hosts, VMs and containers that can reach it can read it');
+      }
     }
     log.info({ ports: this.ports.list().map((p) => p.name), workers: config.workers, control: config.control.socket, metrics: config.metrics.listen }, 'vswitchd ready');
   }
@@ -224,7 +231,7 @@ export class Switch implements SwitchApi {
       try {
         next = loadConfig(this.configFile);
       } catch (err) {
-        if (err instanceof ConfigError) this.log.error({ issues: err.issues }, 'reload refused: the config has errors; the running config stays');
+        if (err instanceof ConfigError) this.log.error({ issues: err.shownIssues, count: err.issues.length }, 'reload refused: the config has errors; the running config stays');
         throw err;
       }
       const result = await this.applyConfig(next);

@@ -199,6 +199,12 @@ export function buildRegistry(sw: SwitchApi): Registry {
   return registry;
 }
 
+/** 127.0.0.0/8 and ::1 (also IPv4-mapped): only this host reaches them. */
+export function isLoopbackAddress(address: string): boolean {
+  const v4 = address.startsWith('::ffff:') ? address.slice(7) : address;
+  return /^127\.\d+\.\d+\.\d+$/.test(v4) || address === '::1';
+}
+
 export class MetricsServer {
   private readonly server: http.Server;
   private readonly registry: Registry;
@@ -223,6 +229,12 @@ export class MetricsServer {
       this.server.once('error', reject);
       this.server.listen(port, host, () => resolve());
     });
+  }
+
+  /** The address it is bound to (a host name in metrics.listen is resolved by then). */
+  boundAddress(): string {
+    const addr = this.server.address();
+    return typeof addr === 'object' && addr !== null ? addr.address : '';
   }
 
   async close(): Promise<void> {

@@ -234,6 +234,10 @@ export async function setLinkUp(name: string): Promise<void> {
   await sh('ip', ['link', 'set', 'dev', name, 'up']);
 }
 
+export async function setLinkAddress(name: string, mac: string): Promise<void> {
+  await sh('ip', ['link', 'set', 'dev', name, 'address', mac]);
+}
+
 export async function deleteLink(name: string): Promise<void> {
   await sh('ip', ['link', 'del', 'dev', name]);
 }
