@@ -94,6 +94,11 @@ void Datapath::setPortFast(uint16_t index, bool fast_in, bool fast_out, bool tc_
 
 // Called with the view being published: what XDP sees follows what the workers see.
 void Datapath::writeFastPorts(const View& v) {
+  if (!written_) {
+    written_ports_ = std::make_unique<FastPort[]>(kMaxPorts);
+    written_tc_ = std::make_unique<TcPort[]>(kMaxPorts);
+    written_ = std::make_unique<bool[]>(kMaxPorts);  // false: never written, write it
+  }
   for (uint32_t i = 0; i < kMaxPorts; i++) {
     const PortView& pv = v.ports[i];
     FastPort fp{};
@@ -110,7 +115,6 @@ void Datapath::writeFastPorts(const View& v) {
     fp.bond_hash = pv.bond_hash;
     if (pv.is_bond) std::memcpy(fp.buckets, pv.buckets, sizeof(fp.buckets));
     else std::fill(std::begin(fp.buckets), std::end(fp.buckets), -1);
-    fast_->writePort(static_cast<uint16_t>(i), fp);
     const PortInfo& info = ports_[i];
     TcPort tp{};
     if (info.hook == "tc" || info.hook == "xdp") {
@@ -118,7 +122,13 @@ void Datapath::writeFastPorts(const View& v) {
       tp.punt_ifindex = static_cast<__u32>(info.punt_ifindex);
       tp.flags = (pv.active && tc_out_[i] ? VSW_TC_OUT : 0) | (info.peer_netns ? VSW_TC_PEER_NETNS : 0);
     }
+    // Both are plain structs filled field by field from zero ({}), so bytes compare.
+    if (written_[i] && !std::memcmp(&written_ports_[i], &fp, sizeof(fp)) && !std::memcmp(&written_tc_[i], &tp, sizeof(tp))) continue;
+    fast_->writePort(static_cast<uint16_t>(i), fp);
     fast_->writeTcPort(static_cast<uint16_t>(i), tp);
+    written_ports_[i] = fp;
+    written_tc_[i] = tp;
+    written_[i] = true;
   }
 }
 
@@ -242,6 +252,7 @@ void Datapath::removePort(uint16_t index) {
   commit();  // from here on no worker and no fast-path program uses the port
   lock.lock();
   fast_->removePort(index);
+  if (written_) written_[index] = false;  // removePort wrote its tc entry
   fast_->detachTc(p.tc);
   fast_->detach(p.xdp);
   releaseQueues(p.queues);
@@ -348,6 +359,8 @@ void Datapath::commit() {
     std::memcpy(next->ports, staged_.ports, sizeof(staged_.ports));
     std::memcpy(next->flood, staged_.flood, sizeof(staged_.flood));
     for (int w = 0; w < kMaxWorkers; w++) next->worker_queues[w] = staged_.worker_queues[w];
+    for (int i = kMaxPorts - 1; i >= 0 && !next->flood_words; i--)
+      if (!ports_[i].name.empty()) next->flood_words = i / 64 + 1;
     next->gen = next_gen_++;
   }
   const uint64_t gen = next->gen;

@@ -31,8 +31,10 @@ constexpr int kMaxQueuesPerPort = VSW_MAX_QUEUES;  // the XDP program's XSKMAP
 
 // Tuning of the worker loop, named here so each has one value.
 constexpr uint32_t kHandoffRingSize = 4096;      // frames in flight from one worker to another's port
-constexpr uint32_t kFillTargetMax = 1024;        // frames kept in a socket's fill ring, at most...
-constexpr uint32_t kFillTargetMin = 64;          // ...and at least (else half the worker's frames, shared)
+// Frames kept in a socket's fill ring: the worker's receiving sockets share half its
+// frames (the rest carry floods and transmits), at most this many each and at least
+// one. With many ports the share gets small: src/switch/daemon/switch.ts warns below 64.
+constexpr uint32_t kFillTargetMax = 1024;
 constexpr int kKickTries = 256;                  // sendto() kicks per TX flush while the kernel makes progress
 constexpr uint32_t kLearnCacheSize = 4096;       // recent learn reports per worker (a power of two)
 constexpr uint32_t kLearnCacheMask = kLearnCacheSize - 1;
@@ -122,6 +124,7 @@ struct View {
   uint64_t gen = 0;
   PortView ports[kMaxPorts];
   uint64_t flood[kVlanIds][kPortWords] = {};  // per VLAN: member ports
+  int flood_words = 0;                         // words of flood[] that can have a bit set (ports in use)
   std::vector<Queue*> worker_queues[kMaxWorkers];
 };
 
@@ -249,6 +252,11 @@ class Datapath {
   uint8_t fast_in_[kMaxPorts] = {};     // setPortFast, applied by writeFastPorts
   uint8_t fast_out_[kMaxPorts] = {};
   uint8_t tc_out_[kMaxPorts] = {};
+  // What the port and tc tables last got: a commit writes only the entries that changed
+  // (all 4096 of both tables are 8192 map updates, ~10 ms of every port add or removal).
+  std::unique_ptr<FastPort[]> written_ports_;
+  std::unique_ptr<TcPort[]> written_tc_;
+  std::unique_ptr<bool[]> written_;
   std::mutex control_mu_;
 };
 

@@ -47,7 +47,7 @@ class HotLoop::Impl {
     const uint32_t xsks = static_cast<uint32_t>(std::count_if(queues.begin(), queues.end(), [](const Queue* q) { return q->rx; }));
     for (Queue* q : queues) {
       w_.pfds.push_back(pollfd{q->fd, POLLIN, 0});
-      q->fill_target = q->rx && xsks ? std::min<uint32_t>(kFillTargetMax, std::max<uint32_t>(kFillTargetMin, frames_per_worker_ / (2 * xsks))) : 0;
+      q->fill_target = q->rx && xsks ? std::clamp<uint32_t>(frames_per_worker_ / (2 * xsks), 1, kFillTargetMax) : 0;
     }
     w_.pfds.push_back(pollfd{w_.event_fd, POLLIN, 0});
     w_.seen_gen.store(v->gen, std::memory_order_release);
@@ -248,7 +248,7 @@ class HotLoop::Impl {
     const uint64_t* members = w_.view->flood[vlan];
     int targets[kMaxPorts];
     int n = 0;
-    for (int word = 0; word < kPortWords; word++) {
+    for (int word = 0; word < w_.view->flood_words; word++) {
       uint64_t bits = members[word];
       while (bits) {
         const int p = word * 64 + __builtin_ctzll(bits);

@@ -64,6 +64,8 @@ export class Switch implements SwitchApi {
   private monitor?: LinkMonitor;
   private agingTimer?: NodeJS.Timeout;
   private floodVlans = new Set<number>();
+  /** The fill-ring share last warned about (see warnFillShare). */
+  private warnedFillShare = 0;
   /** Serialises changes (reload, port add/del, link events): each sees the last one's result. */
   private changeQueue: Promise<unknown> = Promise.resolve();
   readonly learnResults: Record<string, number> = {};
@@ -176,6 +178,29 @@ export class Switch implements SwitchApi {
     for (const [vlan, list] of members) this.datapath.setFloodSet(vlan, list);
     this.floodVlans = new Set(members.keys());
     this.datapath.commit();
+    this.warnFillShare(ports);
+  }
+
+  /**
+   * A worker's receiving sockets share half its frames (native/datapath/hot_loop.cc
+   * adoptView); with many ports each keeps few ready, and a burst beyond them is lost
+   * in the kernel. Says so, and what frames_per_worker would give each 64 again.
+   */
+  private warnFillShare(ports: Port[]): void {
+    const { workers, datapath: { frames_per_worker: frames } } = this.config;
+    const perWorker = new Array<number>(workers).fill(0);
+    for (const p of ports) {
+      if (!p.up || p.kind === 'internal' || p.kind === 'bond') continue;
+      const sockets = p.hook === 'xdp' ? p.queues : 1;  // a tc port receives on its punt pair's one socket
+      for (let q = 0; q < sockets; q++) perWorker[(p.index + q) % workers]!++;
+    }
+    const most = Math.max(...perWorker);
+    const share = most === 0 ? 1024 : Math.max(1, Math.floor(frames / (2 * most)));
+    if (share >= 64 || share === this.warnedFillShare) return;
+    this.warnedFillShare = share;
+    const wanted = 2 ** Math.ceil(Math.log2(most * 128));
+    this.log.warn({ sockets_per_worker: most, frames_per_socket: share, frames_per_worker: frames },
+      `many ports: each receiving socket keeps only ${share} frames ready (64 wanted); set datapath.frames_per_worker to ${wanted} (${wanted * 2 / 1024} MiB per worker) to give each 64`);
   }
 
   addPort(cfg: PortConfig): Promise<Port> {
