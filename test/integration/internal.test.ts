@@ -7,7 +7,8 @@
 import { randomInt } from 'node:crypto';
 import test, { type ExecutionContext } from 'ava';
 import { accessPort, startDaemon } from '../helpers/daemon.js';
-import { addHost, cleanupFor, linkExists, noIpv6, ping, pingUntil, run, uniqueName } from '../helpers/netns.js';
+import { addHost, cleanupFor, linkExists, macOf, noIpv6, ping, pingUntil, run, uniqueName } from '../helpers/netns.js';
+import { bridgeMac } from '../../src/switch/l2/mac.js';
 
 async function hostStackPings(t: ExecutionContext, bridgeVlan: number, listBridge: boolean): Promise<void> {
   const cleanup = cleanupFor(t);
@@ -39,4 +40,25 @@ test.serial('the host stack pings a host in the VLAN of the listed internal port
 
 test.serial('an unlisted internal port is an access port of VLAN 1', async (t) => {
   await hostStackPings(t, 1, false);
+});
+
+// Issue 12: a new random MAC at every start left every neighbour's ARP entry for the host
+// pointing at a dead MAC after a restart.
+test.serial('the internal port keeps its MAC across restarts; bridge_mac sets it', async (t) => {
+  const cleanup = cleanupFor(t);
+  const bridge = `${uniqueName()}b`;
+  cleanup.add(() => run(['ip', 'link', 'del', bridge], { check: false }));
+  const macs: string[] = [];
+  for (let i = 0; i < 2; i++) {
+    const sw = await startDaemon(t, cleanup, { bridge });
+    macs.push(await macOf(bridge));
+    await sw.stop();
+    t.false(await linkExists(bridge), 'the internal port goes with the daemon');
+  }
+  t.is(macs[0], macs[1], 'two starts give the same MAC');
+  t.is(macs[0], bridgeMac(bridge), 'derived from the bridge name and /etc/machine-id');
+  t.is(parseInt(macs[0]!.slice(0, 2), 16) & 3, 2, 'locally administered unicast');
+  const sw = await startDaemon(t, cleanup, { bridge, bridge_mac: '02:5A:00:12:34:56' });
+  t.is(await macOf(bridge), '02:5a:00:12:34:56', 'bridge_mac is honoured');
+  await sw.stop();
 });

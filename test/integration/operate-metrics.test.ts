@@ -9,6 +9,7 @@ import test, { type ExecutionContext } from 'ava';
 import {
   accessPort,
   eventually,
+  freePort,
   metricValue,
   metricsListen,
   scrapeMetrics,
@@ -160,6 +161,22 @@ test.serial('/metrics has process metrics, worker busy ratios and FDB figures, a
   const { stdout } = await run(['ss', '-Hltn', `sport = :${port}`]);
   const locals = stdout.trim().split('\n').filter(Boolean).map((l) => l.trim().split(/\s+/)[3]);
   t.deepEqual(locals, [`127.0.0.1:${port}`], `only 127.0.0.1:${port} listens:\n${stdout}`);
+  t.notRegex(sw.stdout, /metrics endpoint is not on a loopback address/, 'no warning on loopback');
+});
+
+// Issue 12: allowed (an operator may scrape from another host), but never silently.
+test.serial('metrics.listen on 0.0.0.0 works and logs a warning that it is not loopback', async (t) => {
+  const cleanup = cleanupFor(t);
+  const port = await freePort();
+  const sw = await startDaemon(t, cleanup, { metrics: { listen: `0.0.0.0:${port}` } });
+  const { samples } = await scrapeMetrics(`127.0.0.1:${port}`);
+  t.true((metricValue(samples, 'vswitchd_process_resident_memory_bytes') ?? 0) > 0, 'it serves /metrics');
+  const warning = sw.stdout.split('\n').find((l) => l.includes('metrics endpoint is not on a loopback address'));
+  t.truthy(warning, `the warning is logged:\n${sw.stdout}`);
+  const entry = JSON.parse(warning ?? '{}') as { level?: number; listen?: string; address?: string };
+  t.is(entry.level, 40, 'at warn level');
+  t.is(entry.listen, `0.0.0.0:${port}`);
+  t.is(entry.address, '0.0.0.0');
 });
 
 test.serial('FDB rejections and worker restarts are on /metrics and in stats: a port over its MAC limit', async (t) => {
