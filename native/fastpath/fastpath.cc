@@ -2,6 +2,7 @@
 
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
+#include <linux/if_link.h>
 #include <sys/mman.h>
 #include <unistd.h>
 #include <xdp/libxdp.h>
@@ -40,12 +41,21 @@ int libbpfPrint(enum libbpf_print_level level, const char* fmt, va_list args) {
 }
 
 // A crashed earlier run may have left our program on the device: take it off.
+// Plain libbpf: libxdp's multiprog object of a legacy (single-program) attachment
+// kept the old program's fd open after close, so the killed run's program stayed
+// loaded for the life of the new daemon (test/integration/lifecycle.test.ts, SIGKILL).
 void detachStaleProgram(int ifindex) {
-  xdp_multiprog* mp = xdp_multiprog__get_from_ifindex(ifindex);
-  if (!mp || libxdp_get_error(mp)) return;
-  xdp_program* main = xdp_multiprog__main_prog(mp);
-  if (main && std::strcmp(xdp_program__name(main), "vswitchd_steer") == 0) xdp_multiprog__detach(mp);
-  xdp_multiprog__close(mp);
+  for (const int mode : {XDP_FLAGS_DRV_MODE, XDP_FLAGS_SKB_MODE}) {
+    __u32 id = 0;
+    if (bpf_xdp_query_id(ifindex, mode, &id) || !id) continue;
+    const int fd = bpf_prog_get_fd_by_id(id);
+    if (fd < 0) continue;
+    bpf_prog_info info{};
+    __u32 len = sizeof(info);
+    const bool ours = !bpf_obj_get_info_by_fd(fd, &info, &len) && std::strcmp(info.name, "vswitchd_steer") == 0;
+    close(fd);
+    if (ours) bpf_xdp_detach(ifindex, mode, nullptr);
+  }
 }
 
 // libxdp first tries its multi-program dispatcher on every attach; where that

@@ -1,10 +1,10 @@
 // Start, stop, restart: a clean stop leaves the host as it was; a killed daemon can be restarted.
 
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import test, { type ExecutionContext } from 'ava';
 import { accessPort, restartDaemon, runVswitchd, startDaemon, type Daemon } from '../helpers/daemon.js';
 import { puntNames } from '../../src/switch/ports/hygiene.js';
-import { addHosts, cleanupFor, hasXdp, linkExists, listFiles, pingUntil, run, uniqueName, type Host } from '../helpers/netns.js';
+import { addHosts, cleanupFor, hasXdp, linkExists, listFiles, pingUntil, run, sleep, startPing, uniqueName, type Host } from '../helpers/netns.js';
 
 /** The punt pair devices of a bridge's ports (tc hook), as they exist now. */
 function puntDevices(bridge: string): string[] {
@@ -65,17 +65,60 @@ test.serial('SIGTERM and SIGINT stop cleanly and the same config starts again', 
   await assertCleanStop(t, again, env, 'SIGINT');
 });
 
-test.serial('after SIGKILL the daemon starts again and forwards', async (t) => {
+/** Ids of the BPF programs a process holds open (its program and link fds name them in fdinfo). */
+function programsOf(pid: number): number[] {
+  const ids = new Set<number>();
+  for (const fd of readdirSync(`/proc/${pid}/fdinfo`)) {
+    let info = '';
+    try {
+      info = readFileSync(`/proc/${pid}/fdinfo/${fd}`, 'utf8');
+    } catch {
+      continue;  // closed meanwhile
+    }
+    const m = /^prog_id:\s*(\d+)$/m.exec(info);
+    if (m) ids.add(Number(m[1]));
+  }
+  return [...ids].sort((x, y) => x - y);
+}
+
+async function programExists(id: number): Promise<boolean> {
+  return (await run(['bpftool', 'prog', 'show', 'id', `${id}`], { check: false })).code === 0;
+}
+
+test.serial('SIGKILL while two hosts ping, then start again: forwarding back, nothing stale', async (t) => {
   const env = await topology(t);
-  const { cleanup, a, b, config } = env;
+  const { cleanup, a, b, tap, bridge, config } = env;
 
   const sw = await startDaemon(t, cleanup, config);
   t.true(await pingUntil(a, b.ip), 'traffic flows');
+  const oldPrograms = programsOf(sw.proc.pid!);
+  t.true(oldPrograms.length > 0, 'the daemon holds its programs');
+  const pairs = puntDevices(bridge).sort();
+  const ping = await startPing(cleanup, a, b.ip, { count: 160, interval: 0.05 });  // 8 s
+  await sleep(1000);
   const { signal } = await sw.stop('SIGKILL');
   t.is(signal, 'SIGKILL');
+  t.true(await linkExists(tap), 'the tap the daemon created outlives it');
 
+  const killedAt = Date.now();
   const again = await restartDaemon(t, cleanup, sw);
   t.true(await pingUntil(a, b.ip), 'traffic flows after a restart over the leftovers of a killed daemon');
+  const backMs = Date.now() - killedAt;
+  t.log(`forwarding back ${backMs} ms after the kill`);
+  t.true(backMs < 10_000, `forwarding back in under 10 s (${backMs} ms)`);
+  const { transmitted, received } = await ping.done();
+  t.log(`continuous ping across the kill and restart: ${received}/${transmitted} answered`);
+  t.true(received > 0 && received < transmitted, 'the ping ran through it');
+
+  // Nothing stale: the same punt pairs (no second set), the same number of programs, none of the old ones alive.
+  t.deepEqual(puntDevices(bridge).sort(), pairs, 'one punt pair per tc port, as before the kill');
+  const newPrograms = programsOf(again.proc.pid!);
+  t.log(`programs: killed daemon ${oldPrograms.join(",")}; new daemon ${newPrograms.join(",")}`);
+  t.is(newPrograms.length, oldPrograms.length, `as many programs as the first daemon held (${oldPrograms.length})`);
+  const alive = [];
+  for (const id of oldPrograms) if (await programExists(id)) alive.push(id);
+  t.deepEqual(alive, [], 'every program of the killed daemon is gone from the kernel');
+  t.true((await again.ports()).find((p) => p.name === tap)?.up, 'the tap port is up again');
   // The tap outlived the killed daemon; the new one knows it created it (its state file
   // beside the control socket), so a clean stop still removes it.
   await assertCleanStop(t, again, env, 'SIGTERM');
