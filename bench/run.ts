@@ -11,6 +11,7 @@ import { cpus } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { renderSvg, renderTables, type BenchResults, type RunRecord, type SwitchRecord } from './lib/report.js';
+import { runSoak } from './soak.js';
 import { OVS_DIR, removeStaleOvs, repoRoot, setupSwitch, type RunningSwitch, type SwitchKind, SWITCH_LABEL } from './lib/switches.js';
 import {
   Cleanup,
@@ -51,6 +52,7 @@ type Placement = 'default' | 'pinned';
 type GenKind = 'xdp' | 'trafgen';
 
 const USAGE = `usage: npm run bench -- [options]     (root; after npm run build)
+  --soak MINUTES          soak instead: mixed traffic through vswitchd for MINUTES, /metrics every second; prints RSS and fd drift, drops and error lines (bench/soak.ts)
 
   --quick                 ~3 minutes: 64-byte frames, default placement, 5 s runs
   --seconds N             measured seconds per run (default 10; quick 5)
@@ -96,6 +98,8 @@ interface Options {
   label: string;
   out: string;
   quick: boolean;
+  /** --soak MINUTES: the soak run (bench/soak.ts) instead of the rate benchmark. */
+  soakMinutes?: number;
 }
 
 function parseOptions(argv: string[]): Options {
@@ -120,6 +124,7 @@ function parseOptions(argv: string[]): Options {
       'wait-quiet': { type: 'string' },
       label: { type: 'string' },
       out: { type: 'string' },
+      soak: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -155,6 +160,7 @@ function parseOptions(argv: string[]): Options {
   }
   const ncpu = cpus().length;
   const o: Options = {
+    soakMinutes: values.soak === undefined ? undefined : num(values.soak, 2, 'soak'),
     quick,
     seconds: num(values.seconds, quick ? 5 : 10, 'seconds'),
     warmup: num(values.warmup, 1, 'warmup'),
@@ -449,6 +455,7 @@ async function main(): Promise<number> {
     process.stderr.write('bench: must run as root (namespaces, XDP)\n');
     return 1;
   }
+  if (o.soakMinutes !== undefined) return runSoak(o.soakMinutes);
   const root = repoRoot();
   const build = join(root, 'bench', 'build');
   for (const f of ['vbsink', 'vbxdpgen', 'vb_sink.bpf.o', 'vb_gen.bpf.o']) {
