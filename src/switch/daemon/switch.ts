@@ -235,6 +235,9 @@ export class Switch implements SwitchApi {
     const port = this.ports.byName(ev.name);
     if (!port) return;
     if (ev.kind === 'deleted' && port.up) {
+      // Its MACs go first: detach waits for the punt pair's removal, and a control
+      // request answered meanwhile must not see the port down with its MACs still there.
+      this.fdb.setPortUp(port.index, false);
       await this.ports.detach(port, 'device deleted');
       this.bonds?.onCarrier(port.name, false);
       this.applyPorts();
