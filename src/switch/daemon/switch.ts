@@ -321,7 +321,8 @@ export class Switch implements SwitchApi {
     }
     this.applyPorts();
     // Keys that need a restart keep their running values.
-    this.config = { ...next, bridge: prev.bridge, workers: prev.workers, datapath: prev.datapath, control: prev.control, metrics: prev.metrics, fdb: { ...next.fdb, capacity: prev.fdb.capacity } };
+    const { bridge_mac: _nextMac, ...rest } = next;
+    this.config = { ...rest, ...(prev.bridge_mac !== undefined ? { bridge_mac: prev.bridge_mac } : {}), bridge: prev.bridge, workers: prev.workers, datapath: prev.datapath, control: prev.control, metrics: prev.metrics, fdb: { ...next.fdb, capacity: prev.fdb.capacity } };
     return { changes, needsRestart: [...needsRestart] };
   }
 
