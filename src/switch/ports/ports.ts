@@ -119,7 +119,8 @@ export class PortTable {
   }
 
   byName(name: string): Port | undefined {
-    return this.list().find((p) => p.name === name);
+    for (const p of this.byIndex.values()) if (p.name === name) return p;  // no sort: called per link event and per port added
+    return undefined;
   }
 
   get(index: number): Port | undefined {
