@@ -798,7 +798,7 @@ function parseYamlTokens(text: string, file: string, lines: LineCounter): Docume
   }
   for (const token of parser.end()) tokens.push(token);
   // prettyErrors off: the message stays one line; the position is ours to format.
-  const composer = new Composer({ prettyErrors: false, uniqueKeys: false });  // duplicateKeys() checks them
+  const composer = new Composer({ prettyErrors: false, uniqueKeys: false });  // scanDocument() finds duplicates
   let doc: Document | undefined;
   for (const next of composer.compose(tokens, true, text.length)) {
     if (doc === undefined) doc = next;
