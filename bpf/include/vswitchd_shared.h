@@ -31,6 +31,10 @@
 
 /* ---- sizes and limits ---- */
 
+/* Bumped whenever a map layout below (or what a field means) changes: a daemon
+ * adopts the maps a running datapath left (restart, upgrade) only when the
+ * version they were made with is its own (src/switch/daemon/handover.ts). */
+#define VSW_LAYOUT_VERSION 1
 #define VSW_MAX_PORTS 256          /* port indices 0..255: port table, devmap, fast stats */
 #define VSW_MAX_QUEUES 64          /* queues per device: the XSKMAP */
 #define VSW_VLAN_IDS 4096          /* VLAN id space (0 = priority tag, 4095 reserved) */

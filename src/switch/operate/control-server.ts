@@ -51,6 +51,7 @@ function portRow(p: Port) {
     workers: p.owners,
     vlan: p.vlan,
     ...(p.bond ? { bond: p.bond } : {}),
+    ...(p.adopted ? { adopted: true } : {}),
     ...(p.fastPath ? { fast_path: p.fastPath.in && p.fastPath.out ? 'yes' : p.fastPath.in ? 'in' : p.fastPath.out ? 'out' : 'no' } : {}),
   };
 }
@@ -107,6 +108,7 @@ const handlers: Record<string, Handler> = {
     return { removed: { mac, vlan } };
   },
   reload: (sw) => sw.reload(),
+  restart: (sw) => sw.restart(),
 };
 
 export class ControlServer {
