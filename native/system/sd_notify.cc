@@ -64,6 +64,7 @@ int reexecWithFds(const std::string& file, const std::vector<std::string>& argv,
     }
     closedir(dir);
   }
+  for (int fd = 0; fd < 3; fd++) fcntl(fd, F_SETFD, 0);  // stdio goes on (Node marks it close-on-exec)
   std::string joined;
   for (size_t i = 0; i < names.size(); i++) joined += (i ? ":" : "") + names[i];
   setenv("LISTEN_PID", std::to_string(getpid()).c_str(), 1);

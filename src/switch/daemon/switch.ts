@@ -114,7 +114,7 @@ export class Switch implements SwitchApi {
         datapath = new this.native.Datapath({ ...options, adopt: maps });
         this.handed = new Map(state.ports.map((p) => [p.name, p]));
         this.counterBase = state.counters ?? {};
-        log.info({ ports: state.ports.length, fdb_entries: datapath.fdbInfo().size, handed_over_ms_ago: this.clock.nowMs() - state.savedAtMs }, 'adopting the running datapath');
+        log.info({ ports: state.ports.length, fdb_entries: datapath.fdbInfo().size, handed_over_ms_ago: this.clock.nowMs() - state.savedAtMs, process_uptime_ms: Math.round(process.uptime() * 1000) }, 'adopting the running datapath');
       } catch (err) {
         log.warn({ err: (err as Error).message }, 'cannot adopt the running datapath: starting afresh (the FDB is relearned)');
       }
@@ -158,6 +158,15 @@ export class Switch implements SwitchApi {
     // Watch links before adding ports, so a device that appears meanwhile is not missed.
     this.monitor = new LinkMonitor((ev) => this.serialize(() => this.onLinkEvent(ev)), (err) => log.error({ err }, 'link monitor'));
     this.monitor.start();
+    // Workers first: each port carries its slow path as soon as it is attached (after a
+    // restart, the sooner the hot loop runs, the shorter the slow path's gap).
+    this.supervisor = new Supervisor({
+      workers: config.workers,
+      log,
+      onLearn: (ev) => this.onLearn(ev),
+      onPunt: (port, frame) => this.bonds?.onPunt(port, frame),
+    });
+    this.supervisor.start();
     // Inside serialize(): link events about the devices being added wait until they are.
     await this.serialize(async () => {
       const internal = config.ports.find((p) => p.name === config.bridge) ?? { name: config.bridge, type: 'internal' as const };
@@ -181,13 +190,6 @@ export class Switch implements SwitchApi {
       this.addStatics(config.fdb.static);
       this.applyPorts();
     });
-    this.supervisor = new Supervisor({
-      workers: config.workers,
-      log,
-      onLearn: (ev) => this.onLearn(ev),
-      onPunt: (port, frame) => this.bonds?.onPunt(port, frame),
-    });
-    this.supervisor.start();
     if (this.handed) await this.serialize(() => this.reconcile());
     this.bonds!.start();
     this.publishHandover();
