@@ -449,6 +449,14 @@ void DetachLink(const Napi::CallbackInfo& info) {
   close(fd);
 }
 
+// The program running in a bpf_link (port list shows it: an upgrade changes it).
+Napi::Value LinkProgId(const Napi::CallbackInfo& info) {
+  bpf_link_info link{};
+  __u32 len = sizeof(link);
+  if (bpf_obj_get_info_by_fd(info[0].As<Napi::Number>().Int32Value(), &link, &len) != 0) return info.Env().Undefined();
+  return Napi::Number::New(info.Env(), link.prog_id);
+}
+
 // reexec(file, argv, fds, names): returns only on failure.
 void Reexec(const Napi::CallbackInfo& info) {
   const int err = reexecWithFds(info[0].As<Napi::String>().Utf8Value(), argStrings(info[1]), argFds(info[2]), argStrings(info[3]));
@@ -474,6 +482,7 @@ class Addon : public Napi::Addon<Addon> {
                              InstanceMethod<&Addon::Exit>("exitNow"),
                              InstanceMethod<&Addon::Exec>("reexec"),
                              InstanceMethod<&Addon::Detach>("detachLink"),
+                             InstanceMethod<&Addon::ProgId>("linkProgId"),
                              InstanceValue("layoutVersion", Napi::Number::New(env, VSW_LAYOUT_VERSION)),
                          });
   }
@@ -489,6 +498,7 @@ class Addon : public Napi::Addon<Addon> {
   void Exit(const Napi::CallbackInfo& info) { ExitNow(info); }
   void Exec(const Napi::CallbackInfo& info) { Reexec(info); }
   void Detach(const Napi::CallbackInfo& info) { DetachLink(info); }
+  Napi::Value ProgId(const Napi::CallbackInfo& info) { return LinkProgId(info); }
 };
 
 }  // namespace

@@ -260,8 +260,8 @@ test.serial('upgrade: a build with a different tc program replaces the running o
   await learned(svc, [a, b]);
   // The program in a's tcx link: its id and translated size.
   const progOf = async () => {
-    const net = JSON.parse((await run(['bpftool', '-j', 'net', 'show', 'dev', a.port])).stdout) as { tc?: { id: number; name?: string }[] }[];
-    const id = net.flatMap((n) => n.tc ?? []).find((p) => p.name === 'vswitchd_tc_fast')?.id;
+    const ports = await svc.ctl<{ name: string; prog_id?: number }[]>('port.list');
+    const id = ports.find((p) => p.name === a.port)?.prog_id;
     const prog = JSON.parse((await run(['bpftool', '-j', 'prog', 'show', 'id', String(id)])).stdout) as { id: number; bytes_xlated: number };
     return { id: prog.id, bytes: prog.bytes_xlated };
   };

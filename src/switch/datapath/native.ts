@@ -131,6 +131,8 @@ export interface NativeAddon {
   exitNow(code: number): never;
   /** Replaces the process (fds at 3.., LISTEN_FDS/LISTEN_FDNAMES/LISTEN_PID); throws on failure. */
   reexec(file: string, argv: string[], fds: number[], names: string[]): void;
+  /** The id of the program running in a bpf_link (undefined: not a link). */
+  linkProgId(fd: number): number | undefined;
   /** Detaches and closes a bpf_link. */
   detachLink(fd: number): void;
   /** VSW_LAYOUT_VERSION: maps are adopted only from a build with the same. */

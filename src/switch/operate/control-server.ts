@@ -51,6 +51,7 @@ function portRow(p: Port) {
     workers: p.owners,
     vlan: p.vlan,
     ...(p.bond ? { bond: p.bond } : {}),
+    ...(p.progId !== undefined ? { prog_id: p.progId } : {}),
     ...(p.adopted ? { adopted: true } : {}),
     ...(p.fastPath ? { fast_path: p.fastPath.in && p.fastPath.out ? 'yes' : p.fastPath.in ? 'in' : p.fastPath.out ? 'out' : 'no' } : {}),
   };

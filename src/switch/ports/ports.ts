@@ -48,6 +48,8 @@ export interface Port {
   punt?: { near: string; far: string };
   /** What we changed on its veth peer (XDP hook only), put back when the port goes. */
   peerChanges?: PeerChanges;
+  /** The id of the tc program running in its link (an upgrade changes it). */
+  progId?: number;
   /** Taken over from the daemon that ran before a restart (its tc link, punt pair, index). */
   adopted?: boolean;
 }
@@ -259,6 +261,9 @@ export class PortTable {
         r = datapath.addPort(port.index, port.name, info.rxQueues, this.opts.xdpMode, undefined, { hook: 'xdp' });
       }
       Object.assign(port, { kind, queues: info.rxQueues, xdpMode: r.xdpMode, hook: r.hook, owners: r.owners });
+      const linkFd = hook === 'tc' ? datapath.tcLinkFd(port.index) : -1;
+      const progId = linkFd >= 0 ? this.opts.native.linkProgId(linkFd) : undefined;
+      if (progId !== undefined) port.progId = progId;
       // In: known unicast arriving here is switched by the port's program (XDP only in native
       // mode). Out: an XDP program may redirect to it (a tap always; a veth whose peer has
       // NAPI, which the XDP pass program on the peer gives); a tc program may redirect to any device.
