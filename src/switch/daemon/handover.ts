@@ -108,7 +108,7 @@ export class Handover {
 
   /** Keeps a copy of fd in the store (and for a re-exec). */
   store(name: string, fd: number): void {
-    if (fd < 0) return;
+    if (fd < 0 || this.stored.get(name) === fd) return;
     this.stored.set(name, fd);
     if (this.underSystemd) this.native.sdNotify(`FDSTORE=1\nFDNAME=${name}`, [fd]);
   }
