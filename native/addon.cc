@@ -108,6 +108,7 @@ class DatapathWrap : public Napi::ObjectWrap<DatapathWrap> {
                            InstanceMethod<&DatapathWrap::HandoverFds>("handoverFds"),
                            InstanceMethod<&DatapathWrap::TcLinkFd>("tcLinkFd"),
                            InstanceMethod<&DatapathWrap::ReleaseFastPorts>("releaseFastPorts"),
+                           InstanceMethod<&DatapathWrap::ForgetFastPort>("forgetFastPort"),
                        });
   }
 
@@ -345,6 +346,8 @@ class DatapathWrap : public Napi::ObjectWrap<DatapathWrap> {
   }
 
   void ReleaseFastPorts(const Napi::CallbackInfo& info) { dp(info.Env()).releaseFastPorts(); }
+
+  void ForgetFastPort(const Napi::CallbackInfo& info) { dp(info.Env()).forgetFastPort(argU16(info, 0, "index")); }
 
   // Detaches every port and frees the UMEM once the workers have let go.
   void Close(const Napi::CallbackInfo&) {

@@ -127,6 +127,11 @@ void Datapath::writeFastPorts(const View& v) {
 
 FastCounters Datapath::fastCounters(uint16_t port) const { return fast_->counters(port); }
 
+void Datapath::forgetFastPort(uint16_t index) {
+  std::lock_guard<std::mutex> lock(control_mu_);
+  if (index < kMaxPorts && ports_[index].name.empty()) fast_->removePort(index);
+}
+
 void Datapath::releaseFastPorts() {
   hold_fast_ports_ = false;
   View* v = live_.load(std::memory_order_seq_cst);

@@ -246,6 +246,9 @@ class Datapath {
   bool adopting() const { return hold_fast_ports_; }
   // Ends the adoption: the port table and tc device table follow the View again.
   void releaseFastPorts();
+  // An adopted port index the config no longer has: out of the devmap, its counters zeroed
+  // (a later port of that index starts from 0). No-op for an index in use.
+  void forgetFastPort(uint16_t index);
 
  private:
   std::unique_ptr<View> buildView() const;

@@ -284,3 +284,34 @@ test.serial('upgrade: a build with a different tc program replaces the running o
   t.not(after.id, before.id, 'another program runs in the link');
   t.is(after.bytes, before.bytes + 8, 'the new build\'s (one instruction more)');
 });
+
+test.serial('a restart onto a config without a port: the port goes only once the rest is adopted', async (t) => {
+  const cleanup = cleanupFor(t);
+  const hosts = await topology(cleanup, 7);
+  const [a, b, c] = hosts as [Host, Host, Host];
+  await staticArp(a, c);
+  await staticArp(c, a);
+  const svc = await startService(t, cleanup, hosts);
+  t.true(await pingUntil(a, b.ip));
+  t.true(await pingUntil(c, a.ip));
+  await learned(svc, [a, b, c]);
+  const cIndex = (await svc.ctl<{ name: string; index: number }[]>('port.list')).find((p) => p.name === c.port)!.index;
+  const configPath = join(svc.dir, 'switch.yaml');
+  writeFileSync(configPath, readFileSync(configPath, 'utf8').replace(new RegExp(`  - name: ${c.port}\\n(    .*\\n)*?(?=  - |$)`), ''));
+  t.false(readFileSync(configPath, 'utf8').includes(c.port), 'the new config lacks c');
+  const flow = traffic(cleanup, a, b, 3);
+  await flow.start();
+  await sleep(1000);
+  svc.send('restart');
+  await svc.event(/^ready/m, 2);
+  const res = await flow.results();
+  if (TC_HOOK) t.is(res.sent - res.received, 0, 'a and b lost nothing');
+  const ports = await svc.ctl<{ name: string }[]>('port.list');
+  t.false(ports.some((p) => p.name === c.port), 'c is no longer a port');
+  t.false((await svc.ctl<FdbRow[]>('fdb.show')).some((e) => e.mac === c.mac), "c's MAC is flushed");
+  t.true((await svc.ctl<FdbRow[]>('fdb.show')).some((e) => e.mac === a.mac), "a's stays");
+  const links = await linkNames();
+  t.false(links.some((l) => new RegExp(`^vp[0-9a-f]{6}[nf]${cIndex}$`).test(l) && svc.logs().includes(l)), "c's punt pair is gone");
+  t.regex(svc.logs(), new RegExp(`"removed":\\["${c.port}"\\]`), 'the log says what the reconciliation removed');
+  t.is(await run(['ping', '-c', '2', '-W', '1', a.ip], { ns: c.ns, check: false }).then((r) => r.code), 1, 'c no longer reaches a');
+});

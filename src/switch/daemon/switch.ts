@@ -230,6 +230,7 @@ export class Switch implements SwitchApi {
       const punt = puntNames(this.config.bridge, p.index);
       if (puntPairExists(punt.near, punt.far) && !this.ports.list().some((q) => q.punt?.near === punt.near)) await deleteLink(punt.near).catch(() => undefined);
       if (p.peerChanges) await restorePeer(p.peerChanges);
+      if (!this.ports.get(p.index)) this.datapath.forgetFastPort(p.index);
       removed.push(p.name);
     }
     // Learned entries of ports that are gone.

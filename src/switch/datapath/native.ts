@@ -95,6 +95,8 @@ export interface NativeDatapath {
   tcLinkFd(index: number): number;
   /** Ends an adoption: the running programs' port tables follow the View again. */
   releaseFastPorts(): void;
+  /** An adopted port index the config no longer has: off the devmap, fast counters zeroed. */
+  forgetFastPort(index: number): void;
 }
 
 export interface RunResult {
