@@ -315,3 +315,22 @@ test.serial('a restart onto a config without a port: the port goes only once the
   t.regex(svc.logs(), new RegExp(`"removed":\\["${c.port}"\\]`), 'the log says what the reconciliation removed');
   t.is(await run(['ping', '-c', '2', '-W', '1', a.ip], { ns: c.ns, check: false }).then((r) => r.code), 1, 'c no longer reaches a');
 });
+
+test.serial('maps of another layout are not adopted: the daemon says why, starts afresh and forwards', async (t) => {
+  const cleanup = cleanupFor(t);
+  const hosts = await topology(cleanup, 8);
+  const [a, b] = hosts as [Host, Host];
+  const svc = await startService(t, cleanup, hosts);
+  t.true(await pingUntil(a, b.ip));
+  await learned(svc, [a, b]);
+  // A build whose FDB has another size stands for any incompatible layout.
+  const configPath = join(svc.dir, 'switch.yaml');
+  writeFileSync(configPath, readFileSync(configPath, 'utf8') + 'fdb:\n  capacity: 4096\n');
+  svc.send('restart');
+  await svc.event(/^ready/m, 2);
+  t.regex(svc.logs(), /"reason":"fdb.capacity 65536".*not adopting the running datapath: starting afresh/);
+  t.true(await pingUntil(a, b.ip), 'a reaches b through the fresh datapath');
+  const ports = await svc.ctl<{ name: string; adopted?: boolean; up: boolean }[]>('port.list');
+  t.true(ports.every((p) => p.up && !p.adopted), 'every port up, none adopted');
+  await learned(svc, [a, b]);
+});

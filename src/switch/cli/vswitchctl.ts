@@ -200,12 +200,13 @@ function render(cmd: string, result: unknown): string {
 }
 
 /** After `restart`: the new daemon answers on the socket once it has adopted the datapath. */
-async function waitRestarted(socketPath: string, r: { pid: number }, json: boolean): Promise<number> {
+async function waitRestarted(socketPath: string, r: { pid: number; instance: string }, json: boolean): Promise<number> {
   const start = Date.now();
-  await new Promise((resolve) => setTimeout(resolve, 100));  // the old daemon is still answering until it re-executes
   for (;;) {
     try {
-      await request(socketPath, 'version', {}, 1000);
+      // The old daemon answers until it re-executes: wait for the new one.
+      const v = (await request(socketPath, 'instance', {}, 1000)) as { instance?: string };
+      if (v.instance === r.instance) throw new Error('the old daemon is still running');
       const ms = Date.now() - start;
       process.stdout.write(json ? JSON.stringify({ restarted: true, pid: r.pid, ms }) + '\n' : `restarted (pid ${r.pid}) in ${ms} ms; the datapath was kept\n`);
       return 0;
@@ -253,7 +254,7 @@ export async function main(argv: string[]): Promise<number> {
   }
   try {
     const result = await request(values.socket!, req.cmd, req.args);
-    if (req.cmd === 'restart') return await waitRestarted(values.socket!, result as { pid: number }, values.json!);
+    if (req.cmd === 'restart') return await waitRestarted(values.socket!, result as { pid: number; instance: string }, values.json!);
     process.stdout.write(values.json ? JSON.stringify(result, null, 2) + '\n' : render(req.cmd, result));
     return 0;
   } catch (err) {

@@ -118,6 +118,12 @@ export class Handover {
     if (this.underSystemd) this.native.sdNotify(`FDSTOREREMOVE=1\nFDNAME=${name}`);
   }
 
+  /** Drops every fd of that name from the store, ours or not (what an earlier daemon left). */
+  forget(name: string): void {
+    this.stored.delete(name);
+    if (this.underSystemd) this.native.sdNotify(`FDSTOREREMOVE=1\nFDNAME=${name}`);
+  }
+
   /** A stop: nothing is handed over. */
   clear(): void {
     for (const name of [...this.stored.keys()]) this.remove(name);

@@ -227,6 +227,7 @@ export class Switch implements SwitchApi {
       if (this.ports.byName(p.name)) continue;
       const linkFd = this.handover.take(linkFdName(p.name));
       if (linkFd !== undefined) this.native.detachLink(linkFd);
+      this.handover.forget(linkFdName(p.name));
       const punt = puntNames(this.config.bridge, p.index);
       if (puntPairExists(punt.near, punt.far) && !this.ports.list().some((q) => q.punt?.near === punt.near)) await deleteLink(punt.near).catch(() => undefined);
       if (p.peerChanges) await restorePeer(p.peerChanges);
@@ -237,7 +238,13 @@ export class Switch implements SwitchApi {
     let flushed = 0;
     const gone = new Set(this.fdb.entries().map((e) => e.port).filter((i) => !this.ports.get(i)));
     for (const index of gone) flushed += this.fdb.flushPort(index);
-    for (const [, fd] of this.handover.inherited) this.native.closeFd(fd);  // nothing of ours
+    // What was handed over and not taken (a bond leg gets a new link; an unknown name):
+    // links are detached, and the store forgets them before this daemon stores its own.
+    for (const [name, fd] of this.handover.inherited) {
+      if (name.startsWith('tc.')) this.native.detachLink(fd);
+      else this.native.closeFd(fd);
+      this.handover.forget(name);
+    }
     this.handover.inherited.clear();
     const adopted = this.ports.list().filter((p) => p.adopted).map((p) => p.name);
     this.log.info({ adopted, added: this.ports.list().filter((p) => !p.adopted && p.kind !== 'bond').map((p) => p.name), removed, fdb_entries: this.fdb.size, fdb_flushed: flushed, took_ms: this.clock.nowMs() - this.startedMs },
