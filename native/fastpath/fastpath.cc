@@ -168,8 +168,8 @@ TcAttachment FastPath::attachTc(uint16_t index, const std::string& dev_name, int
     if (int err = bpf_object__load(a.obj)) throw std::runtime_error("loading " + tc_object_ + ": " + errText(err));
     bpf_program* prog = bpf_object__find_program_by_name(a.obj, "vswitchd_tc_fast");
     if (!prog) throw std::runtime_error(tc_object_ + " has no program vswitchd_tc_fast");
-    // A tcx link (kernel >= 6.6): it goes with its fd, so a killed daemon leaves
-    // nothing attached. libbpf 1.1 has no bpf_program__attach_tcx; the link call
+    // A tcx link (kernel >= 6.6): it goes with its last fd, so a killed daemon leaves
+    // nothing attached, unless systemd's fd store holds a copy (a restart keeps it). libbpf 1.1 has no bpf_program__attach_tcx; the link call
     // is the same thing.
     if (adopt_link_fd >= 0) {
       if (int err = bpf_link_update(adopt_link_fd, bpf_program__fd(prog), nullptr))
