@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import test, { type ExecutionContext } from 'ava';
 import { stringify } from 'yaml';
-import { accessPort, eventually, freePort, request, vswitchctl, type FdbRow } from '../helpers/daemon.js';
+import { accessPort, eventually, freePort, metricValue, request, scrapeMetrics, vswitchctl, type FdbRow } from '../helpers/daemon.js';
 import { repoRoot } from '../helpers/frames.js';
 import { addHosts, Background, cleanupFor, linkNames, pingUntil, run, sleep, staticArp, uniqueName, type Cleanup, type Host } from '../helpers/netns.js';
 
@@ -25,7 +25,7 @@ class Service {
   readonly socketPath: string;
   readonly log: string;
 
-  constructor(readonly dir: string, configPath: string, env: NodeJS.ProcessEnv = {}) {
+  constructor(readonly dir: string, configPath: string, env: NodeJS.ProcessEnv = {}, readonly metrics = '') {
     this.socketPath = join(dir, 'vswitchd.sock');
     this.log = join(dir, 'vswitchd.log');
     const bin = join(repoRoot(), 'bin', 'vswitchd.js');
@@ -78,7 +78,7 @@ async function startService(t: ExecutionContext, cleanup: Cleanup, ports: Host[]
   };
   const configPath = join(dir, 'switch.yaml');
   writeFileSync(configPath, stringify(config));
-  const svc = new Service(dir, configPath, env);
+  const svc = new Service(dir, configPath, env, config.metrics.listen);
   cleanup.add(async () => {
     svc.send('stop');
     await svc.event(/^stopped/m, 1, 15_000).catch(() => undefined);
@@ -221,8 +221,13 @@ test.serial('FDB ages continue and counters do not go back across a restart', as
   await sleep(3000);
   const fdb0 = await svc.ctl<FdbRow[]>('fdb.show');
   const stats0 = await svc.ctl<{ ports: Record<string, { rx_packets: number; paths: { afxdp: { rx_packets: number } } }> }>('stats');
+  const metrics0 = (await scrapeMetrics(svc.metrics)).samples.filter((m) => m.name.endsWith('_total') && !m.name.startsWith('vswitchd_process') && !m.name.startsWith('vswitchd_nodejs'));
   svc.send('restart');
   await svc.event(/^ready/m, 2);
+  const metrics1 = (await scrapeMetrics(svc.metrics)).samples;
+  const back = metrics0.filter((m) => (metricValue(metrics1, m.name, m.labels) ?? 0) < m.value).map((m) => `${m.name}${JSON.stringify(m.labels)} ${m.value} -> ${metricValue(metrics1, m.name, m.labels)}`);
+  t.true(metrics0.length > 20, 'counters were scraped');
+  t.deepEqual(back, [], 'no counter on /metrics went back');
   const fdb1 = await svc.ctl<FdbRow[]>('fdb.show');
   const stats1 = await svc.ctl<typeof stats0>('stats');
   const ageOf = (rows: FdbRow[], mac: string) => rows.find((e) => e.mac === mac)?.age_s ?? -1;

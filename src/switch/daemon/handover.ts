@@ -47,6 +47,8 @@ export interface HandoverState {
   ports: HandedPort[];
   /** The hot loop's counters (they live in process memory): the next daemon counts on from them. */
   counters: Record<string, SlowCounters>;
+  /** Each worker's counters (loops, frames, ...), counted on from when the worker count is the same. */
+  workers?: Record<string, number>[];
   /** FdbManager's event counters (learn, move, age, flush). */
   fdbStats?: Record<string, unknown>;
   savedAtMs: number;

@@ -75,6 +75,7 @@ export class Switch implements SwitchApi {
   private handed?: Map<string, HandedPort>;
   /** The hot loop's counters as the previous daemon left them: counted on from. */
   private counterBase: Record<string, SlowCounters> = {};
+  private workerBase: Record<string, number>[] = [];
   private readonly startedMs: number;
 
   constructor(public config: SwitchConfig, readonly log: Logger, readonly configFile?: string) {
@@ -114,6 +115,7 @@ export class Switch implements SwitchApi {
         datapath = new this.native.Datapath({ ...options, adopt: maps });
         this.handed = new Map(state.ports.map((p) => [p.name, p]));
         this.counterBase = state.counters ?? {};
+        if (state.workers?.length === config.workers) this.workerBase = state.workers;
         log.info({ ports: state.ports.length, fdb_entries: datapath.fdbInfo().size, handed_over_ms_ago: this.clock.nowMs() - state.savedAtMs, process_uptime_ms: Math.round(process.uptime() * 1000) }, 'adopting the running datapath');
       } catch (err) {
         log.warn({ err: (err as Error).message }, 'cannot adopt the running datapath: starting afresh (the FDB is relearned)');
@@ -275,6 +277,7 @@ export class Switch implements SwitchApi {
       fdbCapacity: this.config.fdb.capacity,
       ports: this.ports.list().filter((p) => p.kind !== 'bond').map((p) => ({ name: p.name, index: p.index, ...(p.hook ? { hook: p.hook } : {}), ...(p.peerChanges ? { peerChanges: p.peerChanges } : {}) })),
       counters,
+      workers: this.workerCounters() as unknown as Record<string, number>[],
       fdbStats: this.fdb.stats as unknown as Record<string, unknown>,
       savedAtMs: this.clock.nowMs(),
     };
@@ -556,7 +559,12 @@ export class Switch implements SwitchApi {
   }
 
   workerCounters(): WorkerCounters[] {
-    return Array.from({ length: this.config.workers }, (_, w) => this.datapath.workerCounters(w));
+    return Array.from({ length: this.config.workers }, (_, w) => {
+      const now = this.datapath.workerCounters(w);
+      const base = this.workerBase[w];
+      if (!base) return now;
+      return Object.fromEntries(Object.entries(now).map(([k, v]) => [k, v + (base[k] ?? 0)])) as unknown as WorkerCounters;
+    });
   }
 
   vlans(): VlanRow[] {
