@@ -76,6 +76,8 @@ export class Switch implements SwitchApi {
   /** The hot loop's counters as the previous daemon left them: counted on from. */
   private counterBase: Record<string, SlowCounters> = {};
   private workerBase: Record<string, number>[] = [];
+  /** Handed-over links given to ports at start; reconcile() drops those no port took. */
+  private readonly adoptedLinks = new Map<string, number>();
   private readonly startedMs: number;
 
   constructor(public config: SwitchConfig, readonly log: Logger, readonly configFile?: string) {
@@ -212,6 +214,7 @@ export class Switch implements SwitchApi {
     const p = this.handed?.get(name);
     if (!p) return undefined;
     const linkFd = this.handover.take(linkFdName(name));
+    if (linkFd !== undefined) this.adoptedLinks.set(name, linkFd);
     return { index: p.index, ...(linkFd !== undefined ? { linkFd } : {}), ...(p.peerChanges ? { peerChanges: p.peerChanges } : {}) };
   }
 
@@ -240,6 +243,14 @@ export class Switch implements SwitchApi {
     let flushed = 0;
     const gone = new Set(this.fdb.entries().map((e) => e.port).filter((i) => !this.ports.get(i)));
     for (const index of gone) flushed += this.fdb.flushPort(index);
+    // A link handed to a port that did not take it (its device is gone: the port is down).
+    for (const [name, fd] of this.adoptedLinks) {
+      const port = this.ports.byName(name);
+      if (port && this.datapath.tcLinkFd(port.index) === fd) continue;
+      this.native.detachLink(fd);
+      this.handover.forget(linkFdName(name));
+    }
+    this.adoptedLinks.clear();
     // What was handed over and not taken (a bond leg gets a new link; an unknown name):
     // links are detached, and the store forgets them before this daemon stores its own.
     for (const [name, fd] of this.handover.inherited) {
