@@ -191,7 +191,7 @@ async function across(t: ExecutionContext, kind: 'restart' | 'kill' | 'ctl', net
     t.is(res.sent - res.received, 0, 'no known-unicast frame lost');
     t.true(res.stallMs < 200, `TCP stalled ${res.stallMs} ms at most`);
   } else if (FAST === 'xdp') {
-    t.true(res.sent - res.received < 1500, `the XDP hook's gap stays short (${res.sent - res.received} frames)`);
+    t.true(res.sent - res.received < 4000, `the XDP hook's gap stays short (${res.sent - res.received} frames)`);
   }
   t.is(res.tcpError, 'none', 'the TCP connection lived on');
 
