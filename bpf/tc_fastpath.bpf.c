@@ -46,6 +46,10 @@ static __always_inline int slow_path(void)
 SEC("tc")
 int vswitchd_tc_fast(struct __sk_buff *skb)
 {
+#ifdef VSW_TEST_UPGRADE
+	/* The upgrade test's "newer build": the same program with one instruction more. */
+	asm volatile("r2 = 0" ::: "r2");
+#endif
 	__u32 zero = 0;
 	struct fast_config *cfg = bpf_map_lookup_elem(&vswitchd_config, &zero);
 	if (!cfg || !cfg->enabled)

@@ -2,12 +2,15 @@
 // exceptions with the context the C++ side gave them. The addon is
 // context-aware: it loads in the main thread (control plane) and in every
 // worker thread (hot loops), which reach the one process-wide Datapath.
+#include <bpf/bpf.h>
 #include <napi.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include <cstddef>
 #include <cstdio>
 #include <cstdlib>
+#include <cerrno>
 #include <cstring>
 #include <stdexcept>
 
@@ -102,6 +105,10 @@ class DatapathWrap : public Napi::ObjectWrap<DatapathWrap> {
                            InstanceMethod<&DatapathWrap::SetBondBuckets>("setBondBuckets"),
                            InstanceMethod<&DatapathWrap::SetLeg>("setLeg"),
                            InstanceMethod<&DatapathWrap::SendFrame>("sendFrame"),
+                           InstanceMethod<&DatapathWrap::HandoverFds>("handoverFds"),
+                           InstanceMethod<&DatapathWrap::TcLinkFd>("tcLinkFd"),
+                           InstanceMethod<&DatapathWrap::ReleaseFastPorts>("releaseFastPorts"),
+                           InstanceMethod<&DatapathWrap::ForgetFastPort>("forgetFastPort"),
                        });
   }
 
@@ -115,6 +122,13 @@ class DatapathWrap : public Napi::ObjectWrap<DatapathWrap> {
                            o.Get("bpfObject").As<Napi::String>().Utf8Value(),
                            o.Get("fastPath").ToBoolean().Value(),
                            o.Get("anchorDevice").IsString() ? o.Get("anchorDevice").As<Napi::String>().Utf8Value() : "lo"};
+    if (o.Get("tcObject").IsString()) opts.tc_object = o.Get("tcObject").As<Napi::String>().Utf8Value();
+    if (o.Get("adopt").IsObject()) {
+      const Napi::Object a = o.Get("adopt").As<Napi::Object>();
+      auto fd = [&](const char* name) { return a.Get(name).IsNumber() ? a.Get(name).As<Napi::Number>().Int32Value() : -1; };
+      opts.adopt_fdb_fd = fd("fdb");
+      opts.adopt_maps = FastMapFds{fd("ports"), fd("tx"), fd("fstats"), fd("config"), fd("tc_ports")};
+    }
     if (Datapath::current()) throw Napi::Error::New(env, "a datapath already exists in this process");
     dp_ = guarded(env, [&] { return std::make_shared<Datapath>(opts); });
     Datapath::setCurrent(dp_);
@@ -144,6 +158,7 @@ class DatapathWrap : public Napi::ObjectWrap<DatapathWrap> {
         hook.punt_far = h.Get("puntFar").As<Napi::String>().Utf8Value();
       }
       hook.peer_netns = h.Get("peerNetns").ToBoolean();
+      if (h.Get("adoptLinkFd").IsNumber()) hook.adopt_link_fd = h.Get("adoptLinkFd").As<Napi::Number>().Int32Value();
     }
     auto r = guarded(env, [&] { return dp(env).addPort(index, name, queues, mode, tap_fd, hook); });
     auto o = Napi::Object::New(env);
@@ -311,6 +326,29 @@ class DatapathWrap : public Napi::ObjectWrap<DatapathWrap> {
     guarded(env, [&] { dp(env).sendFrame(argU16(info, 0, "port"), frame); });
   }
 
+  // The map fds a restart hands to the next daemon, by their handover names.
+  Napi::Value HandoverFds(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    Datapath& d = dp(env);
+    const FastMapFds m = d.fastMapFds();
+    auto o = Napi::Object::New(env);
+    o.Set("fdb", d.fdbMapFd());
+    o.Set("ports", m.ports);
+    o.Set("tx", m.tx);
+    o.Set("fstats", m.stats);
+    o.Set("config", m.config);
+    o.Set("tc_ports", m.tc_ports);
+    return o;
+  }
+
+  Napi::Value TcLinkFd(const Napi::CallbackInfo& info) {
+    return Napi::Number::New(info.Env(), dp(info.Env()).tcLinkFd(argU16(info, 0, "index")));
+  }
+
+  void ReleaseFastPorts(const Napi::CallbackInfo& info) { dp(info.Env()).releaseFastPorts(); }
+
+  void ForgetFastPort(const Napi::CallbackInfo& info) { dp(info.Env()).forgetFastPort(argU16(info, 0, "index")); }
+
   // Detaches every port and frees the UMEM once the workers have let go.
   void Close(const Napi::CallbackInfo&) {
     if (!dp_) return;
@@ -373,8 +411,59 @@ void SetTapPersist(const Napi::CallbackInfo& info) {
 
 void CloseFd(const Napi::CallbackInfo& info) { close(info[0].As<Napi::Number>().Int32Value()); }
 
+std::vector<int> argFds(const Napi::Value& v) {
+  std::vector<int> fds;
+  if (v.IsArray()) {
+    auto arr = v.As<Napi::Array>();
+    for (uint32_t i = 0; i < arr.Length(); i++) fds.push_back(arr.Get(i).As<Napi::Number>().Int32Value());
+  }
+  return fds;
+}
+
+std::vector<std::string> argStrings(const Napi::Value& v) {
+  std::vector<std::string> out;
+  if (v.IsArray()) {
+    auto arr = v.As<Napi::Array>();
+    for (uint32_t i = 0; i < arr.Length(); i++) out.push_back(arr.Get(i).As<Napi::String>().Utf8Value());
+  }
+  return out;
+}
+
+// sdNotify(state, fds?): fds go along with SCM_RIGHTS (FDSTORE=1).
 Napi::Value SdNotify(const Napi::CallbackInfo& info) {
-  return Napi::Boolean::New(info.Env(), sdNotify(info[0].As<Napi::String>().Utf8Value()));
+  return Napi::Boolean::New(info.Env(), sdNotifyWithFds(info[0].As<Napi::String>().Utf8Value(), argFds(info[1])));
+}
+
+// A file in memory (the handover state a restart leaves in the fd store).
+Napi::Value MemfdCreate(const Napi::CallbackInfo& info) {
+  const int fd = memfd_create(info[0].As<Napi::String>().Utf8Value().c_str(), MFD_CLOEXEC);
+  if (fd < 0) throw Napi::Error::New(info.Env(), std::string("memfd_create: ") + std::strerror(errno));
+  return Napi::Number::New(info.Env(), fd);
+}
+
+// Leaves at once, without running any destructor: a restart must not detach
+// or close what the next daemon adopts.
+void ExitNow(const Napi::CallbackInfo& info) { _exit(info[0].As<Napi::Number>().Int32Value()); }
+
+// A tcx link of a port that is gone from the config after a restart: off the device.
+void DetachLink(const Napi::CallbackInfo& info) {
+  const int fd = info[0].As<Napi::Number>().Int32Value();
+  bpf_link_detach(fd);
+  close(fd);
+}
+
+// The program running in a bpf_link (port list shows it: an upgrade changes it).
+Napi::Value LinkProgId(const Napi::CallbackInfo& info) {
+  bpf_link_info link{};
+  __u32 len = sizeof(link);
+  if (bpf_obj_get_info_by_fd(info[0].As<Napi::Number>().Int32Value(), &link, &len) != 0) return info.Env().Undefined();
+  return Napi::Number::New(info.Env(), link.prog_id);
+}
+
+// reexec(file, argv, fds, names): returns only on failure.
+void Reexec(const Napi::CallbackInfo& info) {
+  const int err = reexecWithFds(info[0].As<Napi::String>().Utf8Value(), argStrings(info[1]), argFds(info[2]), argStrings(info[3]));
+  throw Napi::Error::New(info.Env(), std::string("re-exec: ") + std::strerror(-err));
 }
 
 class Addon : public Napi::Addon<Addon> {
@@ -392,6 +481,12 @@ class Addon : public Napi::Addon<Addon> {
                              InstanceMethod<&Addon::Persist>("setTapPersist"),
                              InstanceMethod<&Addon::Close>("closeFd"),
                              InstanceMethod<&Addon::Notify>("sdNotify"),
+                             InstanceMethod<&Addon::Memfd>("memfdCreate"),
+                             InstanceMethod<&Addon::Exit>("exitNow"),
+                             InstanceMethod<&Addon::Exec>("reexec"),
+                             InstanceMethod<&Addon::Detach>("detachLink"),
+                             InstanceMethod<&Addon::ProgId>("linkProgId"),
+                             InstanceValue("layoutVersion", Napi::Number::New(env, VSW_LAYOUT_VERSION)),
                          });
   }
 
@@ -402,6 +497,11 @@ class Addon : public Napi::Addon<Addon> {
   void Persist(const Napi::CallbackInfo& info) { SetTapPersist(info); }
   void Close(const Napi::CallbackInfo& info) { CloseFd(info); }
   Napi::Value Notify(const Napi::CallbackInfo& info) { return SdNotify(info); }
+  Napi::Value Memfd(const Napi::CallbackInfo& info) { return MemfdCreate(info); }
+  void Exit(const Napi::CallbackInfo& info) { ExitNow(info); }
+  void Exec(const Napi::CallbackInfo& info) { Reexec(info); }
+  void Detach(const Napi::CallbackInfo& info) { DetachLink(info); }
+  Napi::Value ProgId(const Napi::CallbackInfo& info) { return LinkProgId(info); }
 };
 
 }  // namespace

@@ -31,6 +31,10 @@
 
 /* ---- sizes and limits ---- */
 
+/* Bumped whenever a map layout below (or what a field means) changes: a daemon
+ * adopts the maps a running datapath left (restart, upgrade) only when the
+ * version they were made with is its own (src/switch/daemon/handover.ts). */
+#define VSW_LAYOUT_VERSION 1
 #define VSW_MAX_PORTS 4096         /* port indices 0..4095 (FDB port ids are 16-bit): port table, devmap, fast stats; src/switch/types.ts MAX_PORTS */
 #define VSW_MAX_QUEUES 64          /* queues per device: the XSKMAP */
 #define VSW_VLAN_IDS 4096          /* VLAN id space (0 = priority tag, 4095 reserved) */

@@ -58,9 +58,10 @@ Datapath::Datapath(const Options& opts) : opts_(opts) {
   if (opts.workers < 1 || opts.workers > kMaxWorkers)
     throw std::runtime_error("workers must be in 1.." + std::to_string(kMaxWorkers));
   umem_ = std::make_unique<Umem>(opts.workers * opts.frames_per_worker, opts.anchor_device);
-  fdb_ = std::make_unique<FdbTable>(opts.fdb_capacity);
-  fast_ = std::make_unique<FastPath>(opts.bpf_object, siblingObject(opts.bpf_object, "tc_fastpath.bpf.o"), fdb_->mapFd(),
-                                     opts.fdb_capacity, opts.fast_path);
+  fdb_ = std::make_unique<FdbTable>(opts.fdb_capacity, opts.adopt_fdb_fd);
+  fast_ = std::make_unique<FastPath>(opts.bpf_object, opts.tc_object.empty() ? siblingObject(opts.bpf_object, "tc_fastpath.bpf.o") : opts.tc_object,
+                                     fdb_->mapFd(), opts.fdb_capacity, opts.fast_path, opts.adopt_maps);
+  hold_fast_ports_ = opts.adopt_maps.ports >= 0;
   fast_->tickClock(monotonicMs());
   for (uint32_t w = 0; w < opts.workers; w++) {
     auto worker = std::make_unique<Worker>();
@@ -92,8 +93,10 @@ void Datapath::setPortFast(uint16_t index, bool fast_in, bool fast_out, bool tc_
   tc_out_[index] = tc_out && opts_.fast_path;
 }
 
-// Called with the view being published: what XDP sees follows what the workers see.
+// Called with the view being published: what XDP sees follows what the workers see
+// (except while adopting a running datapath: see Options).
 void Datapath::writeFastPorts(const View& v) {
+  if (hold_fast_ports_) return;
   if (!written_) {
     written_ports_ = std::make_unique<FastPort[]>(kMaxPorts);
     written_tc_ = std::make_unique<TcPort[]>(kMaxPorts);
@@ -133,6 +136,17 @@ void Datapath::writeFastPorts(const View& v) {
 }
 
 FastCounters Datapath::fastCounters(uint16_t port) const { return fast_->counters(port); }
+
+void Datapath::forgetFastPort(uint16_t index) {
+  std::lock_guard<std::mutex> lock(control_mu_);
+  if (index < kMaxPorts && ports_[index].name.empty()) fast_->removePort(index);
+}
+
+void Datapath::releaseFastPorts() {
+  hold_fast_ports_ = false;
+  View* v = live_.load(std::memory_order_seq_cst);
+  if (v) writeFastPorts(*v);
+}
 
 Datapath::~Datapath() {
   for (int i = 0; i < kMaxPorts; i++) {
@@ -204,7 +218,7 @@ Datapath::PortResult Datapath::addPort(uint16_t index, const std::string& name, 
         punt->fd = punt->xsk->fd();
         fast_->bindQueue(fresh.xdp, 0, punt->fd);
         fresh.queues.push_back(std::move(punt));
-        fresh.tc = fast_->attachTc(index, name, fresh.ifindex);
+        fresh.tc = fast_->attachTc(index, name, fresh.ifindex, hook.adopt_link_fd);
       } else {
         fresh.hook = "xdp";
         fresh.xdp = fast_->attach(index, name, fresh.ifindex, xdp_mode);

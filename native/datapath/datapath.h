@@ -177,6 +177,7 @@ struct PortHook {
   bool tc = false;
   std::string punt_near, punt_far;
   bool peer_netns = false;       // the device is a veth whose peer is in another netns
+  int adopt_link_fd = -1;        // tc: the port's tcx link from before a restart (its program is replaced in it)
 };
 
 class Datapath {
@@ -188,6 +189,13 @@ class Datapath {
     std::string bpf_object;  // path of xsk_steer.bpf.o
     bool fast_path;          // switch known unicast in XDP where ports allow it
     std::string anchor_device;  // where the UMEM's anchor socket binds (see xsk.h)
+    std::string tc_object;      // path of tc_fastpath.bpf.o ("": beside bpf_object)
+    // A restart: the maps the running datapath left, taken over with what they
+    // hold. While adopting, the port table and tc device table the running
+    // programs read are left as they are until releaseFastPorts() (the control
+    // plane has reconciled its config with them), as OVS's flow-restore-wait.
+    int adopt_fdb_fd = -1;
+    FastMapFds adopt_maps;
   };
   explicit Datapath(const Options& opts);  // throws
   ~Datapath();
@@ -234,6 +242,17 @@ class Datapath {
   void setPortFast(uint16_t index, bool fast_in, bool fast_out, bool tc_out);
   FastCounters fastCounters(uint16_t port) const;
 
+  // Restarts (main thread): the fds handed over to the next daemon.
+  FastMapFds fastMapFds() const { return fast_->mapFds(); }
+  int fdbMapFd() const { return fdb_->mapFd(); }
+  int tcLinkFd(uint16_t index) const { return index < kMaxPorts ? ports_[index].tc.link_fd : -1; }
+  bool adopting() const { return hold_fast_ports_; }
+  // Ends the adoption: the port table and tc device table follow the View again.
+  void releaseFastPorts();
+  // An adopted port index the config no longer has: out of the devmap, its counters zeroed
+  // (a later port of that index starts from 0). No-op for an index in use.
+  void forgetFastPort(uint16_t index);
+
  private:
   std::unique_ptr<View> buildView() const;
   void writeFastPorts(const View& v);
@@ -257,6 +276,7 @@ class Datapath {
   std::unique_ptr<FastPort[]> written_ports_;
   std::unique_ptr<TcPort[]> written_tc_;
   std::unique_ptr<bool[]> written_;
+  bool hold_fast_ports_ = false;        // adopting: leave the running programs' tables alone
   std::mutex control_mu_;
 };
 

@@ -70,32 +70,40 @@ void rememberDispatcherOutcome(int ifindex) {
 
 }  // namespace
 
-FastPath::FastPath(const std::string& bpf_object, const std::string& tc_object, int fdb_map_fd, uint32_t fdb_capacity, bool enabled)
+FastPath::FastPath(const std::string& bpf_object, const std::string& tc_object, int fdb_map_fd, uint32_t fdb_capacity, bool enabled,
+                   const FastMapFds& adopt)
     : bpf_object_(bpf_object), tc_object_(tc_object), fdb_map_fd_(fdb_map_fd), enabled_(enabled) {
   static std::once_flag print_once;
   std::call_once(print_once, [] {
     libxdp_set_print(libxdpPrint);
     libbpf_set_print(libbpfPrint);
   });
-  auto create = [this](bpf_map_type type, const char* name, uint32_t key, uint32_t value, uint32_t entries) {
-    const int fd = bpf_map_create(type, name, key, value, entries, nullptr);
+  auto create = [this](bpf_map_type type, const char* name, uint32_t key, uint32_t value, uint32_t entries, int adopted = -1,
+                       uint32_t flags = 0) {
+    if (adopted >= 0) {
+      // A map a running datapath left: only with this build's layout.
+      bpf_map_info info{};
+      __u32 len = sizeof(info);
+      const bool same = bpf_obj_get_info_by_fd(adopted, &info, &len) == 0 && info.type == static_cast<__u32>(type) &&
+                        info.key_size == key && info.value_size == value && info.max_entries == entries &&
+                        (info.map_flags & ~BPF_F_RDONLY_PROG) == flags;  // the kernel adds that one to a devmap
+      if (same) return adopted;
+      closeAll();
+      throw std::runtime_error(std::string("the adopted BPF map ") + name + " has another layout");
+    }
+    LIBBPF_OPTS(bpf_map_create_opts, opts, .map_flags = flags);
+    const int fd = bpf_map_create(type, name, key, value, entries, &opts);
     if (fd < 0) {
       closeAll();  // what was created so far
       throw std::runtime_error(std::string("creating BPF map ") + name + ": " + errText(fd));
     }
     return fd;
   };
-  ports_map_fd_ = create(BPF_MAP_TYPE_ARRAY, "vswitchd_ports", 4, sizeof(FastPort), VSW_MAX_PORTS);
-  tx_map_fd_ = create(BPF_MAP_TYPE_DEVMAP_HASH, "vswitchd_tx", 4, 4, VSW_MAX_PORTS);
-  stats_map_fd_ = create(BPF_MAP_TYPE_PERCPU_ARRAY, "vswitchd_fstats", 4, sizeof(FastCounters), VSW_MAX_PORTS);
-  tc_ports_map_fd_ = create(BPF_MAP_TYPE_ARRAY, "vswitchd_tc_ports", 4, sizeof(TcPort), VSW_MAX_PORTS);
-  LIBBPF_OPTS(bpf_map_create_opts, mmapable, .map_flags = BPF_F_MMAPABLE);
-  config_map_fd_ = bpf_map_create(BPF_MAP_TYPE_ARRAY, "vswitchd_config", 4, sizeof(FastConfig), 1, &mmapable);
-  if (config_map_fd_ < 0) {
-    const int err = config_map_fd_;
-    closeAll();
-    throw std::runtime_error("creating BPF map vswitchd_config: " + errText(err));
-  }
+  ports_map_fd_ = create(BPF_MAP_TYPE_ARRAY, "vswitchd_ports", 4, sizeof(FastPort), VSW_MAX_PORTS, adopt.ports);
+  tx_map_fd_ = create(BPF_MAP_TYPE_DEVMAP_HASH, "vswitchd_tx", 4, 4, VSW_MAX_PORTS, adopt.tx);
+  stats_map_fd_ = create(BPF_MAP_TYPE_PERCPU_ARRAY, "vswitchd_fstats", 4, sizeof(FastCounters), VSW_MAX_PORTS, adopt.stats);
+  tc_ports_map_fd_ = create(BPF_MAP_TYPE_ARRAY, "vswitchd_tc_ports", 4, sizeof(TcPort), VSW_MAX_PORTS, adopt.tc_ports);
+  config_map_fd_ = create(BPF_MAP_TYPE_ARRAY, "vswitchd_config", 4, sizeof(FastConfig), 1, adopt.config, BPF_F_MMAPABLE);
   void* mapped = mmap(nullptr, sizeof(FastConfig), PROT_READ | PROT_WRITE, MAP_SHARED, config_map_fd_, 0);
   if (mapped == MAP_FAILED) {
     const int err = errno;
@@ -155,7 +163,7 @@ void FastPath::setProgramPort(bpf_object* obj, const std::string& path, uint32_t
     throw std::runtime_error("setting the program's port index: " + errText(err));
 }
 
-TcAttachment FastPath::attachTc(uint16_t index, const std::string& dev_name, int ifindex) {
+TcAttachment FastPath::attachTc(uint16_t index, const std::string& dev_name, int ifindex, int adopt_link_fd) {
   TcAttachment a;
   a.dev_name = dev_name;
   a.ifindex = ifindex;
@@ -170,11 +178,17 @@ TcAttachment FastPath::attachTc(uint16_t index, const std::string& dev_name, int
     if (int err = bpf_object__load(a.obj)) throw std::runtime_error("loading " + tc_object_ + ": " + errText(err));
     bpf_program* prog = bpf_object__find_program_by_name(a.obj, "vswitchd_tc_fast");
     if (!prog) throw std::runtime_error(tc_object_ + " has no program vswitchd_tc_fast");
-    // A tcx link (kernel >= 6.6): it goes with its fd, so a killed daemon leaves
-    // nothing attached. libbpf 1.1 has no bpf_program__attach_tcx; the link call
+    // A tcx link (kernel >= 6.6): it goes with its last fd, so a killed daemon leaves
+    // nothing attached, unless systemd's fd store holds a copy (a restart keeps it). libbpf 1.1 has no bpf_program__attach_tcx; the link call
     // is the same thing.
-    a.link_fd = bpf_link_create(bpf_program__fd(prog), ifindex, static_cast<bpf_attach_type>(46 /* BPF_TCX_INGRESS */), nullptr);
-    if (a.link_fd < 0) throw std::runtime_error(dev_name + ": attaching the tc program (tcx ingress): " + errText(a.link_fd));
+    if (adopt_link_fd >= 0) {
+      if (int err = bpf_link_update(adopt_link_fd, bpf_program__fd(prog), nullptr))
+        throw std::runtime_error(dev_name + ": replacing the tc program in its adopted link: " + errText(err));
+      a.link_fd = adopt_link_fd;
+    } else {
+      a.link_fd = bpf_link_create(bpf_program__fd(prog), ifindex, static_cast<bpf_attach_type>(46 /* BPF_TCX_INGRESS */), nullptr);
+      if (a.link_fd < 0) throw std::runtime_error(dev_name + ": attaching the tc program (tcx ingress): " + errText(a.link_fd));
+    }
   } catch (...) {
     bpf_object__close(a.obj);
     throw;
@@ -183,7 +197,10 @@ TcAttachment FastPath::attachTc(uint16_t index, const std::string& dev_name, int
 }
 
 void FastPath::detachTc(TcAttachment& a) {
-  if (a.link_fd >= 0) close(a.link_fd);
+  if (a.link_fd >= 0) {
+    bpf_link_detach(a.link_fd);  // a copy of the fd in systemd's fd store would keep it attached
+    close(a.link_fd);
+  }
   a.link_fd = -1;
   if (a.obj) bpf_object__close(a.obj);
   a.obj = nullptr;

@@ -38,11 +38,20 @@ struct TcAttachment {
   int link_fd = -1;       // the tcx link: closing it detaches the program
 };
 
+// The shared maps by the names they are handed over with across a restart
+// (src/switch/daemon/handover.ts); -1: none (create it).
+struct FastMapFds {
+  int ports = -1, tx = -1, stats = -1, config = -1, tc_ports = -1;
+};
+
 class FastPath {
  public:
   // fdb_map_fd: the FDB table's map, shared with every program. enabled: datapath.fast_path.
-  // bpf_object: the XDP program; tc_object: the tc program.
-  FastPath(const std::string& bpf_object, const std::string& tc_object, int fdb_map_fd, uint32_t fdb_capacity, bool enabled);  // throws
+  // bpf_object: the XDP program; tc_object: the tc program. adopt: maps a running
+  // datapath left (a restart), checked against this build's layouts and taken over.
+  FastPath(const std::string& bpf_object, const std::string& tc_object, int fdb_map_fd, uint32_t fdb_capacity, bool enabled,
+           const FastMapFds& adopt = FastMapFds{});  // throws
+  FastMapFds mapFds() const { return {ports_map_fd_, tx_map_fd_, stats_map_fd_, config_map_fd_, tc_ports_map_fd_}; }
   ~FastPath();
   FastPath(const FastPath&) = delete;
   FastPath& operator=(const FastPath&) = delete;
@@ -59,8 +68,11 @@ class FastPath {
   void bindQueue(const XdpAttachment& a, uint32_t queue, int xsk_fd);  // throws
 
   // Loads a copy of the tc program for port `index` and attaches it to the
-  // device's tcx ingress; detachTc closes the link.
-  TcAttachment attachTc(uint16_t index, const std::string& dev_name, int ifindex);  // throws
+  // device's tcx ingress. adopt_link_fd >= 0: the port's tcx link from before a
+  // restart: the new program replaces the running one in it atomically
+  // (bpf_link_update: no moment without a program). detachTc detaches the link
+  // (a copy of the fd may sit in systemd's fd store) and closes it.
+  TcAttachment attachTc(uint16_t index, const std::string& dev_name, int ifindex, int adopt_link_fd = -1);  // throws
   void detachTc(TcAttachment& a);  // no-op when not attached
   // The tc device table (written with the port table).
   void writeTcPort(uint16_t index, const TcPort& port);

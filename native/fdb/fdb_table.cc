@@ -19,12 +19,22 @@ std::string errnoText(const char* what, int err) {
 
 }  // namespace
 
-FdbTable::FdbTable(uint32_t capacity) : capacity_(capacity) {
+FdbTable::FdbTable(uint32_t capacity, int adopt_fd) : capacity_(capacity) {
   if (capacity < 16 || (capacity & (capacity - 1)) != 0)
     throw std::runtime_error("FDB capacity must be a power of two >= 16, got " + std::to_string(capacity));
-  LIBBPF_OPTS(bpf_map_create_opts, opts, .map_flags = BPF_F_MMAPABLE);
-  map_fd_ = bpf_map_create(BPF_MAP_TYPE_ARRAY, "vswitchd_fdb", sizeof(uint32_t), sizeof(FdbSlot), capacity, &opts);
-  if (map_fd_ < 0) throw std::runtime_error(errnoText("creating the FDB map (BPF_F_MMAPABLE array)", -map_fd_));
+  if (adopt_fd >= 0) {
+    bpf_map_info info{};
+    __u32 len = sizeof(info);
+    if (bpf_obj_get_info_by_fd(adopt_fd, &info, &len) != 0) throw std::runtime_error(errnoText("reading the adopted FDB map", errno));
+    if (info.type != BPF_MAP_TYPE_ARRAY || info.value_size != sizeof(FdbSlot) || info.max_entries != capacity || !(info.map_flags & BPF_F_MMAPABLE))
+      throw std::runtime_error("the adopted FDB map has another layout (" + std::to_string(info.max_entries) + " slots of " +
+                               std::to_string(info.value_size) + " bytes; want " + std::to_string(capacity) + " of " + std::to_string(sizeof(FdbSlot)) + ")");
+    map_fd_ = adopt_fd;
+  } else {
+    LIBBPF_OPTS(bpf_map_create_opts, opts, .map_flags = BPF_F_MMAPABLE);
+    map_fd_ = bpf_map_create(BPF_MAP_TYPE_ARRAY, "vswitchd_fdb", sizeof(uint32_t), sizeof(FdbSlot), capacity, &opts);
+    if (map_fd_ < 0) throw std::runtime_error(errnoText("creating the FDB map (BPF_F_MMAPABLE array)", -map_fd_));
+  }
   const size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
   map_bytes_ = (static_cast<size_t>(capacity) * sizeof(FdbSlot) + page - 1) / page * page;
   void* mem = mmap(nullptr, map_bytes_, PROT_READ | PROT_WRITE, MAP_SHARED, map_fd_, 0);
@@ -34,6 +44,11 @@ FdbTable::FdbTable(uint32_t capacity) : capacity_(capacity) {
     throw std::runtime_error(errnoText("mmap of the FDB map", err));
   }
   slots_ = static_cast<FdbSlot*>(mem);
+  // An adopted table: count what it holds (the writer's bookkeeping).
+  for (uint32_t i = 0; i < capacity_; i++) {
+    if (slots_[i].vlan != 0) live_++;
+    else if (slots_[i].flags & kFdbTombstone) tombstones_++;
+  }
 }
 
 FdbTable::~FdbTable() {

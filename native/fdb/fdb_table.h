@@ -96,7 +96,9 @@ struct FdbRecord {
 // The single writer. Owns the BPF map and its mapping.
 class FdbTable {
  public:
-  explicit FdbTable(uint32_t capacity);  // throws std::runtime_error
+  // adopt_fd >= 0: the FDB map a running datapath left (a restart): taken over
+  // with its entries, which must have this capacity and slot size.
+  explicit FdbTable(uint32_t capacity, int adopt_fd = -1);  // throws std::runtime_error
   ~FdbTable();
   FdbTable(const FdbTable&) = delete;
   FdbTable& operator=(const FdbTable&) = delete;

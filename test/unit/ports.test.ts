@@ -39,6 +39,7 @@ function rig() {
     restorePeer: async () => [],
     createPuntPair: async () => undefined,
     deleteLink: async () => undefined,
+    puntPairExists: () => false,
   };
   const ports = new PortTable({
     native,

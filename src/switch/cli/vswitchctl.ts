@@ -19,6 +19,8 @@ commands:
   fdb del MAC --vlan N
   stats                                   per-port counters and per-worker loop figures
   reload                                  re-read the config file and apply the difference
+  restart                                 start the daemon again in place (a new build on disk too),
+                                          keeping the datapath: forwarding goes on; waits until it answers
 
 --socket defaults to /run/vswitchd/vswitchd.sock; --json prints the raw result.
 `;
@@ -102,6 +104,7 @@ export function toRequest(words: string[], o: Record<string, string | undefined>
     case 'version':
     case 'stats':
     case 'reload':
+    case 'restart':
       return { cmd: noun!, args: {} };
     case 'port list':
       return { cmd: 'port.list', args: {} };
@@ -196,6 +199,24 @@ function render(cmd: string, result: unknown): string {
   return table([result as Record<string, unknown>]);
 }
 
+/** After `restart`: the new daemon answers on the socket once it has adopted the datapath. */
+async function waitRestarted(socketPath: string, r: { pid: number; instance: string }, json: boolean): Promise<number> {
+  const start = Date.now();
+  for (;;) {
+    try {
+      // The old daemon answers until it re-executes: wait for the new one.
+      const v = (await request(socketPath, 'instance', {}, 1000)) as { instance?: string };
+      if (v.instance === r.instance) throw new Error('the old daemon is still running');
+      const ms = Date.now() - start;
+      process.stdout.write(json ? JSON.stringify({ restarted: true, pid: r.pid, ms }) + '\n' : `restarted (pid ${r.pid}) in ${ms} ms; the datapath was kept\n`);
+      return 0;
+    } catch (err) {
+      if (Date.now() - start > 60_000) throw err;
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+  }
+}
+
 export async function main(argv: string[]): Promise<number> {
   let parsed;
   try {
@@ -233,6 +254,7 @@ export async function main(argv: string[]): Promise<number> {
   }
   try {
     const result = await request(values.socket!, req.cmd, req.args);
+    if (req.cmd === 'restart') return await waitRestarted(values.socket!, result as { pid: number; instance: string }, values.json!);
     process.stdout.write(values.json ? JSON.stringify(result, null, 2) + '\n' : render(req.cmd, result));
     return 0;
   } catch (err) {

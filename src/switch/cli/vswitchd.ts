@@ -90,8 +90,15 @@ export async function main(argv: string[]): Promise<number> {
       log.info({ signal }, 'stopping');
       resolve();
     };
+    // A stop: everything goes (programs, created devices, the fd store's copies).
     process.once('SIGTERM', () => finish('SIGTERM'));
     process.once('SIGINT', () => finish('SIGINT'));
+    // systemd's RestartKillSignal= (config/vswitchd.service): a restart, not a stop.
+    // The datapath stays; the fd store hands it to the next start.
+    process.once('SIGUSR2', () => {
+      running.native.sdNotify('STOPPING=1');
+      void running.serialize(() => running.restartKeepingDatapath(false));
+    });
     process.on('SIGHUP', () => {
       running.native.sdNotify('RELOADING=1');
       // reload() logs both outcomes; a refused reload leaves the running config.

@@ -8,14 +8,15 @@ import { ConfigError, loadConfig, type BondConfig, type PortConfig, type SwitchC
 import { ControlServer } from '../operate/control-server.js';
 import { FdbManager } from '../l2/fdb.js';
 import { egressTagged, vlanMembers } from '../l2/vlan-rules.js';
-import { deleteLink, ensureBpffs, puntDrops, puntNames, setLinkAddress, stalePuntDevices } from '../ports/hygiene.js';
+import { deleteLink, ensureBpffs, puntDrops, puntNames, puntPairExists, restorePeer, setLinkAddress, stalePuntDevices } from '../ports/hygiene.js';
+import { Handover, inheritedFds, linkFdName, MAP_NAMES, tapFdName, type HandedPort, type HandoverState, type SlowCounters } from './handover.js';
 import { isLoopbackAddress, MetricsServer } from '../operate/metrics.js';
 import { bridgeMac } from '../l2/mac.js';
 import type { FdbRow, ReloadResult, SwitchApi, VlanRow } from '../operate/switch-api.js';
 import { bpfObjectPath, loadNative, type NativeAddon, type NativeDatapath, type PortCounters, type WorkerCounters } from '../datapath/native.js';
 import { LinkMonitor, type LinkEvent } from '../ports/link-monitor.js';
 import { BondManager, readCarrier } from '../bond/manager.js';
-import { CreatedDevices, PortTable, bondPortConfig, type Port } from '../ports/ports.js';
+import { CreatedDevices, PortTable, bondPortConfig, type AdoptedPort, type Port } from '../ports/ports.js';
 import { Supervisor } from '../datapath/supervisor.js';
 import { FDB_FLAG_STATIC, type Clock, type FdbEntry, type FdbTable, type LearnEvent } from '../types.js';
 
@@ -71,25 +72,73 @@ export class Switch implements SwitchApi {
   readonly learnResults: Record<string, number> = {};
   /** libxdp makes /sys/fs/bpf/xdp for its lock; we remove it again if we caused it. */
   private libxdpDirExisted = true;
+  /** What a restart hands to the next daemon, and what this one was handed. */
+  readonly handover: Handover;
+  /** The previous daemon's ports, when this start adopted its datapath. */
+  private handed?: Map<string, HandedPort>;
+  /** The hot loop's counters as the previous daemon left them: counted on from. */
+  private counterBase: Record<string, SlowCounters> = {};
+  private workerBase: Record<string, number>[] = [];
+  /** Handed-over links given to ports at start; reconcile() drops those no port took. */
+  private readonly adoptedLinks = new Map<string, number>();
+  private readonly startedMs: number;
 
   constructor(public config: SwitchConfig, readonly log: Logger, readonly configFile?: string) {
     this.native = loadNative();
     this.clock = { nowMs: () => this.native.monotonicMs() };
+    this.startedMs = this.clock.nowMs();
+    this.handover = new Handover(this.native, inheritedFds(), log);
+    const state = this.handover.readState();
+    const refuse = state && (state.layout !== this.native.layoutVersion ? `map layout ${state.layout}, this build's is ${this.native.layoutVersion}`
+      : state.bridge !== config.bridge ? `bridge ${state.bridge}` : state.fdbCapacity !== config.fdb.capacity ? `fdb.capacity ${state.fdbCapacity}` : undefined);
+    const maps = Object.fromEntries(MAP_NAMES.flatMap((n) => {
+      const fd = this.handover.take(n);
+      return fd === undefined ? [] : [[n, fd]];
+    })) as Record<string, number>;
     // The internal port's tap exists for the life of the process: the UMEM is anchored on it.
+    // After a restart it is the same tap (same MAC, the host's addresses on it kept).
+    const tapFd = this.handover.take(tapFdName(config.bridge));
     try {
-      this.internalTapFd = this.native.openTap(config.bridge, false);
+      this.internalTapFd = tapFd ?? this.native.openTap(config.bridge, false);
     } catch (err) {
       const busy = /busy/i.test((err as Error).message);
       throw new Error(`internal port ${config.bridge}: ${(err as Error).message}${busy ? ' (is another vswitchd running with bridge ' + config.bridge + '?)' : ''}`);
     }
-    this.datapath = new this.native.Datapath({
+    const options = {
       anchorDevice: config.bridge,
       workers: config.workers,
       framesPerWorker: config.datapath.frames_per_worker,
       fdbCapacity: config.fdb.capacity,
       bpfObject: bpfObjectPath,
+      // A test build of the tc program (the upgrade test) or a packaged one elsewhere.
+      ...(process.env.VSWITCHD_TC_OBJECT ? { tcObject: process.env.VSWITCHD_TC_OBJECT } : {}),
       fastPath: config.datapath.fast_path !== 'off',
-    });
+    };
+    let datapath: NativeDatapath | undefined;
+    if (state && !refuse && MAP_NAMES.every((n) => maps[n] !== undefined)) {
+      try {
+        datapath = new this.native.Datapath({ ...options, adopt: maps });
+        this.handed = new Map(state.ports.map((p) => [p.name, p]));
+        this.counterBase = state.counters ?? {};
+        if (state.workers?.length === config.workers) this.workerBase = state.workers;
+        log.info({ ports: state.ports.length, fdb_entries: datapath.fdbInfo().size, handed_over_ms_ago: this.clock.nowMs() - state.savedAtMs, process_uptime_ms: Math.round(process.uptime() * 1000) }, 'adopting the running datapath');
+      } catch (err) {
+        log.warn({ err: (err as Error).message }, 'cannot adopt the running datapath: starting afresh (the FDB is relearned)');
+      }
+    } else if (state || Object.keys(maps).length) {
+      log.warn({ reason: refuse ?? 'maps missing' }, 'not adopting the running datapath: starting afresh (the FDB is relearned)');
+      for (const fd of Object.values(maps)) this.native.closeFd(fd);
+    }
+    if (!datapath) {
+      // The old programs go: the new ones (fresh maps) are attached port by port.
+      for (const [name, fd] of this.handover.inherited) {
+        if (name.startsWith('tc.')) this.native.detachLink(fd);
+        else this.native.closeFd(fd);
+      }
+      this.handover.inherited.clear();
+      datapath = new this.native.Datapath(options);
+    }
+    this.datapath = datapath;
     const created = new CreatedDevices(path.join(path.dirname(config.control.socket), `${config.bridge}.devices.json`));
     this.ports = new PortTable({ native: this.native, created, datapath: this.datapath, xdpMode: config.datapath.xdp_mode, fastPath: config.datapath.fast_path, bridge: config.bridge, log });
     this.fdb = new FdbManager({
@@ -98,14 +147,18 @@ export class Switch implements SwitchApi {
       agingMs: config.fdb.aging * 1000,
       maxPerPort: config.fdb.max_per_port,
     });
+    if (this.handed && state?.fdbStats) Object.assign(this.fdb.stats, state.fdbStats);
   }
 
   async start(): Promise<void> {
     const { config, log } = this;
     if (await ensureBpffs()) log.info('mounted bpffs at /sys/fs/bpf');
     this.libxdpDirExisted = existsSync(LIBXDP_DIR);
-    // Punt pairs of a run that was killed (ports that are still configured get theirs again).
+    // Punt pairs of a run that was killed (ports that are still configured get theirs again);
+    // an adopted datapath keeps its pairs until it is reconciled.
+    const handedPairs = new Set([...(this.handed?.values() ?? [])].map((p) => puntNames(config.bridge, p.index).near));
     for (const dev of stalePuntDevices(puntNames(config.bridge, 0).prefix)) {
+      if (handedPairs.has(dev)) continue;
       await deleteLink(dev).catch(() => undefined);
       log.info({ device: dev }, 'removed a punt pair left by an earlier run');
     }
@@ -114,11 +167,25 @@ export class Switch implements SwitchApi {
     // Watch links before adding ports, so a device that appears meanwhile is not missed.
     this.monitor = new LinkMonitor((ev) => this.serialize(() => this.onLinkEvent(ev)), (err) => log.error({ err }, 'link monitor'));
     this.monitor.start();
+    // Workers first: each port carries its slow path as soon as it is attached (after a
+    // restart, the sooner the hot loop runs, the shorter the slow path's gap).
+    this.supervisor = new Supervisor({
+      workers: config.workers,
+      log,
+      onLearn: (ev) => this.onLearn(ev),
+      onPunt: (port, frame) => this.bonds?.onPunt(port, frame),
+    });
+    this.supervisor.start();
     // Inside serialize(): link events about the devices being added wait until they are.
     await this.serialize(async () => {
       const internal = config.ports.find((p) => p.name === config.bridge) ?? { name: config.bridge, type: 'internal' as const };
-      await this.ports.add(internal, true, undefined, this.internalTapFd);
-      for (const p of config.ports) if (p.name !== config.bridge) await this.ports.add(p, false);
+      // Adopted ports keep their indices (the FDB and the running programs name ports by
+      // index); no other port may take one of them before the reconciliation.
+      this.ports.reserve(new Set([...(this.handed?.values() ?? [])].map((p) => p.index)));
+      await this.ports.add(internal, true, undefined, this.internalTapFd, this.adoptFor(config.bridge));
+      const others = config.ports.filter((p) => p.name !== config.bridge);
+      for (const p of others.filter((q) => this.handed?.has(q.name))) await this.ports.add(p, false, undefined, undefined, this.adoptFor(p.name));
+      for (const p of others.filter((q) => !this.handed?.has(q.name))) await this.ports.add(p, false);
       this.bonds = new BondManager({
         datapath: this.datapath,
         ports: this.ports,
@@ -132,15 +199,13 @@ export class Switch implements SwitchApi {
       this.addStatics(config.fdb.static);
       this.applyPorts();
     });
-    this.supervisor = new Supervisor({
-      workers: config.workers,
-      log,
-      onLearn: (ev) => this.onLearn(ev),
-      onPunt: (port, frame) => this.bonds?.onPunt(port, frame),
-    });
-    this.supervisor.start();
+    if (this.handed) await this.serialize(() => this.reconcile());
     this.bonds!.start();
-    this.agingTimer = setInterval(() => this.fdb.age(), 1000);
+    this.publishHandover();
+    this.agingTimer = setInterval(() => {
+      this.fdb.age();
+      this.saveState();
+    }, 1000);
     this.control = new ControlServer(this, config.control.socket);
     await this.control.listen();
     if (config.metrics.listen && config.metrics.listen !== 'off') {
@@ -152,6 +217,112 @@ export class Switch implements SwitchApi {
       }
     }
     log.info({ ports: this.ports.list().map((p) => p.name), workers: config.workers, control: config.control.socket, metrics: config.metrics.listen }, 'vswitchd ready');
+  }
+
+  private adoptFor(name: string): AdoptedPort | undefined {
+    const p = this.handed?.get(name);
+    if (!p) return undefined;
+    const linkFd = this.handover.take(linkFdName(name));
+    if (linkFd !== undefined) this.adoptedLinks.set(name, linkFd);
+    return { index: p.index, ...(linkFd !== undefined ? { linkFd } : {}), ...(p.peerChanges ? { peerChanges: p.peerChanges } : {}) };
+  }
+
+  /**
+   * The end of an adoption (OVS's flow-restore-wait): the config's ports are all
+   * in, the workers run; now the running programs' tables follow the new View,
+   * and what the previous daemon had that the config no longer has goes.
+   */
+  private async reconcile(): Promise<void> {
+    const handed = this.handed!;
+    this.datapath.releaseFastPorts();
+    this.ports.reserve(new Set());
+    const removed: string[] = [];
+    for (const p of handed.values()) {
+      if (this.ports.byName(p.name)) continue;
+      const linkFd = this.handover.take(linkFdName(p.name));
+      if (linkFd !== undefined) this.native.detachLink(linkFd);
+      this.handover.forget(linkFdName(p.name));
+      const punt = puntNames(this.config.bridge, p.index);
+      if (puntPairExists(punt.near, punt.far) && !this.ports.list().some((q) => q.punt?.near === punt.near)) await deleteLink(punt.near).catch(() => undefined);
+      if (p.peerChanges) await restorePeer(p.peerChanges);
+      if (!this.ports.get(p.index)) this.datapath.forgetFastPort(p.index);
+      removed.push(p.name);
+    }
+    // Learned entries of ports that are gone.
+    let flushed = 0;
+    const gone = new Set(this.fdb.entries().map((e) => e.port).filter((i) => !this.ports.get(i)));
+    for (const index of gone) flushed += this.fdb.flushPort(index);
+    // A link handed to a port that did not take it (its device is gone: the port is down).
+    for (const [name, fd] of this.adoptedLinks) {
+      const port = this.ports.byName(name);
+      if (port && this.datapath.tcLinkFd(port.index) === fd) continue;
+      this.native.detachLink(fd);
+      this.handover.forget(linkFdName(name));
+    }
+    this.adoptedLinks.clear();
+    // What was handed over and not taken (a bond leg gets a new link; an unknown name):
+    // links are detached, and the store forgets them before this daemon stores its own.
+    for (const [name, fd] of this.handover.inherited) {
+      if (name.startsWith('tc.')) this.native.detachLink(fd);
+      else this.native.closeFd(fd);
+      this.handover.forget(name);
+    }
+    this.handover.inherited.clear();
+    const adopted = this.ports.list().filter((p) => p.adopted).map((p) => p.name);
+    this.log.info({ adopted, added: this.ports.list().filter((p) => !p.adopted && p.kind !== 'bond').map((p) => p.name), removed, fdb_entries: this.fdb.size, fdb_flushed: flushed, took_ms: this.clock.nowMs() - this.startedMs },
+      'datapath adopted; reconciled with the config');
+    this.handed = undefined;
+  }
+
+  /** Puts the datapath's fds in the store (systemd's, or the next re-exec's) and the state beside them. */
+  private publishHandover(): void {
+    const h = this.handover;
+    for (const [name, fd] of Object.entries(this.datapath.handoverFds())) h.store(name, fd);
+    const internal = this.ports.list().find((p) => p.kind === 'internal');
+    if (internal) h.store(tapFdName(this.config.bridge), this.internalTapFd);
+    for (const p of this.ports.list()) {
+      const fd = p.up && p.hook === 'tc' ? this.datapath.tcLinkFd(p.index) : -1;
+      if (fd >= 0) h.store(linkFdName(p.name), fd);
+      else h.remove(linkFdName(p.name));
+    }
+    this.saveState();
+  }
+
+  private saveState(): void {
+    const counters: Record<string, SlowCounters> = {};
+    for (const [name, c] of Object.entries(this.slowCounters())) counters[name] = c;
+    const state: HandoverState = {
+      layout: this.native.layoutVersion,
+      bridge: this.config.bridge,
+      fdbCapacity: this.config.fdb.capacity,
+      ports: this.ports.list().filter((p) => p.kind !== 'bond').map((p) => ({ name: p.name, index: p.index, ...(p.hook ? { hook: p.hook } : {}), ...(p.peerChanges ? { peerChanges: p.peerChanges } : {}) })),
+      counters,
+      workers: this.workerCounters() as unknown as Record<string, number>[],
+      fdbStats: this.fdb.stats as unknown as Record<string, unknown>,
+      savedAtMs: this.clock.nowMs(),
+    };
+    this.handover.writeState(state);
+  }
+
+  /**
+   * A restart that keeps the datapath: the state is saved and the process leaves
+   * without taking anything down. reexec: start this program again in this
+   * process (`vswitchctl restart`); otherwise exit (systemd's restart, which sent
+   * RestartKillSignal=SIGUSR2, starts the next daemon with the fd store).
+   */
+  restartKeepingDatapath(reexec: boolean): never {
+    if (this.agingTimer) clearInterval(this.agingTimer);
+    this.monitor?.stop();
+    this.publishHandover();
+    this.log.info({ reexec, handed_over: this.ports.list().length }, 'restarting: the datapath stays and is handed to the next daemon');
+    if (reexec) this.handover.reexec([process.execPath, ...process.execArgv, ...process.argv.slice(1)]);
+    this.native.exitNow(0);
+  }
+
+  /** `vswitchctl restart`: answered first, then the process starts again in place. */
+  restart(): { restarting: true; pid: number } {
+    setTimeout(() => void this.changeQueue.then(() => this.restartKeepingDatapath(true)), 20);
+    return { restarting: true, pid: process.pid };
   }
 
   /** Runs change after every change queued before it. */
@@ -209,6 +380,7 @@ export class Switch implements SwitchApi {
       const port = await this.ports.add(cfg, false);
       this.applyPorts();
       this.config = { ...this.config, ports: [...this.config.ports, cfg] };
+      this.publishHandover();
       return port;
     });
   }
@@ -221,12 +393,15 @@ export class Switch implements SwitchApi {
       await this.dropPort(port);
       this.applyPorts();
       this.config = { ...this.config, ports: this.config.ports.filter((p) => p.name !== name) };
+      this.publishHandover();
     });
   }
 
   private async dropPort(port: Port): Promise<void> {
     this.fdb.setPortUp(port.index, false);
     for (const e of this.fdb.entries({ port: port.index })) this.fdb.removeStatic(e.vlan, e.mac);
+    this.handover.remove(linkFdName(port.name));
+    delete this.counterBase[port.name];
     await this.ports.remove(port.index);
   }
 
@@ -249,6 +424,7 @@ export class Switch implements SwitchApi {
       }
     }
     if (ev.kind === 'new') this.bonds?.onCarrier(port.name, ev.carrier && readCarrier(port.name));
+    this.publishHandover();
   }
 
   /** Reads the config file again and applies the difference; a bad file changes nothing. */
@@ -263,6 +439,7 @@ export class Switch implements SwitchApi {
         throw err;
       }
       const result = await this.applyConfig(next);
+      this.publishHandover();
       this.log.info(result, 'reloaded');
       return result;
     });
@@ -371,10 +548,36 @@ export class Switch implements SwitchApi {
     }
   }
 
+  /** The hot loop's counters, counted on from what the daemon before a restart left. */
+  private slowCounters(): Record<string, SlowCounters> {
+    const out: Record<string, SlowCounters> = {};
+    for (const p of this.ports.list()) {
+      const { fast: _fast, ...now } = this.datapath.portCounters(p.index);
+      const base = this.counterBase[p.name];
+      if (!base) {
+        out[p.name] = now;
+        continue;
+      }
+      const drops: Record<string, number> = { ...base.drops };
+      for (const [k, v] of Object.entries(now.drops)) drops[k] = (drops[k] ?? 0) + v;
+      out[p.name] = {
+        rx_packets: base.rx_packets + now.rx_packets,
+        rx_bytes: base.rx_bytes + now.rx_bytes,
+        tx_packets: base.tx_packets + now.tx_packets,
+        tx_bytes: base.tx_bytes + now.tx_bytes,
+        flood_packets: base.flood_packets + now.flood_packets,
+        drops,
+      };
+    }
+    return out;
+  }
+
   portCounters(): Record<string, PortCounters> {
     const out: Record<string, PortCounters> = {};
+    const slowAll = this.slowCounters();
     for (const p of this.ports.list()) {
-      const { fast, ...slow } = this.datapath.portCounters(p.index);
+      const fast = this.datapath.portCounters(p.index).fast;
+      const slow = slowAll[p.name]!;
       const afxdp = { rx_packets: slow.rx_packets, rx_bytes: slow.rx_bytes, tx_packets: slow.tx_packets, tx_bytes: slow.tx_bytes };
       out[p.name] = {
         rx_packets: slow.rx_packets + fast.rx_packets,
@@ -387,6 +590,8 @@ export class Switch implements SwitchApi {
         paths: { afxdp, fast },
       };
     }
+    // What a scrape showed is never more than what a crash right now would hand over.
+    if (this.supervisor) this.saveState();
     return out;
   }
 
@@ -401,7 +606,12 @@ export class Switch implements SwitchApi {
   }
 
   workerCounters(): WorkerCounters[] {
-    return Array.from({ length: this.config.workers }, (_, w) => this.datapath.workerCounters(w));
+    return Array.from({ length: this.config.workers }, (_, w) => {
+      const now = this.datapath.workerCounters(w);
+      const base = this.workerBase[w];
+      if (!base) return now;
+      return Object.fromEntries(Object.entries(now).map(([k, v]) => [k, v + (base[k] ?? 0)])) as unknown as WorkerCounters;
+    });
   }
 
   vlans(): VlanRow[] {
@@ -442,6 +652,8 @@ export class Switch implements SwitchApi {
       await this.ports.remove(p.index).catch((err: unknown) => this.log.error({ port: p.name, err }, 'removing port failed'));
     }
     this.datapath.close();
+    // A stop hands nothing over: the store's copies go (systemd closes them on a stop anyway).
+    this.handover.clear();
     if (!this.libxdpDirExisted && existsSync(LIBXDP_DIR) && readdirSync(LIBXDP_DIR).length === 0) rmdirSync(LIBXDP_DIR);
     this.log.info('vswitchd stopped');
   }

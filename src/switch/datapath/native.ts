@@ -59,7 +59,7 @@ export interface NativeDatapath {
     queues: number,
     xdpMode: string,
     tapFd?: number,
-    hook?: { hook: 'tc' | 'xdp'; puntNear?: string; puntFar?: string; peerNetns?: boolean },
+    hook?: { hook: 'tc' | 'xdp'; puntNear?: string; puntFar?: string; peerNetns?: boolean; adoptLinkFd?: number },
   ): { xdpMode: string; hook: PortHook; owners: number[] };
   removePort(index: number): void;
   setPortVlan(index: number, vlan: { trunk: boolean; accessVlan: number; nativeVlan: number; trunks: number[] }): void;
@@ -89,6 +89,14 @@ export interface NativeDatapath {
   /** Makes port `leg` a leg of `bond` (-1: no bond); rxEnabled: frames arriving on it are taken. */
   setLeg(leg: number, bond: number, rxEnabled: boolean): void;
   sendFrame(port: number, frame: Buffer): void;
+  /** The maps' fds, by handover name (src/switch/daemon/handover.ts MAP_NAMES). */
+  handoverFds(): Record<string, number>;
+  /** A tc port's tcx link fd (-1: none). */
+  tcLinkFd(index: number): number;
+  /** Ends an adoption: the running programs' port tables follow the View again. */
+  releaseFastPorts(): void;
+  /** An adopted port index the config no longer has: off the devmap, fast counters zeroed. */
+  forgetFastPort(index: number): void;
 }
 
 export interface RunResult {
@@ -106,6 +114,10 @@ export interface NativeAddon {
     fastPath?: boolean;
     /** Device the UMEM's anchor socket binds to (default lo); see native/afxdp/xsk.h. */
     anchorDevice?: string;
+    /** The tc program's object (default: beside bpfObject). */
+    tcObject?: string;
+    /** A restart: the maps the running datapath left, by handover name. */
+    adopt?: Record<string, number>;
   }) => NativeDatapath;
   dropReasons: string[];
   maxPorts: number;
@@ -115,7 +127,18 @@ export interface NativeAddon {
   setTapPersist(name: string, persist: boolean): void;
   closeFd(fd: number): void;
   /** Sends a state line to systemd; false when not run by systemd (no NOTIFY_SOCKET). */
-  sdNotify(state: string): boolean;
+  sdNotify(state: string, fds?: number[]): boolean;
+  memfdCreate(name: string): number;
+  /** _exit(): no destructor runs (a restart leaves the datapath to the next daemon). */
+  exitNow(code: number): never;
+  /** Replaces the process (fds at 3.., LISTEN_FDS/LISTEN_FDNAMES/LISTEN_PID); throws on failure. */
+  reexec(file: string, argv: string[], fds: number[], names: string[]): void;
+  /** The id of the program running in a bpf_link (undefined: not a link). */
+  linkProgId(fd: number): number | undefined;
+  /** Detaches and closes a bpf_link. */
+  detachLink(fd: number): void;
+  /** VSW_LAYOUT_VERSION: maps are adopted only from a build with the same. */
+  layoutVersion: number;
 }
 
 export const bpfObjectPath = path.join(projectRoot, 'bpf', 'xsk_steer.bpf.o');

@@ -12,6 +12,9 @@ import { parseMac } from '../l2/mac.js';
 import type { Port } from '../ports/ports.js';
 
 type Args = Record<string, unknown>;
+
+/** This start of the daemon (a re-exec keeps the pid, not this): `vswitchctl restart` waits for another. */
+const INSTANCE = `${process.pid}.${Math.round(performance.timeOrigin)}`;
 type Handler = (sw: SwitchApi, args: Args) => unknown | Promise<unknown>;
 
 function optNumber(args: Args, key: string): number | undefined {
@@ -51,12 +54,16 @@ function portRow(p: Port) {
     workers: p.owners,
     vlan: p.vlan,
     ...(p.bond ? { bond: p.bond } : {}),
+    ...(p.progId !== undefined ? { prog_id: p.progId } : {}),
+    ...(p.adopted ? { adopted: true } : {}),
     ...(p.fastPath ? { fast_path: p.fastPath.in && p.fastPath.out ? 'yes' : p.fastPath.in ? 'in' : p.fastPath.out ? 'out' : 'no' } : {}),
   };
 }
 
 const handlers: Record<string, Handler> = {
   version: () => ({ version: VERSION }),
+  /** Which start of the daemon answers (vswitchctl restart waits for the next one). */
+  instance: () => ({ instance: INSTANCE, pid: process.pid }),
   'port.list': (sw) => sw.ports.list().map(portRow),
   'port.add': async (sw, args) => {
     const cfg = parsePortConfig(args);
@@ -107,6 +114,7 @@ const handlers: Record<string, Handler> = {
     return { removed: { mac, vlan } };
   },
   reload: (sw) => sw.reload(),
+  restart: (sw) => ({ ...sw.restart(), instance: INSTANCE }),
 };
 
 export class ControlServer {

@@ -36,6 +36,8 @@ export interface SwitchApi {
   fdbView(filter?: { vlan?: number; port?: string }): FdbRow[];
   portCounters(): Record<string, PortCounters>;
   workerCounters(): WorkerCounters[];
+  /** Starts the daemon again in place, keeping the datapath (answered before it happens). */
+  restart(): { restarting: true; pid: number };
   /** Times each datapath worker died and was started again. */
   workerRestarts(): number[];
 }

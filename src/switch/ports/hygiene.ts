@@ -210,6 +210,11 @@ export async function createPuntPair(near: string, far: string): Promise<void> {
   }
 }
 
+/** Both ends of a punt pair are there (a restart keeps them). */
+export function puntPairExists(near: string, far: string): boolean {
+  return existsSync(`/sys/class/net/${near}`) && existsSync(`/sys/class/net/${far}`);
+}
+
 /**
  * Frames the kernel dropped on their way into a punt pair (its near end's tx_dropped):
  * larger than the pair's MTU (jumbo frames that need the slow path), or the far end
@@ -235,6 +240,9 @@ export async function setLinkUp(name: string): Promise<void> {
 }
 
 export async function setLinkAddress(name: string, mac: string): Promise<void> {
+  // An adopted internal tap already has it (and is up): leave it alone.
+  const current = readFileSync(`/sys/class/net/${name}/address`, 'utf8').trim();
+  if (current.toLowerCase() === mac.toLowerCase()) return;
   await sh('ip', ['link', 'set', 'dev', name, 'address', mac]);
 }
 

@@ -48,6 +48,18 @@ export interface Port {
   punt?: { near: string; far: string };
   /** What we changed on its veth peer (XDP hook only), put back when the port goes. */
   peerChanges?: PeerChanges;
+  /** The id of the tc program running in its link (an upgrade changes it). */
+  progId?: number;
+  /** Taken over from the daemon that ran before a restart (its tc link, punt pair, index). */
+  adopted?: boolean;
+}
+
+/** What a port had before a restart, for add() to take over (src/switch/daemon/handover.ts). */
+export interface AdoptedPort {
+  index: number;
+  /** Its tcx link: the new program replaces the running one in it. */
+  linkFd?: number;
+  peerChanges?: PeerChanges;
 }
 
 /**
@@ -104,7 +116,7 @@ export interface PortOptions {
   host?: HostOps;
 }
 
-export type HostOps = Pick<typeof hygiene, 'createPuntPair' | 'deleteLink' | 'linkInfo' | 'prepareDevice' | 'restorePeer' | 'setLinkUp'>;
+export type HostOps = Pick<typeof hygiene, 'createPuntPair' | 'deleteLink' | 'linkInfo' | 'prepareDevice' | 'restorePeer' | 'setLinkUp' | 'puntPairExists'>;
 
 export class PortTable {
   private readonly byIndex = new Map<number, Port>();
@@ -127,8 +139,15 @@ export class PortTable {
     return this.byIndex.get(index);
   }
 
+  private reserved = new Set<number>();
+
+  /** Indices only add() with an AdoptedPort of that index may take (until reserve(new Set())). */
+  reserve(indices: Set<number>): void {
+    this.reserved = indices;
+  }
+
   private freeIndex(): number {
-    for (let i = 0; i < this.opts.native.maxPorts; i++) if (!this.byIndex.has(i)) return i;
+    for (let i = 0; i < this.opts.native.maxPorts; i++) if (!this.byIndex.has(i) && !this.reserved.has(i)) return i;
     throw new Error(`no free port slot (at most ${this.opts.native.maxPorts} ports)`);
   }
 
@@ -141,9 +160,9 @@ export class PortTable {
    * isInternal: the host stack's leg. Its tap may be opened beforehand (the
    * datapath anchors its UMEM on it) and handed over as internalTapFd.
    */
-  async add(cfg: PortConfig, isInternal: boolean, bond?: string, internalTapFd?: number): Promise<Port> {
+  async add(cfg: PortConfig, isInternal: boolean, bond?: string, internalTapFd?: number, adopt?: AdoptedPort): Promise<Port> {
     if (this.byName(cfg.name)) throw new Error(`port ${cfg.name} already exists`);
-    const index = this.freeIndex();
+    const index = adopt && !this.byIndex.has(adopt.index) ? adopt.index : this.freeIndex();
     const kind: PortKind = isInternal ? 'internal' : (cfg.type ?? 'veth');
     const port: Port = { index, name: cfg.name, kind, vlan: vlanMode(cfg), cfg, queues: 0, xdpMode: 'none', owners: [], up: false, created: false, ...(bond ? { bond } : {}) };
     if (isInternal) {
@@ -157,9 +176,13 @@ export class PortTable {
     } else {
       port.created = this.opts.created.has(cfg.name);  // created by us before a crash
     }
+    if (adopt?.index === index) {
+      port.adopted = true;
+      if (adopt.peerChanges) port.peerChanges = adopt.peerChanges;
+    }
     this.byIndex.set(index, port);
     try {
-      await this.attach(port);
+      await this.attach(port, port.adopted ? adopt?.linkFd : undefined);
     } catch (err) {
       this.byIndex.delete(index);
       if (port.tapFd !== undefined) this.opts.native.closeFd(port.tapFd);
@@ -181,8 +204,12 @@ export class PortTable {
     return port;
   }
 
-  /** Puts the port's device under the datapath, if it exists. */
-  async attach(port: Port): Promise<void> {
+  /**
+   * Puts the port's device under the datapath, if it exists. adoptLinkFd: its tc
+   * link from before a restart, whose program is replaced in place; its punt pair
+   * is kept if it is still there.
+   */
+  async attach(port: Port, adoptLinkFd?: number): Promise<void> {
     const { datapath, log } = this.opts;
     if (port.up) return;
     if (port.kind === 'internal') {
@@ -209,13 +236,15 @@ export class PortTable {
       const nic = info.kind !== 'veth' && info.kind !== 'tun';
       const hook: 'xdp' | 'tc' = (mode === 'xdp' && kind === 'veth') || (mode !== 'off' && mode !== 'tc' && nic) ? 'xdp' : 'tc';
       const { changes, warnings, peerTakesRedirect, peer } = await this.host.prepareDevice(port.name, info, hook, enabled);
-      if (peer) port.peerChanges = peer;
+      // After a restart the peer was changed already: what the first run changed is what goes back.
+      if (peer) port.peerChanges = { ...peer, ...(port.peerChanges?.txOff ? { txOff: true } : {}), ...(port.peerChanges?.xdpPass ? { xdpPass: true } : {}) };
       if (changes.length) log.info({ port: port.name, changes }, 'prepared device');
       for (const w of warnings) log.warn({ port: port.name }, w);
       let r;
       if (hook === 'tc') {
         const punt = hygiene.puntNames(this.opts.bridge, port.index);
-        await this.host.createPuntPair(punt.near, punt.far);
+        // An adopted port keeps its pair: the running tc program punts into it.
+        if (adoptLinkFd === undefined || !this.host.puntPairExists(punt.near, punt.far)) await this.host.createPuntPair(punt.near, punt.far);
         port.punt = { near: punt.near, far: punt.far };
         try {
           r = datapath.addPort(port.index, port.name, info.rxQueues, this.opts.xdpMode, undefined, {
@@ -223,6 +252,7 @@ export class PortTable {
             puntNear: punt.near,
             puntFar: punt.far,
             peerNetns: kind === 'veth' && info.peerNetnsId !== undefined,
+            ...(adoptLinkFd !== undefined ? { adoptLinkFd } : {}),
           });
         } catch (err) {
           await this.dropPunt(port);
@@ -232,6 +262,9 @@ export class PortTable {
         r = datapath.addPort(port.index, port.name, info.rxQueues, this.opts.xdpMode, undefined, { hook: 'xdp' });
       }
       Object.assign(port, { kind, queues: info.rxQueues, xdpMode: r.xdpMode, hook: r.hook, owners: r.owners });
+      const linkFd = hook === 'tc' ? datapath.tcLinkFd(port.index) : -1;
+      const progId = linkFd >= 0 ? this.opts.native.linkProgId(linkFd) : undefined;
+      if (progId !== undefined) port.progId = progId;
       // In: known unicast arriving here is switched by the port's program (XDP only in native
       // mode). Out: an XDP program may redirect to it (a tap always; a veth whose peer has
       // NAPI, which the XDP pass program on the peer gives); a tc program may redirect to any device.

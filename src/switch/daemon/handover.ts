@@ -1,0 +1,148 @@
+// Restarts that keep the datapath (issue 13). The kernel side of the datapath
+// (the tc programs' bpf_links, the maps with the FDB, port table and fast-path
+// counters, the internal port's tap) is held by file descriptors. The daemon
+// keeps copies of them in systemd's file descriptor store (FDSTORE=1 over
+// $NOTIFY_SOCKET), so they outlive the process: a restart or a crash leaves
+// them attached and alive, and systemd hands them to the next start as
+// LISTEN_FDS/LISTEN_FDNAMES. A re-exec in place (`vswitchctl restart`) hands
+// them over the same way. A stop removes everything itself and empties the
+// store (FDSTOREREMOVE=1); systemd also closes the store on a stop, which
+// detaches the links by itself. Why this and not pins in bpffs: docs/ARCHITECTURE.md.
+import { fstatSync, ftruncateSync, readSync, writeSync } from 'node:fs';
+import type { Logger } from 'pino';
+import type { NativeAddon } from '../datapath/native.js';
+import type { PeerChanges } from '../ports/hygiene.js';
+
+/** The maps, by the names they are handed over with (the addon's handoverFds()). */
+export const MAP_NAMES = ['fdb', 'ports', 'tx', 'fstats', 'config', 'tc_ports'] as const;
+export type MapName = (typeof MAP_NAMES)[number];
+
+const STATE = 'state';
+export const tapFdName = (bridge: string) => `tap.${bridge}`;
+export const linkFdName = (port: string) => `tc.${port}`;
+
+/** A port as the daemon that ran it left it. */
+export interface HandedPort {
+  name: string;
+  index: number;
+  hook?: string;
+  peerChanges?: PeerChanges;
+}
+
+export interface SlowCounters {
+  rx_packets: number;
+  rx_bytes: number;
+  tx_packets: number;
+  tx_bytes: number;
+  flood_packets: number;
+  drops: Record<string, number>;
+}
+
+/** What the fds alone do not say, in a memfd in the store beside them. */
+export interface HandoverState {
+  /** VSW_LAYOUT_VERSION of the build that made the maps. */
+  layout: number;
+  bridge: string;
+  fdbCapacity: number;
+  ports: HandedPort[];
+  /** The hot loop's counters (they live in process memory): the next daemon counts on from them. */
+  counters: Record<string, SlowCounters>;
+  /** Each worker's counters (loops, frames, ...), counted on from when the worker count is the same. */
+  workers?: Record<string, number>[];
+  /** FdbManager's event counters (learn, move, age, flush). */
+  fdbStats?: Record<string, unknown>;
+  savedAtMs: number;
+}
+
+/** The fds this start was given by systemd's fd store or by a re-exec, by name. */
+export function inheritedFds(env: NodeJS.ProcessEnv = process.env, pid = process.pid): Map<string, number> {
+  const fds = new Map<string, number>();
+  const ours = Number(env.LISTEN_PID) === pid;
+  const count = Number(env.LISTEN_FDS) || 0;
+  const names = (env.LISTEN_FDNAMES ?? '').split(':');
+  // Children (ip, ethtool) must not take them for theirs.
+  delete env.LISTEN_PID;
+  delete env.LISTEN_FDS;
+  delete env.LISTEN_FDNAMES;
+  if (!ours) return fds;
+  for (let i = 0; i < count; i++) fds.set(names[i] ?? `unknown${i}`, 3 + i);
+  return fds;
+}
+
+export class Handover {
+  /** What is in the store now (what a re-exec hands over), by name. */
+  private readonly stored = new Map<string, number>();
+  private stateFd = -1;
+  readonly underSystemd: boolean;
+
+  constructor(
+    private readonly native: NativeAddon,
+    /** What this start was given; taken out as the daemon adopts it. */
+    readonly inherited: Map<string, number>,
+    private readonly log: Logger,
+  ) {
+    this.underSystemd = Boolean(process.env.NOTIFY_SOCKET);
+  }
+
+  /** The state the previous daemon left, if it left one. */
+  readState(): HandoverState | undefined {
+    const fd = this.inherited.get(STATE);
+    if (fd === undefined) return undefined;
+    this.inherited.delete(STATE);
+    this.stateFd = fd;  // written on from here
+    try {
+      const size = fstatSync(fd).size;
+      const buf = Buffer.alloc(size);
+      readSync(fd, buf, 0, size, 0);
+      return JSON.parse(buf.toString()) as HandoverState;
+    } catch (err) {
+      this.log.warn({ err: (err as Error).message }, 'the handed-over state is unreadable: starting afresh');
+      return undefined;
+    }
+  }
+
+  /** Takes an inherited fd (undefined when there is none). */
+  take(name: string): number | undefined {
+    const fd = this.inherited.get(name);
+    this.inherited.delete(name);
+    return fd;
+  }
+
+  /** Keeps a copy of fd in the store (and for a re-exec). */
+  store(name: string, fd: number): void {
+    if (fd < 0 || this.stored.get(name) === fd) return;
+    this.stored.set(name, fd);
+    if (this.underSystemd) this.native.sdNotify(`FDSTORE=1\nFDNAME=${name}`, [fd]);
+  }
+
+  remove(name: string): void {
+    if (!this.stored.delete(name)) return;
+    if (this.underSystemd) this.native.sdNotify(`FDSTOREREMOVE=1\nFDNAME=${name}`);
+  }
+
+  /** Drops every fd of that name from the store, ours or not (what an earlier daemon left). */
+  forget(name: string): void {
+    this.stored.delete(name);
+    if (this.underSystemd) this.native.sdNotify(`FDSTOREREMOVE=1\nFDNAME=${name}`);
+  }
+
+  /** A stop: nothing is handed over. */
+  clear(): void {
+    for (const name of [...this.stored.keys()]) this.remove(name);
+  }
+
+  writeState(state: HandoverState): void {
+    if (this.stateFd < 0) this.stateFd = this.native.memfdCreate('vswitchd-state');
+    const buf = Buffer.from(JSON.stringify(state));
+    ftruncateSync(this.stateFd, 0);
+    writeSync(this.stateFd, buf, 0, buf.length, 0);
+    if (!this.stored.has(STATE)) this.store(STATE, this.stateFd);
+  }
+
+  /** Replaces this process with a new start of `argv`, handing everything over. */
+  reexec(argv: string[]): never {
+    const names = [...this.stored.keys()];
+    this.native.reexec(argv[0]!, argv, names.map((n) => this.stored.get(n)!), names);
+    throw new Error('re-exec returned');
+  }
+}
