@@ -11,7 +11,6 @@
 
 #include "vswitchd_shared.h"
 
-struct xdp_program;
 struct bpf_object;
 
 namespace vswitchd {
@@ -23,7 +22,8 @@ using TcPort = ::tc_port;              // a port's devices for the tc program
 
 // A port's copy of the XDP program (bpf/xsk_steer.bpf.o), attached to its device.
 struct XdpAttachment {
-  xdp_program* prog = nullptr;
+  bpf_object* obj = nullptr;
+  int link_fd = -1;       // the XDP link: closing it detaches the program
   std::string dev_name;
   int ifindex = 0;
   std::string mode;       // "native" | "generic"
