@@ -34,12 +34,17 @@
 // Bytes the bond hash may read: Ethernet + IPv4 with options + L4 ports.
 #define HASH_BYTES (14 + 60 + 4)
 
+// No punt pair to hand the frame to (the port is going away): lost, counted.
 static __always_inline int slow_path(void)
 {
 	__u32 me = vswitchd_port_index;
 	struct tc_port *tp = bpf_map_lookup_elem(&vswitchd_tc_ports, &me);
-	if (!tp || !tp->punt_ifindex)
+	if (!tp || !tp->punt_ifindex) {
+		struct fast_counters *c = bpf_map_lookup_elem(&vswitchd_fast_stats, &me);
+		if (c)
+			c->redirect_failed++;
 		return TC_ACT_SHOT;
+	}
 	return bpf_redirect(tp->punt_ifindex, 0);
 }
 

@@ -43,9 +43,23 @@ struct {
 	__uint(XDP_PASS, 1);
 } XDP_RUN_CONFIG(vswitchd_steer);
 
+// A frame a redirect could not take is lost to the switch: count it on the port.
+static __always_inline void count_redirect_failed(void)
+{
+	__u32 me = vswitchd_port_index;
+	struct fast_counters *c = bpf_map_lookup_elem(&vswitchd_fast_stats, &me);
+	if (c)
+		c->redirect_failed++;
+}
+
+// No socket on the queue (between attach and bind, or a queue the switch does
+// not serve): XDP_PASS, the host stack of a switch port drops it.
 static __always_inline int slow_path(struct xdp_md *ctx)
 {
-	return bpf_redirect_map(&xsks_map, ctx->rx_queue_index, XDP_PASS);
+	int act = bpf_redirect_map(&xsks_map, ctx->rx_queue_index, XDP_PASS);
+	if (act != XDP_REDIRECT)
+		count_redirect_failed();
+	return act;
 }
 
 SEC("xdp")
@@ -149,6 +163,13 @@ int vswitchd_steer(struct xdp_md *ctx)
 		*(__u16 *)(data + 14) = bpf_htons((__u16)(pcp << 13) | vlan);
 	}
 
+	// The egress port has no device in the devmap (going away): the frame was
+	// already re-tagged, so it cannot take the slow path any more.
+	int act = bpf_redirect_map(&vswitchd_tx, tx_port, XDP_DROP);
+	if (act != XDP_REDIRECT) {
+		count_redirect_failed();
+		return XDP_DROP;
+	}
 	__u64 len = (__u64)((long)ctx->data_end - (long)ctx->data);
 	struct fast_counters *ic = bpf_map_lookup_elem(&vswitchd_fast_stats, &leg_in);
 	if (ic) {
@@ -160,7 +181,7 @@ int vswitchd_steer(struct xdp_md *ctx)
 		oc->tx_packets++;
 		oc->tx_bytes += len;
 	}
-	return bpf_redirect_map(&vswitchd_tx, tx_port, 0);
+	return act;
 }
 
 char _license[] SEC("license") = "GPL";

@@ -102,6 +102,8 @@ struct fast_counters {
 	__u64 rx_bytes;
 	__u64 tx_packets;
 	__u64 tx_bytes;
+	__u64 redirect_failed;  /* frames arriving here that a redirect helper refused (no AF_XDP
+	                           socket on the queue, no egress device): lost, counted */
 };
 
 /* The fast path's settings and coarse clock ("vswitchd_config", one entry,
@@ -156,11 +158,12 @@ VSW_STATIC_ASSERT(VSW_OFFSETOF(struct fast_port, bond_hash) == 524, "fast_port.b
 VSW_STATIC_ASSERT(VSW_OFFSETOF(struct fast_port, pad) == 525, "fast_port.pad");
 VSW_STATIC_ASSERT(VSW_OFFSETOF(struct fast_port, buckets) == 526, "fast_port.buckets");
 
-VSW_STATIC_ASSERT(sizeof(struct fast_counters) == 32, "fast_counters size");
+VSW_STATIC_ASSERT(sizeof(struct fast_counters) == 40, "fast_counters size");
 VSW_STATIC_ASSERT(VSW_OFFSETOF(struct fast_counters, rx_packets) == 0, "fast_counters.rx_packets");
 VSW_STATIC_ASSERT(VSW_OFFSETOF(struct fast_counters, rx_bytes) == 8, "fast_counters.rx_bytes");
 VSW_STATIC_ASSERT(VSW_OFFSETOF(struct fast_counters, tx_packets) == 16, "fast_counters.tx_packets");
 VSW_STATIC_ASSERT(VSW_OFFSETOF(struct fast_counters, tx_bytes) == 24, "fast_counters.tx_bytes");
+VSW_STATIC_ASSERT(VSW_OFFSETOF(struct fast_counters, redirect_failed) == 32, "fast_counters.redirect_failed");
 
 VSW_STATIC_ASSERT(sizeof(struct fast_config) == 16, "fast_config size");
 VSW_STATIC_ASSERT(VSW_OFFSETOF(struct fast_config, fdb_mask) == 0, "fast_config.fdb_mask");

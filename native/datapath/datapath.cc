@@ -124,6 +124,15 @@ void Datapath::writeFastPorts(const View& v) {
 
 FastCounters Datapath::fastCounters(uint16_t port) const { return fast_->counters(port); }
 
+XskStats Datapath::xskStats(uint16_t port) {
+  std::lock_guard<std::mutex> lock(control_mu_);
+  if (port >= kMaxPorts) return {};
+  XskStats sum = xsk_base_[port];
+  for (const auto& q : ports_[port].queues)
+    if (q->xsk) sum += q->xsk->statistics();
+  return sum;
+}
+
 Datapath::~Datapath() {
   for (int i = 0; i < kMaxPorts; i++) {
     if (ports_[i].name.empty()) continue;
@@ -244,14 +253,15 @@ void Datapath::removePort(uint16_t index) {
   fast_->removePort(index);
   fast_->detachTc(p.tc);
   fast_->detach(p.xdp);
-  releaseQueues(p.queues);
+  releaseQueues(index, p.queues);
   if (p.tap_fd >= 0) close(p.tap_fd);
   ports_[index] = PortInfo{};
 }
 
-void Datapath::releaseQueues(std::vector<std::unique_ptr<Queue>>& queues) {
+void Datapath::releaseQueues(uint16_t port, std::vector<std::unique_ptr<Queue>>& queues) {
   for (auto& q : queues) {
     if (!q->xsk) continue;
+    xsk_base_[port] += q->xsk->statistics();
     for (uint64_t addr : q->xsk->closeAndHarvest()) {
       const uint64_t frame = addr / kFrameSize;
       Worker& owner = *workers_[frame / opts_.frames_per_worker];

@@ -230,11 +230,15 @@ class Datapath {
   // tc_out: frames may be redirected to its device from tc.
   void setPortFast(uint16_t index, bool fast_in, bool fast_out, bool tc_out);
   FastCounters fastCounters(uint16_t port) const;
+  // The AF_XDP socket counts of a port's sockets, and of every socket it had
+  // before (a port index keeps its counts across sockets, as its hot-loop
+  // counters do), so they never go backwards.
+  XskStats xskStats(uint16_t port);
 
  private:
   std::unique_ptr<View> buildView() const;
   void writeFastPorts(const View& v);
-  void releaseQueues(std::vector<std::unique_ptr<Queue>>& queues);
+  void releaseQueues(uint16_t port, std::vector<std::unique_ptr<Queue>>& queues);
 
   Options opts_;
   std::unique_ptr<Umem> umem_;
@@ -249,6 +253,7 @@ class Datapath {
   uint8_t fast_in_[kMaxPorts] = {};     // setPortFast, applied by writeFastPorts
   uint8_t fast_out_[kMaxPorts] = {};
   uint8_t tc_out_[kMaxPorts] = {};
+  XskStats xsk_base_[kMaxPorts];        // counts of sockets already closed, per port
   std::mutex control_mu_;
 };
 

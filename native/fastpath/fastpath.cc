@@ -260,6 +260,7 @@ FastCounters FastPath::counters(uint16_t index) const {
     sum.rx_bytes += c.rx_bytes;
     sum.tx_packets += c.tx_packets;
     sum.tx_bytes += c.tx_bytes;
+    sum.redirect_failed += c.redirect_failed;
   }
   return sum;
 }

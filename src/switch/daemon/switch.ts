@@ -8,7 +8,8 @@ import { ConfigError, loadConfig, type BondConfig, type PortConfig, type SwitchC
 import { ControlServer } from '../operate/control-server.js';
 import { FdbManager } from '../l2/fdb.js';
 import { egressTagged, vlanMembers } from '../l2/vlan-rules.js';
-import { deleteLink, ensureBpffs, puntDrops, puntNames, stalePuntDevices } from '../ports/hygiene.js';
+import { deleteLink, deviceCounters, ensureBpffs, puntNames, stalePuntDevices } from '../ports/hygiene.js';
+import { KernelDrops, type PortDevices } from '../ports/kernel-drops.js';
 import { MetricsServer } from '../operate/metrics.js';
 import type { FdbRow, ReloadResult, SwitchApi, VlanRow } from '../operate/switch-api.js';
 import { bpfObjectPath, loadNative, type NativeAddon, type NativeDatapath, type PortCounters, type WorkerCounters } from '../datapath/native.js';
@@ -66,6 +67,7 @@ export class Switch implements SwitchApi {
   /** Serialises changes (reload, port add/del, link events): each sees the last one's result. */
   private changeQueue: Promise<unknown> = Promise.resolve();
   readonly learnResults: Record<string, number> = {};
+  private readonly kernelDrops = new KernelDrops();
   /** libxdp makes /sys/fs/bpf/xdp for its lock; we remove it again if we caused it. */
   private libxdpDirExisted = true;
 
@@ -163,6 +165,7 @@ export class Switch implements SwitchApi {
   private applyPorts(): void {
     const ports = this.ports.list().filter((p) => !p.bond);  // legs carry their bond's traffic
     for (const p of ports) this.fdb.setPortUp(p.index, p.up);  // a port going down flushes its MACs
+    for (const p of this.ports.list()) this.kernelDrops.track(p.index, this.portDevices(p));
     this.bonds?.writeAll();
     const members = vlanMembers(ports.map((p) => ({ index: p.index, vlan: p.vlan, up: p.up })));
     for (const vlan of this.floodVlans) if (!members.has(vlan)) this.datapath.setFloodSet(vlan, []);
@@ -335,10 +338,20 @@ export class Switch implements SwitchApi {
     }
   }
 
+  /** The devices whose kernel drop counters count as the port's (none for a bond). */
+  private portDevices(p: Port): PortDevices {
+    if (p.kind === 'bond') return {};
+    return {
+      port: deviceCounters(p.name),
+      ...(p.punt ? { puntNear: deviceCounters(p.punt.near), puntFar: deviceCounters(p.punt.far) } : {}),
+    };
+  }
+
   portCounters(): Record<string, PortCounters> {
     const out: Record<string, PortCounters> = {};
     for (const p of this.ports.list()) {
-      const { fast, ...slow } = this.datapath.portCounters(p.index);
+      const { fast: fastAll, xsk, ...slow } = this.datapath.portCounters(p.index);
+      const { redirect_failed: redirectFailed, ...fast } = fastAll;
       const afxdp = { rx_packets: slow.rx_packets, rx_bytes: slow.rx_bytes, tx_packets: slow.tx_packets, tx_bytes: slow.tx_bytes };
       out[p.name] = {
         rx_packets: slow.rx_packets + fast.rx_packets,
@@ -346,8 +359,9 @@ export class Switch implements SwitchApi {
         tx_packets: slow.tx_packets + fast.tx_packets,
         tx_bytes: slow.tx_bytes + fast.tx_bytes,
         flood_packets: slow.flood_packets,
-        // punt_dropped: lost by the kernel before the hot loop could count them (tc ports).
-        drops: { ...slow.drops, punt_dropped: p.punt ? puntDrops(p.punt.near) : 0 },
+        // Lost by the kernel before the hot loop could count them, or after it sent them.
+        drops: { ...slow.drops, ...this.kernelDrops.reasons(p.index, xsk, redirectFailed, this.portDevices(p)) },
+        xsk,
         paths: { afxdp, fast },
       };
     }
