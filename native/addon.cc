@@ -102,6 +102,7 @@ class DatapathWrap : public Napi::ObjectWrap<DatapathWrap> {
                            InstanceMethod<&DatapathWrap::SetBondBuckets>("setBondBuckets"),
                            InstanceMethod<&DatapathWrap::SetLeg>("setLeg"),
                            InstanceMethod<&DatapathWrap::SendFrame>("sendFrame"),
+                           InstanceMethod<&DatapathWrap::SetLearnFull>("setLearnFull"),
                        });
   }
 
@@ -218,6 +219,11 @@ class DatapathWrap : public Napi::ObjectWrap<DatapathWrap> {
     xsk.Set("tx_ring_empty_descs", static_cast<double>(xs.tx_ring_empty));
     o.Set("xsk", xsk);
     return o;
+  }
+
+  void SetLearnFull(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    guarded(env, [&] { dp(env).setLearnFull(argU16(info, 0, "index"), info[1].ToBoolean()); });
   }
 
   void SetPortFast(const Napi::CallbackInfo& info) {

@@ -84,6 +84,11 @@ Datapath::Datapath(const Options& opts) : opts_(opts) {
 
 void Datapath::tickFastClock(uint64_t now) { fast_->tickClock(now); }
 
+void Datapath::setLearnFull(uint16_t index, bool full) {
+  if (index >= kMaxPorts) throw std::runtime_error("port index out of range");
+  learn_full_[index].store(full ? 1 : 0, std::memory_order_relaxed);
+}
+
 void Datapath::setPortFast(uint16_t index, bool fast_in, bool fast_out, bool tc_out) {
   std::lock_guard<std::mutex> lock(control_mu_);
   if (index >= kMaxPorts) throw std::runtime_error("port index out of range");
@@ -397,7 +402,7 @@ uint64_t Datapath::workerCounter(uint32_t worker, int which) const {
 RunResult Datapath::run(uint32_t worker, const int32_t* stop, uint32_t budget_ms) {
   Worker& w = *workers_.at(worker);
   w.in_run.store(true, std::memory_order_seq_cst);
-  HotLoop loop(w, umem_->area(), opts_.frames_per_worker, workers_, fdb_->view());
+  HotLoop loop(w, umem_->area(), opts_.frames_per_worker, workers_, fdb_->view(), learn_full_);
   const uint64_t start = nowNs();
   const uint64_t deadline = start + static_cast<uint64_t>(budget_ms) * 1000000;
   uint64_t busy = 0;

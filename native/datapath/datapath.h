@@ -53,6 +53,7 @@ enum DropReason : int {
   kDropBondInactiveLeg,   // arrived on a bond leg that may not receive (backup, or LACP not collecting)
   kDropBondNoLeg,         // egress bond has no usable leg
   kDropHandoffFull,       // the worker that owns the egress port is behind: its hand-off ring is full
+  kDropMacLimit,          // source not learned here and the port is at its MAC limit (fdb.max_per_port)
   kDropCount
 };
 // As the metrics and `vswitchctl` name them (and test/vectors/shared.json).
@@ -60,6 +61,7 @@ inline constexpr const char* kDropReasonNames[kDropCount] = {
     "runt",         "malformed",        "too_big",     "multicast_source", "vlan_not_allowed",
     "untagged_no_native", "same_port",  "no_buffer",   "tx_full",          "port_down",
     "link_local",   "bond_inactive_leg", "bond_no_leg", "handoff_full",
+    "mac_limit",
 };
 
 enum PortCounter : int {
@@ -225,6 +227,11 @@ class Datapath {
   // Transmits a frame built by the control plane (LACPDUs, gratuitous RARPs) on a port.
   void sendFrame(uint16_t port, const std::vector<uint8_t>& frame);
 
+  // MAC limit (main thread): the control plane marks a port that holds as many
+  // learned MACs as it may; the hot loops then drop (and count) frames from
+  // sources not learned on it instead of reporting each to be refused.
+  void setLearnFull(uint16_t index, bool full);
+
   // Fast path (main thread). fast_in: frames arriving on the port may be switched in
   // the kernel (by its XDP or tc program); fast_out: its device takes XDP_REDIRECT;
   // tc_out: frames may be redirected to its device from tc.
@@ -250,6 +257,7 @@ class Datapath {
   std::vector<std::unique_ptr<View>> views_;  // published, kept until no worker uses them
   uint64_t next_gen_ = 1;
   std::unique_ptr<FastPath> fast_;      // the XDP programs and the maps they share
+  std::atomic<uint8_t> learn_full_[kMaxPorts] = {};  // setLearnFull; read by the hot loops
   uint8_t fast_in_[kMaxPorts] = {};     // setPortFast, applied by writeFastPorts
   uint8_t fast_out_[kMaxPorts] = {};
   uint8_t tc_out_[kMaxPorts] = {};

@@ -36,8 +36,9 @@ struct Frame {
 
 class HotLoop::Impl {
  public:
-  Impl(Worker& w, uint8_t* umem, uint32_t frames_per_worker, std::vector<std::unique_ptr<Worker>>& all, FdbView fdb)
-      : w_(w), umem_(umem), frames_per_worker_(frames_per_worker), all_(all), fdb_(fdb) {}
+  Impl(Worker& w, uint8_t* umem, uint32_t frames_per_worker, std::vector<std::unique_ptr<Worker>>& all, FdbView fdb,
+       const std::atomic<uint8_t>* learn_full)
+      : w_(w), umem_(umem), frames_per_worker_(frames_per_worker), all_(all), fdb_(fdb), learn_full_(learn_full) {}
 
   void adoptView(View* v) {
     w_.view = v;
@@ -213,7 +214,7 @@ class HotLoop::Impl {
     const uint8_t* src = eth + 6;
     // Never a station (the Linux bridge's is_valid_ether_addr): multicast, broadcast, all-zero.
     if (isMulticast(src) || isZeroMac(src)) return drop(in, kDropMulticastSource, f.addr);
-    learn(vlan, src, in);
+    if (!learn(vlan, src, in)) return drop(in, kDropMacLimit, f.addr);
 
     FdbHit hit;
     if (!isMulticast(dst) && fdb_.lookup(vlan, dst, &hit)) {
@@ -225,23 +226,29 @@ class HotLoop::Impl {
     flood(in, f, vlan, pcp);
   }
 
-  void learn(uint16_t vlan, const uint8_t* mac, uint16_t port) {
+  // False: the source is new (or moves) here and the port is at its MAC limit,
+  // which the control plane would refuse: the frame is dropped, not reported.
+  // Port security's "restrict" rather than the Linux bridge's forward-unlearned
+  // (docs/ARCHITECTURE.md says why).
+  bool learn(uint16_t vlan, const uint8_t* mac, uint16_t port) {
     FdbHit hit;
     if (fdb_.lookup(vlan, mac, &hit)) {
       if (hit.port == port || (hit.flags & kFdbStatic)) {
         if (hit.port == port) fdb_.touch(hit.index, now_ms_);
-        return;  // known here, or pinned by a static entry
+        return true;  // known here, or pinned by a static entry
       }
     }
+    if (learn_full_[port].load(std::memory_order_relaxed)) return false;
     // New or moved: tell the control plane, once a second at most per <vlan, mac, port>.
     const uint64_t key = fdbKey(vlan, mac);
     RecentLearn& r = w_.recent[fdbHash(key, kLearnCacheMask)];
-    if (r.key == key && r.port == port && now_ms_ - r.at_ms < kLearnRepeatMs) return;
+    if (r.key == key && r.port == port && now_ms_ - r.at_ms < kLearnRepeatMs) return true;
     r = RecentLearn{key, port, now_ms_};
     LearnRecord rec{vlan, port, {}};
     std::memcpy(rec.mac, mac, 6);
     w_.learned.push_back(rec);
     bump(w_.counters[kLearnEvents]);
+    return true;
   }
 
   void flood(uint16_t in, Frame f, uint16_t vlan, uint8_t pcp) {
@@ -420,12 +427,13 @@ class HotLoop::Impl {
   uint32_t frames_per_worker_;
   std::vector<std::unique_ptr<Worker>>& all_;
   FdbView fdb_;
+  const std::atomic<uint8_t>* learn_full_;
   uint64_t now_ms_ = 0;
 };
 
 HotLoop::HotLoop(Worker& w, uint8_t* umem, uint32_t frames_per_worker, std::vector<std::unique_ptr<Worker>>& all,
-                 FdbView fdb)
-    : impl_(std::make_unique<Impl>(w, umem, frames_per_worker, all, fdb)) {}
+                 FdbView fdb, const std::atomic<uint8_t>* learn_full)
+    : impl_(std::make_unique<Impl>(w, umem, frames_per_worker, all, fdb, learn_full)) {}
 HotLoop::~HotLoop() = default;
 void HotLoop::adoptView(View* v) { impl_->adoptView(v); }
 uint32_t HotLoop::iterate(uint64_t now_ms) { return impl_->iterate(now_ms); }

@@ -96,6 +96,12 @@ export class Switch implements SwitchApi {
       clock: this.clock,
       agingMs: config.fdb.aging * 1000,
       maxPerPort: config.fdb.max_per_port,
+      onPortFull: (port, full) => {
+        this.datapath.setLearnFull(port, full);
+        const name = this.ports?.get(port)?.name ?? `#${port}`;
+        if (full) log.warn({ port: name }, 'port at its MAC limit: frames from new sources are dropped (mac_limit) until entries age out');
+        else log.info({ port: name }, 'port below its MAC limit again: learning');
+      },
     });
   }
 

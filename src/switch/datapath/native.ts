@@ -105,6 +105,8 @@ export interface NativeDatapath {
   /** Makes port `leg` a leg of `bond` (-1: no bond); rxEnabled: frames arriving on it are taken. */
   setLeg(leg: number, bond: number, rxEnabled: boolean): void;
   sendFrame(port: number, frame: Buffer): void;
+  /** The port holds as many learned MACs as it may: the hot loops drop frames from sources new to it (mac_limit). */
+  setLearnFull(index: number, full: boolean): void;
 }
 
 export interface RunResult {

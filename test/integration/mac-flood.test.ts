@@ -1,0 +1,75 @@
+// A MAC flood from one port (macof): the port's MAC limit holds, the frames beyond it are
+// dropped where they arrive and counted (not sent to the control plane one by one), every
+// frame the port received is in a counter, other hosts keep talking, and the port learns
+// again once its entries age out.
+
+import test from 'ava';
+import { accessPort, eventually, startDaemon, type Daemon, type Stats } from '../helpers/daemon.js';
+import { repoRoot } from '../helpers/frames.js';
+import { addHosts, cleanupFor, pingUntil, run, sleep, startPing, staticArp, type Host } from '../helpers/netns.js';
+
+const LIMIT = 64;
+const FLOOD_FRAMES = 60_000;
+const AGING_S = 3;
+
+/** Reasons for frames the kernel lost before the hot loop saw them (ports/kernel-drops.ts). */
+const KERNEL_RX_REASONS = ['xsk_rx_ring_full', 'xsk_fill_ring_empty', 'xsk_rx_dropped', 'xsk_rx_invalid', 'kernel_rx_dropped', 'punt_dropped', 'redirect_failed'];
+
+async function flood(from: Host, count: number): Promise<number> {
+  const res = await run(['python3', `${repoRoot()}/test/helpers/frames.py`, 'flood', '--dev', from.dev, '--count', `${count}`, '--ns', from.ns], { timeoutMs: 60_000 });
+  return (JSON.parse(res.stdout.trim().split('\n').pop()!) as { sent: number }).sent;
+}
+
+async function learnEvents(sw: Daemon): Promise<number> {
+  const s = await sw.ctl<{ workers: { learn_events: number }[] }>('stats');
+  return s.workers.reduce((n, w) => n + w.learn_events, 0);
+}
+
+test.serial('MAC flood: the limit holds, the rest is dropped and counted where it arrives, others keep pinging, learning resumes after aging', async (t) => {
+  const cleanup = cleanupFor(t);
+  const [f, a, b] = (await addHosts(cleanup, ['10.42.0.9/24', '10.42.0.1/24', '10.42.0.2/24'])) as [Host, Host, Host];
+  await staticArp(a, b);
+  await staticArp(b, a);
+  const sw = await startDaemon(t, cleanup, {
+    workers: 2,
+    fdb: { max_per_port: LIMIT, aging: AGING_S },
+    ports: [accessPort(f.port, 10), accessPort(a.port, 10), accessPort(b.port, 10)],
+  }, { logLevel: 'info' });
+  t.true(await pingUntil(a, b.ip), 'a and b talk before the flood');
+  const eventsBefore = await learnEvents(sw);
+  const rxBefore = (await sw.portStats(f.port)).rx_packets;
+
+  const pinging = await startPing(cleanup, a, b.ip, { count: 40, interval: 0.05 });
+  const sent = await flood(f, FLOOD_FRAMES);
+  const pings = await pinging.done();
+
+  // Until the counters stop moving (frames still in the rings).
+  let stats: Stats = await sw.stats();
+  for (let last = -1, i = 0; i < 20; i++) {
+    const rx = stats.ports[f.port]!.rx_packets;
+    if (rx === last) break;
+    last = rx;
+    await sleep(200);
+    stats = await sw.stats();
+  }
+  const fs = stats.ports[f.port]!;
+  const learned = (await sw.fdb()).filter((e) => e.port === f.port).length;
+  const events = (await learnEvents(sw)) - eventsBefore;
+  const kernelLost = KERNEL_RX_REASONS.reduce((n, r) => n + (fs.drops[r] ?? 0), 0);
+  const received = fs.rx_packets - rxBefore;
+  t.log(`sent ${sent}; the hot loop received ${received} (mac_limit ${fs.drops.mac_limit}), the kernel lost ${kernelLost} (${KERNEL_RX_REASONS.filter((r) => fs.drops[r]).map((r) => `${r} ${fs.drops[r]}`).join(', ') || 'none'}); learn events ${events}; ${learned} MACs learned on the port; ping ${pings.received}/${pings.transmitted}`);
+
+  t.is(learned, LIMIT, 'the port holds exactly its limit');
+  // Only the frames that arrived before the control plane had seen the port fill up were
+  // reported (and forwarded); every later one was dropped where it arrived.
+  t.true(events < sent / 20, `refused sources do not each become a learn event (${events} for ${sent} frames)`);
+  t.true((fs.drops.mac_limit ?? 0) >= received - events - 10, `the rest of the flood is dropped as mac_limit (${fs.drops.mac_limit})`);
+  // Every frame the flooding host sent reached a counter: the hot loop's or the kernel's.
+  t.true(received + kernelLost >= sent * 0.999 && received + kernelLost <= sent + 100, `sent ${sent} = received ${received} + lost in the kernel ${kernelLost}`);
+  t.is(pings.received, pings.transmitted, 'the other pair kept pinging without loss');
+
+  // The flood's entries age out (the flood stopped): the port learns again.
+  await sleep((AGING_S + 2) * 1000);
+  t.true(await pingUntil(f, a.ip), 'the flooding host itself is learned and answered again');
+  await eventually('the flooding host learned on its port', async () => (await sw.fdb()).some((e) => e.port === f.port && e.mac === f.mac));
+});
