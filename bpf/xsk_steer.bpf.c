@@ -67,7 +67,7 @@ int vswitchd_steer(struct xdp_md *ctx)
 {
 	__u32 zero = 0;
 	struct fast_config *cfg = bpf_map_lookup_elem(&vswitchd_config, &zero);
-	if (!cfg || !cfg->enabled)
+	if (!cfg)
 		return slow_path(ctx);
 
 	void *data = (void *)(long)ctx->data;
@@ -76,14 +76,12 @@ int vswitchd_steer(struct xdp_md *ctx)
 	__u64 rx_len = (__u64)(data_end - data);
 	if (data + 18 > data_end)
 		return slow_path(ctx);
-	// Multicast and broadcast destinations flood; link-local frames are control.
-	if (eth[0] & 1)
-		return slow_path(ctx);
 
 	__u32 in = vswitchd_port_index;
 	struct fast_port *ip = bpf_map_lookup_elem(&vswitchd_ports, &in);
-	if (!ip || !ip->active || !ip->fast_in)
+	if (!ip || !ip->active)
 		return slow_path(ctx);
+	int fast_in = ip->fast_in;
 	__u32 leg_in = in;  // the device it arrived on, for the counters
 	if (ip->bond >= 0) {
 		// A bond leg: the frame arrives on the bond.
@@ -108,8 +106,22 @@ int vswitchd_steer(struct xdp_md *ctx)
 		return slow_path(ctx);
 
 	__u32 mask = cfg->fdb_mask;
-	__u16 src_port, src_flags, dst_port, dst_flags;
+	__u16 src_port = 0, src_flags = 0, dst_port, dst_flags;
 	struct fdb_slot *src = fdb_lookup(mask, vlan, eth + 6, &src_port, &src_flags);
+	// A port at its MAC limit (a MAC flood): refused here, before the AF_XDP copy and
+	// the hot loop, with fast_path off too. Control frames still go up.
+	if (vsw_mac_limit_refuses(ip->learn_full, src != 0, src_port, src_flags, in) && !vsw_link_local(eth)) {
+		struct fast_counters *c = bpf_map_lookup_elem(&vswitchd_fast_stats, &in);
+		if (c) {  // received, as the hot loop counts the frames it drops
+			c->rx_packets++;
+			c->rx_bytes += rx_len;
+			c->mac_limit++;
+		}
+		return XDP_DROP;
+	}
+	// Multicast and broadcast destinations flood; link-local frames are control.
+	if (!cfg->enabled || !fast_in || (eth[0] & 1))
+		return slow_path(ctx);
 	if (!src || src_port != in)
 		return slow_path(ctx);  // new or moved source: the control plane learns it
 	struct fdb_slot *dst = fdb_lookup(mask, vlan, eth, &dst_port, &dst_flags);

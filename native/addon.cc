@@ -208,6 +208,7 @@ class DatapathWrap : public Napi::ObjectWrap<DatapathWrap> {
     fast.Set("tx_packets", static_cast<double>(fc.tx_packets));
     fast.Set("tx_bytes", static_cast<double>(fc.tx_bytes));
     fast.Set("redirect_failed", static_cast<double>(fc.redirect_failed));
+    fast.Set("mac_limit", static_cast<double>(fc.mac_limit));
     o.Set("fast", fast);
     const XskStats xs = d.xskStats(port);
     auto xsk = Napi::Object::New(env);

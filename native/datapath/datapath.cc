@@ -86,7 +86,9 @@ void Datapath::tickFastClock(uint64_t now) { fast_->tickClock(now); }
 
 void Datapath::setLearnFull(uint16_t index, bool full) {
   if (index >= kMaxPorts) throw std::runtime_error("port index out of range");
+  std::lock_guard<std::mutex> lock(control_mu_);
   learn_full_[index].store(full ? 1 : 0, std::memory_order_relaxed);
+  fast_->setLearnFull(index, full);  // the tc and XDP programs refuse such frames before the hot loop
 }
 
 void Datapath::setPortFast(uint16_t index, bool fast_in, bool fast_out, bool tc_out) {
@@ -113,6 +115,7 @@ void Datapath::writeFastPorts(const View& v) {
     fp.leg_rx = pv.leg_rx;
     fp.is_bond = pv.is_bond;
     fp.bond_hash = pv.bond_hash;
+    fp.learn_full = learn_full_[i].load(std::memory_order_relaxed);
     if (pv.is_bond) std::memcpy(fp.buckets, pv.buckets, sizeof(fp.buckets));
     else std::fill(std::begin(fp.buckets), std::end(fp.buckets), -1);
     fast_->writePort(static_cast<uint16_t>(i), fp);

@@ -232,13 +232,12 @@ class HotLoop::Impl {
   // (docs/ARCHITECTURE.md says why).
   bool learn(uint16_t vlan, const uint8_t* mac, uint16_t port) {
     FdbHit hit;
-    if (fdb_.lookup(vlan, mac, &hit)) {
-      if (hit.port == port || (hit.flags & kFdbStatic)) {
-        if (hit.port == port) fdb_.touch(hit.index, now_ms_);
-        return true;  // known here, or pinned by a static entry
-      }
+    const bool found = fdb_.lookup(vlan, mac, &hit);
+    if (found && (hit.port == port || (hit.flags & kFdbStatic))) {
+      if (hit.port == port) fdb_.touch(hit.index, now_ms_);
+      return true;  // known here, or pinned by a static entry
     }
-    if (learn_full_[port].load(std::memory_order_relaxed)) return false;
+    if (vsw_mac_limit_refuses(learn_full_[port].load(std::memory_order_relaxed), found, hit.port, hit.flags, port)) return false;
     // New or moved: tell the control plane, once a second at most per <vlan, mac, port>.
     const uint64_t key = fdbKey(vlan, mac);
     RecentLearn& r = w_.recent[fdbHash(key, kLearnCacheMask)];

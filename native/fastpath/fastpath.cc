@@ -235,6 +235,14 @@ void FastPath::writePort(uint16_t index, const FastPort& port) {
   bpf_map_update_elem(ports_map_fd_, &key, &port, 0);
 }
 
+void FastPath::setLearnFull(uint16_t index, bool full) {
+  const uint32_t key = index;
+  FastPort fp{};
+  if (bpf_map_lookup_elem(ports_map_fd_, &key, &fp) != 0) return;
+  fp.learn_full = full ? 1 : 0;
+  bpf_map_update_elem(ports_map_fd_, &key, &fp, 0);
+}
+
 void FastPath::setDevice(uint16_t index, const std::string& dev_name, int ifindex) {
   const uint32_t key = index, value = static_cast<uint32_t>(ifindex);
   if (bpf_map_update_elem(tx_map_fd_, &key, &value, 0) != 0)
@@ -261,6 +269,7 @@ FastCounters FastPath::counters(uint16_t index) const {
     sum.tx_packets += c.tx_packets;
     sum.tx_bytes += c.tx_bytes;
     sum.redirect_failed += c.redirect_failed;
+    sum.mac_limit += c.mac_limit;
   }
   return sum;
 }

@@ -67,6 +67,8 @@ class FastPath {
 
   // The port table (written with the View the workers get, so XDP follows them).
   void writePort(uint16_t index, const FastPort& port);
+  // The port's learn_full flag in the port table, at once (between commits too).
+  void setLearnFull(uint16_t index, bool full);
   // The devmap: the device a port's frames are redirected to.
   void setDevice(uint16_t index, const std::string& dev_name, int ifindex);  // throws
   // A port going away: out of the devmap, counters zeroed.

@@ -57,7 +57,7 @@ test.serial('MAC flood: the limit holds, the rest is dropped and counted where i
   const events = (await learnEvents(sw)) - eventsBefore;
   const kernelLost = KERNEL_RX_REASONS.reduce((n, r) => n + (fs.drops[r] ?? 0), 0);
   const received = fs.rx_packets - rxBefore;
-  t.log(`sent ${sent}; the hot loop received ${received} (mac_limit ${fs.drops.mac_limit}), the kernel lost ${kernelLost} (${KERNEL_RX_REASONS.filter((r) => fs.drops[r]).map((r) => `${r} ${fs.drops[r]}`).join(', ') || 'none'}); learn events ${events}; ${learned} MACs learned on the port; ping ${pings.received}/${pings.transmitted}`);
+  t.log(`sent ${sent}; the port received ${received} (mac_limit ${fs.drops.mac_limit}), the kernel lost ${kernelLost} (${KERNEL_RX_REASONS.filter((r) => fs.drops[r]).map((r) => `${r} ${fs.drops[r]}`).join(', ') || 'none'}); learn events ${events}; ${learned} MACs learned on the port; ping ${pings.received}/${pings.transmitted}`);
 
   t.is(learned, LIMIT, 'the port holds exactly its limit');
   // Only the frames that arrived before the control plane had seen the port fill up were

@@ -357,7 +357,7 @@ export class Switch implements SwitchApi {
     const out: Record<string, PortCounters> = {};
     for (const p of this.ports.list()) {
       const { fast: fastAll, xsk, ...slow } = this.datapath.portCounters(p.index);
-      const { redirect_failed: redirectFailed, ...fast } = fastAll;
+      const { redirect_failed: redirectFailed, mac_limit: fastMacLimit, ...fast } = fastAll;
       const afxdp = { rx_packets: slow.rx_packets, rx_bytes: slow.rx_bytes, tx_packets: slow.tx_packets, tx_bytes: slow.tx_bytes };
       out[p.name] = {
         rx_packets: slow.rx_packets + fast.rx_packets,
@@ -366,7 +366,12 @@ export class Switch implements SwitchApi {
         tx_bytes: slow.tx_bytes + fast.tx_bytes,
         flood_packets: slow.flood_packets,
         // Lost by the kernel before the hot loop could count them, or after it sent them.
-        drops: { ...slow.drops, ...this.kernelDrops.reasons(p.index, xsk, redirectFailed, this.portDevices(p)) },
+        drops: {
+          ...slow.drops,
+          // Refused at the MAC limit by the port's BPF program or by the hot loop (before the program knew).
+          mac_limit: (slow.drops.mac_limit ?? 0) + fastMacLimit,
+          ...this.kernelDrops.reasons(p.index, xsk, redirectFailed, this.portDevices(p)),
+        },
         xsk,
         paths: { afxdp, fast },
       };

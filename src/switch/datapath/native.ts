@@ -24,8 +24,8 @@ export interface XskCounters {
 export interface NativePortCounters extends PathCounters {
   flood_packets: number;
   drops: Record<string, number>;
-  /** redirect_failed: frames the port's BPF program could not redirect (lost). */
-  fast: PathCounters & { redirect_failed: number };
+  /** Drops in the port's BPF program: a redirect it could not make; a source refused at the MAC limit. */
+  fast: PathCounters & { redirect_failed: number; mac_limit: number };
   /** The port's AF_XDP sockets' XDP_STATISTICS, over every socket it had. */
   xsk: XskCounters;
 }
