@@ -19,12 +19,6 @@ namespace vswitchd {
 
 namespace {
 
-constexpr uint16_t kEthSlowProtocols = 0x8809;
-
-inline bool isMulticast(const uint8_t* mac) { return mac[0] & 1; }
-
-inline bool isZeroMac(const uint8_t* mac) { return !(mac[0] | mac[1] | mac[2] | mac[3] | mac[4] | mac[5]); }
-
 // A frame in the UMEM and what we know of it.
 struct Frame {
   uint64_t addr;   // start of data
@@ -182,38 +176,19 @@ class HotLoop::Impl {
     auto& ctr = w_.port_counters[in];
     bump(ctr[kRxPackets]);
     bump(ctr[kRxBytes], f.len);
-    const PortView& pv = w_.view->ports[in];
-    if (!pv.active) return drop(in, kDropPortDown, f.addr);
-    if (f.len < kEthHeader) return drop(in, kDropRunt, f.addr);
-    if (f.len > kMaxFrameLen) return drop(in, kDropTooBig, f.addr);
     const uint8_t* eth = data(f.addr);
-    FrameTag tag;
-    if (DropReason why = parseTag(eth, f.len, &tag); why != kDropCount) return drop(in, why, f.addr);
-    f.tagged = tag.tagged;
-    const uint8_t pcp = tag.pcp;
-    // 01:80:c2:00:00:0x are link-local control frames (802.1D): never forwarded.
-    // LACPDUs (slow protocols, untagged) go to the control plane.
-    if (eth[0] == 0x01 && eth[1] == 0x80 && eth[2] == 0xc2 && eth[3] == 0 && eth[4] == 0 && eth[5] <= 0x0f) {
-      if (eth[5] == 0x02 && !f.tagged && be16(eth + 12) == kEthSlowProtocols) {
-        w_.punted.push_back(PuntRecord{in, std::vector<uint8_t>(eth, eth + f.len)});
-        return freeFrame(f.addr);
-      }
-      return drop(in, kDropLinkLocal, f.addr);
+    const FrameClass c = classifyFrame(w_.view->ports, in, eth, f.len, kMaxFrameLen);
+    if (c.punt) {
+      w_.punted.push_back(PuntRecord{in, std::vector<uint8_t>(eth, eth + f.len)});
+      return freeFrame(f.addr);
     }
-    const PortView* ingress = &pv;
-    if (pv.bond >= 0) {
-      // A bond leg: the frame arrives on the bond, as far as VLANs and learning go.
-      if (!pv.leg_rx) return drop(in, kDropBondInactiveLeg, f.addr);
-      in = static_cast<uint16_t>(pv.bond);
-      ingress = &w_.view->ports[in];
-    }
-    // Which VLAN the frame belongs to (the rules of src/switch/l2/vlan-rules.ts ingressVlan).
-    uint16_t vlan = 0;
-    if (DropReason why = ingressVlan(*ingress, tag, &vlan); why != kDropCount) return drop(in, why, f.addr);
+    if (c.drop != kDropCount) return drop(c.in, c.drop, f.addr);
+    in = c.in;
+    f.tagged = c.tag.tagged;
+    const uint8_t pcp = c.tag.pcp;
+    const uint16_t vlan = c.vlan;
     const uint8_t* dst = eth;
     const uint8_t* src = eth + 6;
-    // Never a station (the Linux bridge's is_valid_ether_addr): multicast, broadcast, all-zero.
-    if (isMulticast(src) || isZeroMac(src)) return drop(in, kDropMulticastSource, f.addr);
     if (!learn(vlan, src, in)) return drop(in, kDropMacLimit, f.addr);
 
     FdbHit hit;
