@@ -4,21 +4,14 @@
 // again once its entries age out.
 
 import test from 'ava';
-import { accessPort, eventually, startDaemon, type Daemon, type Stats } from '../helpers/daemon.js';
-import { repoRoot } from '../helpers/frames.js';
-import { addHosts, cleanupFor, pingUntil, run, sleep, startPing, staticArp, type Host } from '../helpers/netns.js';
+import { KERNEL_RX_REASONS, accessPort, eventually, kernelRxLost, settledStats, startDaemon, type Daemon } from '../helpers/daemon.js';
+import { sendFlood } from '../helpers/frames.js';
+import { addHosts, cleanupFor, pingUntil, sleep, startPing, staticArp, type Host } from '../helpers/netns.js';
 
 const LIMIT = 64;
 const FLOOD_FRAMES = 60_000;
 const AGING_S = 3;
 
-/** Reasons for frames the kernel lost before the hot loop saw them (ports/kernel-drops.ts). */
-const KERNEL_RX_REASONS = ['xsk_rx_ring_full', 'xsk_fill_ring_empty', 'xsk_rx_dropped', 'xsk_rx_invalid', 'kernel_rx_dropped', 'punt_dropped', 'redirect_failed'];
-
-async function flood(from: Host, count: number): Promise<number> {
-  const res = await run(['python3', `${repoRoot()}/test/helpers/frames.py`, 'flood', '--dev', from.dev, '--count', `${count}`, '--ns', from.ns], { timeoutMs: 60_000 });
-  return (JSON.parse(res.stdout.trim().split('\n').pop()!) as { sent: number }).sent;
-}
 
 async function learnEvents(sw: Daemon): Promise<number> {
   const s = await sw.ctl<{ workers: { learn_events: number }[] }>('stats');
@@ -40,22 +33,14 @@ test.serial('MAC flood: the limit holds, the rest is dropped and counted where i
   const rxBefore = (await sw.portStats(f.port)).rx_packets;
 
   const pinging = await startPing(cleanup, a, b.ip, { count: 40, interval: 0.05 });
-  const sent = await flood(f, FLOOD_FRAMES);
+  const sent = await sendFlood({ dev: f.dev, ns: f.ns, count: FLOOD_FRAMES });
   const pings = await pinging.done();
 
-  // Until the counters stop moving (frames still in the rings).
-  let stats: Stats = await sw.stats();
-  for (let last = -1, i = 0; i < 20; i++) {
-    const rx = stats.ports[f.port]!.rx_packets;
-    if (rx === last) break;
-    last = rx;
-    await sleep(200);
-    stats = await sw.stats();
-  }
+  const stats = await settledStats(sw, f.port);
   const fs = stats.ports[f.port]!;
   const learned = (await sw.fdb()).filter((e) => e.port === f.port).length;
   const events = (await learnEvents(sw)) - eventsBefore;
-  const kernelLost = KERNEL_RX_REASONS.reduce((n, r) => n + (fs.drops[r] ?? 0), 0);
+  const kernelLost = kernelRxLost(stats, f.port);
   const received = fs.rx_packets - rxBefore;
   t.log(`sent ${sent}; the port received ${received} (mac_limit ${fs.drops.mac_limit}), the kernel lost ${kernelLost} (${KERNEL_RX_REASONS.filter((r) => fs.drops[r]).map((r) => `${r} ${fs.drops[r]}`).join(', ') || 'none'}); learn events ${events}; ${learned} MACs learned on the port; ping ${pings.received}/${pings.transmitted}`);
 
