@@ -58,3 +58,25 @@ test.serial('MAC flood: the limit holds, the rest is dropped and counted where i
   t.true(await pingUntil(f, a.ip), 'the flooding host itself is learned and answered again');
   await eventually('the flooding host learned on its port', async () => (await sw.fdb()).some((e) => e.port === f.port && e.mac === f.mac));
 });
+
+test.serial('frames the kernel loses before the hot loop (AF_XDP rings, devices) are counted by reason: what a host sent is what the port counted', async (t) => {
+  const cleanup = cleanupFor(t);
+  const [f, a, b] = (await addHosts(cleanup, ['10.44.0.9/24', '10.44.0.1/24', '10.44.0.2/24'])) as [Host, Host, Host];
+  // One worker with the fewest frames, every source learned and every frame flooded to two
+  // ports: the hot loop falls behind a burst and the kernel drops what its rings cannot hold.
+  const sw = await startDaemon(t, cleanup, {
+    workers: 1,
+    datapath: { frames_per_worker: 1024 },
+    fdb: { max_per_port: 1_000_000, capacity: 262_144 },
+    ports: [accessPort(f.port, 10), accessPort(a.port, 10), accessPort(b.port, 10)],
+  }, { logLevel: 'info' });
+  const before = await sw.stats();
+  const sent = await sendFlood({ dev: f.dev, ns: f.ns, count: FLOOD_FRAMES });
+  const stats = await settledStats(sw, f.port);
+  const received = stats.ports[f.port]!.rx_packets - before.ports[f.port]!.rx_packets;
+  const kernelLost = kernelRxLost(stats, f.port) - kernelRxLost(before, f.port);
+  const reasons = KERNEL_RX_REASONS.filter((r) => stats.ports[f.port]!.drops[r]).map((r) => `${r} ${stats.ports[f.port]!.drops[r]}`);
+  t.log(`sent ${sent}; the port received ${received}, the kernel lost ${kernelLost} (${reasons.join(', ') || 'none'})`);
+  t.true(kernelLost > 0, 'the kernel lost frames, and they are counted');
+  t.true(received + kernelLost >= sent * 0.999 && received + kernelLost <= sent + 100, `sent ${sent} = received ${received} + lost in the kernel ${kernelLost}`);
+});
