@@ -34,12 +34,17 @@
 // Bytes the bond hash may read: Ethernet + IPv4 with options + L4 ports.
 #define HASH_BYTES (14 + 60 + 4)
 
+// No punt pair to hand the frame to (the port is going away): lost, counted.
 static __always_inline int slow_path(void)
 {
 	__u32 me = vswitchd_port_index;
 	struct tc_port *tp = bpf_map_lookup_elem(&vswitchd_tc_ports, &me);
-	if (!tp || !tp->punt_ifindex)
+	if (!tp || !tp->punt_ifindex) {
+		struct fast_counters *c = bpf_map_lookup_elem(&vswitchd_fast_stats, &me);
+		if (c)
+			c->redirect_failed++;
 		return TC_ACT_SHOT;
+	}
 	return bpf_redirect(tp->punt_ifindex, 0);
 }
 
@@ -52,7 +57,7 @@ int vswitchd_tc_fast(struct __sk_buff *skb)
 #endif
 	__u32 zero = 0;
 	struct fast_config *cfg = bpf_map_lookup_elem(&vswitchd_config, &zero);
-	if (!cfg || !cfg->enabled)
+	if (!cfg)
 		return slow_path();
 
 	void *data = (void *)(long)skb->data;
@@ -60,8 +65,6 @@ int vswitchd_tc_fast(struct __sk_buff *skb)
 	__u8 *eth = data;
 	if (data + 14 > data_end)
 		return slow_path();
-	if (eth[0] & 1)
-		return slow_path();  // broadcast, multicast, link-local control frames
 
 	int tagged = 0;
 	__u16 tci = 0;
@@ -77,8 +80,9 @@ int vswitchd_tc_fast(struct __sk_buff *skb)
 
 	__u32 in = vswitchd_port_index;
 	struct fast_port *ip = bpf_map_lookup_elem(&vswitchd_ports, &in);
-	if (!ip || !ip->active || !ip->fast_in)
+	if (!ip || !ip->active)
 		return slow_path();
+	int fast_in = ip->fast_in;
 	__u32 leg_in = in;  // the device it arrived on, for the counters
 	if (ip->bond >= 0) {
 		if (!ip->leg_rx)
@@ -97,8 +101,23 @@ int vswitchd_tc_fast(struct __sk_buff *skb)
 		return slow_path();
 
 	__u32 mask = cfg->fdb_mask;
-	__u16 src_port, src_flags, dst_port, dst_flags;
+	__u16 src_port = 0, src_flags = 0, dst_port, dst_flags;
 	struct fdb_slot *src = fdb_lookup(mask, vlan, eth + 6, &src_port, &src_flags);
+	// A port at its MAC limit (a MAC flood): refused here, before the punt pair, the
+	// AF_XDP copy and the hot loop, with fast_path off too. Control frames still go up.
+	if (vsw_mac_limit_refuses(ip->learn_full, src != 0, src_port, src_flags, in) && !vsw_link_local(eth)) {
+		struct fast_counters *c = bpf_map_lookup_elem(&vswitchd_fast_stats, &in);
+		if (c) {  // received, as the hot loop counts the frames it drops
+			c->rx_packets++;
+			c->rx_bytes += skb->len + (skb->vlan_present ? 4 : 0);
+			c->mac_limit++;
+		}
+		return TC_ACT_SHOT;
+	}
+	if (!cfg->enabled || !fast_in)
+		return slow_path();
+	if (eth[0] & 1)
+		return slow_path();  // broadcast, multicast, link-local control frames
 	if (!src || src_port != in)
 		return slow_path();  // new or moved source: the control plane learns it
 	struct fdb_slot *dst = fdb_lookup(mask, vlan, eth, &dst_port, &dst_flags);

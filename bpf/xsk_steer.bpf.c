@@ -43,9 +43,23 @@ struct {
 	__uint(XDP_PASS, 1);
 } XDP_RUN_CONFIG(vswitchd_steer);
 
+// A frame a redirect could not take is lost to the switch: count it on the port.
+static __always_inline void count_redirect_failed(void)
+{
+	__u32 me = vswitchd_port_index;
+	struct fast_counters *c = bpf_map_lookup_elem(&vswitchd_fast_stats, &me);
+	if (c)
+		c->redirect_failed++;
+}
+
+// No socket on the queue (between attach and bind, or a queue the switch does
+// not serve): XDP_PASS, the host stack of a switch port drops it.
 static __always_inline int slow_path(struct xdp_md *ctx)
 {
-	return bpf_redirect_map(&xsks_map, ctx->rx_queue_index, XDP_PASS);
+	int act = bpf_redirect_map(&xsks_map, ctx->rx_queue_index, XDP_PASS);
+	if (act != XDP_REDIRECT)
+		count_redirect_failed();
+	return act;
 }
 
 SEC("xdp")
@@ -53,7 +67,7 @@ int vswitchd_steer(struct xdp_md *ctx)
 {
 	__u32 zero = 0;
 	struct fast_config *cfg = bpf_map_lookup_elem(&vswitchd_config, &zero);
-	if (!cfg || !cfg->enabled)
+	if (!cfg)
 		return slow_path(ctx);
 
 	void *data = (void *)(long)ctx->data;
@@ -62,14 +76,12 @@ int vswitchd_steer(struct xdp_md *ctx)
 	__u64 rx_len = (__u64)(data_end - data);
 	if (data + 18 > data_end)
 		return slow_path(ctx);
-	// Multicast and broadcast destinations flood; link-local frames are control.
-	if (eth[0] & 1)
-		return slow_path(ctx);
 
 	__u32 in = vswitchd_port_index;
 	struct fast_port *ip = bpf_map_lookup_elem(&vswitchd_ports, &in);
-	if (!ip || !ip->active || !ip->fast_in)
+	if (!ip || !ip->active)
 		return slow_path(ctx);
+	int fast_in = ip->fast_in;
 	__u32 leg_in = in;  // the device it arrived on, for the counters
 	if (ip->bond >= 0) {
 		// A bond leg: the frame arrives on the bond.
@@ -94,8 +106,22 @@ int vswitchd_steer(struct xdp_md *ctx)
 		return slow_path(ctx);
 
 	__u32 mask = cfg->fdb_mask;
-	__u16 src_port, src_flags, dst_port, dst_flags;
+	__u16 src_port = 0, src_flags = 0, dst_port, dst_flags;
 	struct fdb_slot *src = fdb_lookup(mask, vlan, eth + 6, &src_port, &src_flags);
+	// A port at its MAC limit (a MAC flood): refused here, before the AF_XDP copy and
+	// the hot loop, with fast_path off too. Control frames still go up.
+	if (vsw_mac_limit_refuses(ip->learn_full, src != 0, src_port, src_flags, in) && !vsw_link_local(eth)) {
+		struct fast_counters *c = bpf_map_lookup_elem(&vswitchd_fast_stats, &in);
+		if (c) {  // received, as the hot loop counts the frames it drops
+			c->rx_packets++;
+			c->rx_bytes += rx_len;
+			c->mac_limit++;
+		}
+		return XDP_DROP;
+	}
+	// Multicast and broadcast destinations flood; link-local frames are control.
+	if (!cfg->enabled || !fast_in || (eth[0] & 1))
+		return slow_path(ctx);
 	if (!src || src_port != in)
 		return slow_path(ctx);  // new or moved source: the control plane learns it
 	struct fdb_slot *dst = fdb_lookup(mask, vlan, eth, &dst_port, &dst_flags);
@@ -149,6 +175,13 @@ int vswitchd_steer(struct xdp_md *ctx)
 		*(__u16 *)(data + 14) = bpf_htons((__u16)(pcp << 13) | vlan);
 	}
 
+	// The egress port has no device in the devmap (going away): the frame was
+	// already re-tagged, so it cannot take the slow path any more.
+	int act = bpf_redirect_map(&vswitchd_tx, tx_port, XDP_DROP);
+	if (act != XDP_REDIRECT) {
+		count_redirect_failed();
+		return XDP_DROP;
+	}
 	__u64 len = (__u64)((long)ctx->data_end - (long)ctx->data);
 	struct fast_counters *ic = bpf_map_lookup_elem(&vswitchd_fast_stats, &leg_in);
 	if (ic) {
@@ -160,7 +193,7 @@ int vswitchd_steer(struct xdp_md *ctx)
 		oc->tx_packets++;
 		oc->tx_bytes += len;
 	}
-	return bpf_redirect_map(&vswitchd_tx, tx_port, 0);
+	return act;
 }
 
 char _license[] SEC("license") = "GPL";

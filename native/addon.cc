@@ -109,6 +109,7 @@ class DatapathWrap : public Napi::ObjectWrap<DatapathWrap> {
                            InstanceMethod<&DatapathWrap::TcLinkFd>("tcLinkFd"),
                            InstanceMethod<&DatapathWrap::ReleaseFastPorts>("releaseFastPorts"),
                            InstanceMethod<&DatapathWrap::ForgetFastPort>("forgetFastPort"),
+                           InstanceMethod<&DatapathWrap::SetLearnFull>("setLearnFull"),
                        });
   }
 
@@ -221,8 +222,24 @@ class DatapathWrap : public Napi::ObjectWrap<DatapathWrap> {
     fast.Set("rx_bytes", static_cast<double>(fc.rx_bytes));
     fast.Set("tx_packets", static_cast<double>(fc.tx_packets));
     fast.Set("tx_bytes", static_cast<double>(fc.tx_bytes));
+    fast.Set("redirect_failed", static_cast<double>(fc.redirect_failed));
+    fast.Set("mac_limit", static_cast<double>(fc.mac_limit));
     o.Set("fast", fast);
+    const XskStats xs = d.xskStats(port);
+    auto xsk = Napi::Object::New(env);
+    xsk.Set("rx_dropped", static_cast<double>(xs.rx_dropped));
+    xsk.Set("rx_invalid_descs", static_cast<double>(xs.rx_invalid_descs));
+    xsk.Set("tx_invalid_descs", static_cast<double>(xs.tx_invalid_descs));
+    xsk.Set("rx_ring_full", static_cast<double>(xs.rx_ring_full));
+    xsk.Set("rx_fill_ring_empty_descs", static_cast<double>(xs.rx_fill_ring_empty));
+    xsk.Set("tx_ring_empty_descs", static_cast<double>(xs.tx_ring_empty));
+    o.Set("xsk", xsk);
     return o;
+  }
+
+  void SetLearnFull(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    guarded(env, [&] { dp(env).setLearnFull(argU16(info, 0, "index"), info[1].ToBoolean()); });
   }
 
   void SetPortFast(const Napi::CallbackInfo& info) {

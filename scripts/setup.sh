@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 
 PACKAGES=(libxdp-dev libbpf-dev clang llvm xdp-tools bpftool netsniff-ng iperf3 ethtool
   iproute2 pkg-config tcpdump arping iputils-ping python3 make g++ openvswitch-switch
-  qemu-system-x86 busybox-static cpio)
+  qemu-system-x86 busybox-static cpio libclang-rt-14-dev)
 
 say() { echo "setup: $*"; }
 

@@ -21,6 +21,14 @@ else
   echo "test: native shared vectors FAILED"
   status=1
 fi
+# The frame parser and classifier under libFuzzer with ASan and UBSan, for a bounded time.
+echo "test: npm run fuzz -- --seconds 60"
+if npm run -s fuzz -- --seconds 60 2>&1; then
+  echo "test: fuzzer passed"
+else
+  echo "test: fuzzer FAILED"
+  status=1
+fi
 # The integration suite once per datapath.fast_path choice: off (every frame through the
 # hot loop), auto (the default: tc on veth and tap ports), xdp (the XDP hook on veths).
 for mode in off auto xdp; do

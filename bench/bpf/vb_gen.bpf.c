@@ -6,14 +6,32 @@
 // With flows > 1 (set by vbxdpgen before loading) each frame gets the next destination
 // MAC of 02:fd:00:00:00:00 .. flows-1, the static FDB entries `npm run bench --
 // --fdb-entries N --flows N` writes, so every frame looks up a different FDB slot.
+// With random_src each frame gets a random locally administered unicast source MAC
+// (a MAC flood, `npm run bench:flood`).
 #include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
 
-const volatile __u32 flows = 1;
+// The only constant in .rodata; vbxdpgen sets it before loading.
+const volatile struct {
+  __u32 flows;
+  __u32 random_src;
+} gen_config = {1, 0};
 __u32 next_flow;  // one generator CPU runs this program: no atomics needed
 
 SEC("xdp")
 int vb_gen(struct xdp_md *ctx) {
+  __u32 flows = gen_config.flows;
+  if (gen_config.random_src) {
+    __u8 *d = (void *)(long)ctx->data;
+    if ((void *)(d + 12) > (void *)(long)ctx->data_end) return XDP_TX;
+    __u32 r = bpf_get_prandom_u32();
+    d[6] = 0x02;
+    d[7] = 0xf1;
+    d[8] = r >> 24;
+    d[9] = r >> 16;
+    d[10] = r >> 8;
+    d[11] = r;
+  }
   if (flows > 1) {
     __u8 *d = (void *)(long)ctx->data;
     if ((void *)(d + 6) > (void *)(long)ctx->data_end) return XDP_TX;

@@ -8,7 +8,9 @@
 //       --frame HEX --seconds 30 [--batch 64] [--chunk 32768] [--flows N]
 //
 // --flows N: the program rewrites the destination MAC of each frame to the next of N
-// (02:fd:00:00:00:00 onwards; see bench/bpf/vb_gen.bpf.c).
+// (02:fd:00:00:00:00 onwards; see bench/bpf/vb_gen.bpf.c). --random-src: each frame
+// from a random source MAC. --rate PPS: chunks of PPS/20 frames, each sent flat out,
+// paced to PPS on average (bursts of 50 ms' worth of frames).
 // Prints "ready". A line "q" or EOF on stdin, SIGINT/SIGTERM, or --seconds elapsing
 // stops it: the signal interrupts the BPF_PROG_RUN in progress (the kernel checks for
 // pending signals between batches). It then prints "done <frames in completed chunks>
@@ -76,14 +78,15 @@ static int hexval(char c) {
 }
 
 static void usage(void) {
-  fprintf(stderr, "usage: vbxdpgen --dev IFNAME --obj vb_gen.bpf.o --frame HEX [--seconds S] [--batch N] [--chunk N] [--flows N]\n");
+  fprintf(stderr, "usage: vbxdpgen --dev IFNAME --obj vb_gen.bpf.o --frame HEX [--seconds S] [--batch N] [--chunk N] [--flows N] [--random-src] [--rate PPS]\n");
   exit(2);
 }
 
 int main(int argc, char **argv) {
   const char *dev = NULL, *obj_path = NULL, *hex = NULL;
   double seconds = 30;
-  unsigned batch = 64, chunk = 1u << 24, flows = 1;
+  unsigned batch = 64, chunk = 1u << 24, flows = 1, random_src = 0;
+  double rate = 0;
   for (int i = 1; i < argc; i++) {
     if (!strcmp(argv[i], "--dev") && i + 1 < argc) dev = argv[++i];
     else if (!strcmp(argv[i], "--obj") && i + 1 < argc) obj_path = argv[++i];
@@ -92,9 +95,12 @@ int main(int argc, char **argv) {
     else if (!strcmp(argv[i], "--batch") && i + 1 < argc) batch = (unsigned)atoi(argv[++i]);
     else if (!strcmp(argv[i], "--chunk") && i + 1 < argc) chunk = (unsigned)atoi(argv[++i]);
     else if (!strcmp(argv[i], "--flows") && i + 1 < argc) flows = (unsigned)strtoul(argv[++i], NULL, 10);
+    else if (!strcmp(argv[i], "--random-src")) random_src = 1;
+    else if (!strcmp(argv[i], "--rate") && i + 1 < argc) rate = strtod(argv[++i], NULL);
     else usage();
   }
   if (!dev || !obj_path || !hex || batch == 0 || chunk == 0 || flows == 0) usage();
+  if (rate > 0 && chunk > rate / 20 + 1) chunk = (unsigned)(rate / 20) + 1;
   size_t hlen = strlen(hex);
   if (hlen % 2 || hlen < 28 || hlen > 2 * 3000) {
     fprintf(stderr, "vbxdpgen: --frame must be 14..3000 bytes of hex\n");
@@ -145,7 +151,12 @@ int main(int argc, char **argv) {
   }
   unsigned char *consts = malloc(rodata_size);
   memcpy(consts, initial, rodata_size);
-  memcpy(consts, &flows, sizeof(flows));  // the only constant in .rodata
+  uint32_t gen_config[2] = {flows, random_src};  // the only constant in .rodata
+  if (rodata_size < sizeof(gen_config)) {
+    fprintf(stderr, "vbxdpgen: %s has no gen_config constant\n", obj_path);
+    return 1;
+  }
+  memcpy(consts, gen_config, sizeof(gen_config));
   if (bpf_map__set_initial_value(rodata, consts, rodata_size) || bpf_object__load(obj)) {
     fprintf(stderr, "vbxdpgen: load %s: %s\n", obj_path, strerror(errno));
     return 1;
@@ -202,6 +213,13 @@ int main(int argc, char **argv) {
     uint64_t t = now_ns();
     atomic_store(&sent_frames, atomic_load(&sent_frames) + chunk);
     atomic_store(&sent_at_ns, t);
+    if (rate > 0) {  // wait until the frames sent so far are due
+      uint64_t due = start + (uint64_t)(atomic_load(&sent_frames) / rate * 1e9);
+      while (!stop_flag && (t = now_ns()) < due && due < deadline) {
+        struct timespec ts = {(time_t)((due - t) / 1000000000ull), (long)((due - t) % 1000000000ull)};
+        nanosleep(&ts, NULL);
+      }
+    }
   }
   pthread_mutex_lock(&out_lock);
   printf("done %llu %llu %llu\n", (unsigned long long)atomic_load(&sent_frames),

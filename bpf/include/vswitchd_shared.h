@@ -92,7 +92,7 @@ struct fast_port {
 	__u8 leg_rx;          /* a leg: frames arriving on it are taken */
 	__u8 is_bond;
 	__u8 bond_hash;       /* a bond: VSW_BOND_HASH_* */
-	__u8 pad;
+	__u8 learn_full;      /* at its MAC limit: frames from sources new to it are dropped (mac_limit) */
 	__s16 buckets[VSW_BOND_BUCKETS]; /* a bond: flow bucket -> leg port index, -1 none */
 };
 
@@ -106,6 +106,9 @@ struct fast_counters {
 	__u64 rx_bytes;
 	__u64 tx_packets;
 	__u64 tx_bytes;
+	__u64 redirect_failed;  /* frames arriving here that a redirect helper refused (no AF_XDP
+	                           socket on the queue, no egress device): lost, counted */
+	__u64 mac_limit;        /* frames dropped because the port is at its MAC limit (learn_full) */
 };
 
 /* The fast path's settings and coarse clock ("vswitchd_config", one entry,
@@ -128,6 +131,23 @@ struct tc_port {
 
 #define VSW_TC_OUT 1          /* frames may be redirected to this port from tc */
 #define VSW_TC_PEER_NETNS 2   /* a veth whose peer is in another netns: bpf_redirect_peer */
+
+/* 01:80:c2:00:00:0x: link-local control frames (802.1D), never forwarded; LACPDUs among them. */
+VSW_INLINE int vsw_link_local(const __u8 *dst)
+{
+	return dst[0] == 0x01 && dst[1] == 0x80 && dst[2] == 0xc2 && dst[3] == 0 && dst[4] == 0 && dst[5] <= 0x0f;
+}
+
+/* A port at its MAC limit refuses a source unless it is learned on that very port or
+ * pinned by a static entry: the frame is dropped where it arrives (mac_limit) instead
+ * of being reported to the control plane to be refused. found: the source is in the FDB,
+ * on src_port with src_flags. The hot loop, the tc and the XDP program all apply it. */
+VSW_INLINE int vsw_mac_limit_refuses(int learn_full, int found, __u16 src_port, __u16 src_flags, __u32 in)
+{
+	if (!learn_full)
+		return 0;
+	return !(found && (src_port == in || (src_flags & VSW_FDB_STATIC)));
+}
 
 /* Offsets, not only sizes: both compilers check them against this list, and
  * native/test/shared_vectors.cc checks the built object's BTF against them. */
@@ -157,14 +177,16 @@ VSW_STATIC_ASSERT(VSW_OFFSETOF(struct fast_port, bond) == 520, "fast_port.bond")
 VSW_STATIC_ASSERT(VSW_OFFSETOF(struct fast_port, leg_rx) == 522, "fast_port.leg_rx");
 VSW_STATIC_ASSERT(VSW_OFFSETOF(struct fast_port, is_bond) == 523, "fast_port.is_bond");
 VSW_STATIC_ASSERT(VSW_OFFSETOF(struct fast_port, bond_hash) == 524, "fast_port.bond_hash");
-VSW_STATIC_ASSERT(VSW_OFFSETOF(struct fast_port, pad) == 525, "fast_port.pad");
+VSW_STATIC_ASSERT(VSW_OFFSETOF(struct fast_port, learn_full) == 525, "fast_port.learn_full");
 VSW_STATIC_ASSERT(VSW_OFFSETOF(struct fast_port, buckets) == 526, "fast_port.buckets");
 
-VSW_STATIC_ASSERT(sizeof(struct fast_counters) == 32, "fast_counters size");
+VSW_STATIC_ASSERT(sizeof(struct fast_counters) == 48, "fast_counters size");
 VSW_STATIC_ASSERT(VSW_OFFSETOF(struct fast_counters, rx_packets) == 0, "fast_counters.rx_packets");
 VSW_STATIC_ASSERT(VSW_OFFSETOF(struct fast_counters, rx_bytes) == 8, "fast_counters.rx_bytes");
 VSW_STATIC_ASSERT(VSW_OFFSETOF(struct fast_counters, tx_packets) == 16, "fast_counters.tx_packets");
 VSW_STATIC_ASSERT(VSW_OFFSETOF(struct fast_counters, tx_bytes) == 24, "fast_counters.tx_bytes");
+VSW_STATIC_ASSERT(VSW_OFFSETOF(struct fast_counters, redirect_failed) == 32, "fast_counters.redirect_failed");
+VSW_STATIC_ASSERT(VSW_OFFSETOF(struct fast_counters, mac_limit) == 40, "fast_counters.mac_limit");
 
 VSW_STATIC_ASSERT(sizeof(struct fast_config) == 16, "fast_config size");
 VSW_STATIC_ASSERT(VSW_OFFSETOF(struct fast_config, fdb_mask) == 0, "fast_config.fdb_mask");

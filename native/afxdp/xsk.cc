@@ -171,6 +171,32 @@ void XskSocket::unmapAll() {
   }
 }
 
+XskStats& XskStats::operator+=(const XskStats& o) {
+  rx_dropped += o.rx_dropped;
+  rx_invalid_descs += o.rx_invalid_descs;
+  tx_invalid_descs += o.tx_invalid_descs;
+  rx_ring_full += o.rx_ring_full;
+  rx_fill_ring_empty += o.rx_fill_ring_empty;
+  tx_ring_empty += o.tx_ring_empty;
+  return *this;
+}
+
+XskStats XskSocket::statistics() const {
+  XskStats out;
+  xdp_statistics st{};
+  socklen_t len = sizeof(st);
+  if (fd_ < 0 || getsockopt(fd_, SOL_XDP, XDP_STATISTICS, &st, &len) != 0) return out;
+  out.rx_dropped = st.rx_dropped;
+  out.rx_invalid_descs = st.rx_invalid_descs;
+  out.tx_invalid_descs = st.tx_invalid_descs;
+  if (len >= sizeof(st)) {  // the ring counters came with kernel 5.9
+    out.rx_ring_full = st.rx_ring_full;
+    out.rx_fill_ring_empty = st.rx_fill_ring_empty_descs;
+    out.tx_ring_empty = st.tx_ring_empty_descs;
+  }
+  return out;
+}
+
 std::vector<uint64_t> XskSocket::closeAndHarvest() {
   std::vector<uint64_t> addrs;
   if (fd_ < 0) return addrs;

@@ -41,6 +41,18 @@ class Umem {
   size_t anchor_map_len_[2] = {};
 };
 
+// The kernel's counts of one socket (getsockopt XDP_STATISTICS); they start at
+// 0 with each socket, so whoever reports them keeps a base across sockets.
+struct XskStats {
+  uint64_t rx_dropped = 0;          // frames the socket could not take: no fill frame, too long
+  uint64_t rx_invalid_descs = 0;
+  uint64_t tx_invalid_descs = 0;    // descriptors we put on the TX ring that the kernel refused
+  uint64_t rx_ring_full = 0;        // the RX ring was full: the hot loop was behind
+  uint64_t rx_fill_ring_empty = 0;  // no frame in the fill ring (also counted in rx_dropped)
+  uint64_t tx_ring_empty = 0;       // the kernel found the TX ring empty (not a loss)
+  XskStats& operator+=(const XskStats& o);
+};
+
 struct RingSizes {
   uint32_t rx = 2048, tx = 2048, fill = 2048, comp = 2048;
 };
@@ -54,6 +66,7 @@ class XskSocket {
   XskSocket& operator=(const XskSocket&) = delete;
 
   int fd() const { return fd_; }
+  XskStats statistics() const;  // zeros once closed
   // Closes the socket and returns every frame address the rings still held
   // (fill, rx, unsent tx, unread completions) so no UMEM frame is lost.
   std::vector<uint64_t> closeAndHarvest();

@@ -85,6 +85,13 @@ Datapath::Datapath(const Options& opts) : opts_(opts) {
 
 void Datapath::tickFastClock(uint64_t now) { fast_->tickClock(now); }
 
+void Datapath::setLearnFull(uint16_t index, bool full) {
+  if (index >= kMaxPorts) throw std::runtime_error("port index out of range");
+  std::lock_guard<std::mutex> lock(control_mu_);
+  learn_full_[index].store(full ? 1 : 0, std::memory_order_relaxed);
+  fast_->setLearnFull(index, full);  // the tc and XDP programs refuse such frames before the hot loop
+}
+
 void Datapath::setPortFast(uint16_t index, bool fast_in, bool fast_out, bool tc_out) {
   std::lock_guard<std::mutex> lock(control_mu_);
   if (index >= kMaxPorts) throw std::runtime_error("port index out of range");
@@ -116,6 +123,7 @@ void Datapath::writeFastPorts(const View& v) {
     fp.leg_rx = pv.leg_rx;
     fp.is_bond = pv.is_bond;
     fp.bond_hash = pv.bond_hash;
+    fp.learn_full = learn_full_[i].load(std::memory_order_relaxed);
     if (pv.is_bond) std::memcpy(fp.buckets, pv.buckets, sizeof(fp.buckets));
     else std::fill(std::begin(fp.buckets), std::end(fp.buckets), -1);
     const PortInfo& info = ports_[i];
@@ -146,6 +154,15 @@ void Datapath::releaseFastPorts() {
   hold_fast_ports_ = false;
   View* v = live_.load(std::memory_order_seq_cst);
   if (v) writeFastPorts(*v);
+}
+
+XskStats Datapath::xskStats(uint16_t port) {
+  std::lock_guard<std::mutex> lock(control_mu_);
+  if (port >= kMaxPorts) return {};
+  XskStats sum = xsk_base_[port];
+  for (const auto& q : ports_[port].queues)
+    if (q->xsk) sum += q->xsk->statistics();
+  return sum;
 }
 
 Datapath::~Datapath() {
@@ -269,14 +286,15 @@ void Datapath::removePort(uint16_t index) {
   if (written_) written_[index] = false;  // removePort wrote its tc entry
   fast_->detachTc(p.tc);
   fast_->detach(p.xdp);
-  releaseQueues(p.queues);
+  releaseQueues(index, p.queues);
   if (p.tap_fd >= 0) close(p.tap_fd);
   ports_[index] = PortInfo{};
 }
 
-void Datapath::releaseQueues(std::vector<std::unique_ptr<Queue>>& queues) {
+void Datapath::releaseQueues(uint16_t port, std::vector<std::unique_ptr<Queue>>& queues) {
   for (auto& q : queues) {
     if (!q->xsk) continue;
+    xsk_base_[port] += q->xsk->statistics();
     for (uint64_t addr : q->xsk->closeAndHarvest()) {
       const uint64_t frame = addr / kFrameSize;
       Worker& owner = *workers_[frame / opts_.frames_per_worker];
@@ -414,7 +432,7 @@ uint64_t Datapath::workerCounter(uint32_t worker, int which) const {
 RunResult Datapath::run(uint32_t worker, const int32_t* stop, uint32_t budget_ms) {
   Worker& w = *workers_.at(worker);
   w.in_run.store(true, std::memory_order_seq_cst);
-  HotLoop loop(w, umem_->area(), opts_.frames_per_worker, workers_, fdb_->view());
+  HotLoop loop(w, umem_->area(), opts_.frames_per_worker, workers_, fdb_->view(), learn_full_);
   const uint64_t start = nowNs();
   const uint64_t deadline = start + static_cast<uint64_t>(budget_ms) * 1000000;
   uint64_t busy = 0;

@@ -55,6 +55,7 @@ enum DropReason : int {
   kDropBondInactiveLeg,   // arrived on a bond leg that may not receive (backup, or LACP not collecting)
   kDropBondNoLeg,         // egress bond has no usable leg
   kDropHandoffFull,       // the worker that owns the egress port is behind: its hand-off ring is full
+  kDropMacLimit,          // source not learned here and the port is at its MAC limit (fdb.max_per_port)
   kDropCount
 };
 // As the metrics and `vswitchctl` name them (and test/vectors/shared.json).
@@ -62,6 +63,7 @@ inline constexpr const char* kDropReasonNames[kDropCount] = {
     "runt",         "malformed",        "too_big",     "multicast_source", "vlan_not_allowed",
     "untagged_no_native", "same_port",  "no_buffer",   "tx_full",          "port_down",
     "link_local",   "bond_inactive_leg", "bond_no_leg", "handoff_full",
+    "mac_limit",
 };
 
 enum PortCounter : int {
@@ -236,11 +238,20 @@ class Datapath {
   // Transmits a frame built by the control plane (LACPDUs, gratuitous RARPs) on a port.
   void sendFrame(uint16_t port, const std::vector<uint8_t>& frame);
 
+  // MAC limit (main thread): the control plane marks a port that holds as many
+  // learned MACs as it may; the hot loops then drop (and count) frames from
+  // sources not learned on it instead of reporting each to be refused.
+  void setLearnFull(uint16_t index, bool full);
+
   // Fast path (main thread). fast_in: frames arriving on the port may be switched in
   // the kernel (by its XDP or tc program); fast_out: its device takes XDP_REDIRECT;
   // tc_out: frames may be redirected to its device from tc.
   void setPortFast(uint16_t index, bool fast_in, bool fast_out, bool tc_out);
   FastCounters fastCounters(uint16_t port) const;
+  // The AF_XDP socket counts of a port's sockets, and of every socket it had
+  // before (a port index keeps its counts across sockets, as its hot-loop
+  // counters do), so they never go backwards.
+  XskStats xskStats(uint16_t port);
 
   // Restarts (main thread): the fds handed over to the next daemon.
   FastMapFds fastMapFds() const { return fast_->mapFds(); }
@@ -256,7 +267,7 @@ class Datapath {
  private:
   std::unique_ptr<View> buildView() const;
   void writeFastPorts(const View& v);
-  void releaseQueues(std::vector<std::unique_ptr<Queue>>& queues);
+  void releaseQueues(uint16_t port, std::vector<std::unique_ptr<Queue>>& queues);
 
   Options opts_;
   std::unique_ptr<Umem> umem_;
@@ -268,6 +279,7 @@ class Datapath {
   std::vector<std::unique_ptr<View>> views_;  // published, kept until no worker uses them
   uint64_t next_gen_ = 1;
   std::unique_ptr<FastPath> fast_;      // the XDP programs and the maps they share
+  std::atomic<uint8_t> learn_full_[kMaxPorts] = {};  // setLearnFull; read by the hot loops
   uint8_t fast_in_[kMaxPorts] = {};     // setPortFast, applied by writeFastPorts
   uint8_t fast_out_[kMaxPorts] = {};
   uint8_t tc_out_[kMaxPorts] = {};
@@ -277,6 +289,7 @@ class Datapath {
   std::unique_ptr<TcPort[]> written_tc_;
   std::unique_ptr<bool[]> written_;
   bool hold_fast_ports_ = false;        // adopting: leave the running programs' tables alone
+  XskStats xsk_base_[kMaxPorts];        // counts of sockets already closed, per port
   std::mutex control_mu_;
 };
 

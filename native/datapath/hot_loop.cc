@@ -19,12 +19,6 @@ namespace vswitchd {
 
 namespace {
 
-constexpr uint16_t kEthSlowProtocols = 0x8809;
-
-inline bool isMulticast(const uint8_t* mac) { return mac[0] & 1; }
-
-inline bool isZeroMac(const uint8_t* mac) { return !(mac[0] | mac[1] | mac[2] | mac[3] | mac[4] | mac[5]); }
-
 // A frame in the UMEM and what we know of it.
 struct Frame {
   uint64_t addr;   // start of data
@@ -36,8 +30,9 @@ struct Frame {
 
 class HotLoop::Impl {
  public:
-  Impl(Worker& w, uint8_t* umem, uint32_t frames_per_worker, std::vector<std::unique_ptr<Worker>>& all, FdbView fdb)
-      : w_(w), umem_(umem), frames_per_worker_(frames_per_worker), all_(all), fdb_(fdb) {}
+  Impl(Worker& w, uint8_t* umem, uint32_t frames_per_worker, std::vector<std::unique_ptr<Worker>>& all, FdbView fdb,
+       const std::atomic<uint8_t>* learn_full)
+      : w_(w), umem_(umem), frames_per_worker_(frames_per_worker), all_(all), fdb_(fdb), learn_full_(learn_full) {}
 
   void adoptView(View* v) {
     w_.view = v;
@@ -181,39 +176,20 @@ class HotLoop::Impl {
     auto& ctr = w_.port_counters[in];
     bump(ctr[kRxPackets]);
     bump(ctr[kRxBytes], f.len);
-    const PortView& pv = w_.view->ports[in];
-    if (!pv.active) return drop(in, kDropPortDown, f.addr);
-    if (f.len < kEthHeader) return drop(in, kDropRunt, f.addr);
-    if (f.len > kMaxFrameLen) return drop(in, kDropTooBig, f.addr);
     const uint8_t* eth = data(f.addr);
-    FrameTag tag;
-    if (DropReason why = parseTag(eth, f.len, &tag); why != kDropCount) return drop(in, why, f.addr);
-    f.tagged = tag.tagged;
-    const uint8_t pcp = tag.pcp;
-    // 01:80:c2:00:00:0x are link-local control frames (802.1D): never forwarded.
-    // LACPDUs (slow protocols, untagged) go to the control plane.
-    if (eth[0] == 0x01 && eth[1] == 0x80 && eth[2] == 0xc2 && eth[3] == 0 && eth[4] == 0 && eth[5] <= 0x0f) {
-      if (eth[5] == 0x02 && !f.tagged && be16(eth + 12) == kEthSlowProtocols) {
-        w_.punted.push_back(PuntRecord{in, std::vector<uint8_t>(eth, eth + f.len)});
-        return freeFrame(f.addr);
-      }
-      return drop(in, kDropLinkLocal, f.addr);
+    const FrameClass c = classifyFrame(w_.view->ports, in, eth, f.len, kMaxFrameLen);
+    if (c.punt) {
+      w_.punted.push_back(PuntRecord{in, std::vector<uint8_t>(eth, eth + f.len)});
+      return freeFrame(f.addr);
     }
-    const PortView* ingress = &pv;
-    if (pv.bond >= 0) {
-      // A bond leg: the frame arrives on the bond, as far as VLANs and learning go.
-      if (!pv.leg_rx) return drop(in, kDropBondInactiveLeg, f.addr);
-      in = static_cast<uint16_t>(pv.bond);
-      ingress = &w_.view->ports[in];
-    }
-    // Which VLAN the frame belongs to (the rules of src/switch/l2/vlan-rules.ts ingressVlan).
-    uint16_t vlan = 0;
-    if (DropReason why = ingressVlan(*ingress, tag, &vlan); why != kDropCount) return drop(in, why, f.addr);
+    if (c.drop != kDropCount) return drop(c.in, c.drop, f.addr);
+    in = c.in;
+    f.tagged = c.tag.tagged;
+    const uint8_t pcp = c.tag.pcp;
+    const uint16_t vlan = c.vlan;
     const uint8_t* dst = eth;
     const uint8_t* src = eth + 6;
-    // Never a station (the Linux bridge's is_valid_ether_addr): multicast, broadcast, all-zero.
-    if (isMulticast(src) || isZeroMac(src)) return drop(in, kDropMulticastSource, f.addr);
-    learn(vlan, src, in);
+    if (!learn(vlan, src, in)) return drop(in, kDropMacLimit, f.addr);
 
     FdbHit hit;
     if (!isMulticast(dst) && fdb_.lookup(vlan, dst, &hit)) {
@@ -225,23 +201,28 @@ class HotLoop::Impl {
     flood(in, f, vlan, pcp);
   }
 
-  void learn(uint16_t vlan, const uint8_t* mac, uint16_t port) {
+  // False: the source is new (or moves) here and the port is at its MAC limit,
+  // which the control plane would refuse: the frame is dropped, not reported.
+  // Port security's "restrict" rather than the Linux bridge's forward-unlearned
+  // (docs/ARCHITECTURE.md says why).
+  bool learn(uint16_t vlan, const uint8_t* mac, uint16_t port) {
     FdbHit hit;
-    if (fdb_.lookup(vlan, mac, &hit)) {
-      if (hit.port == port || (hit.flags & kFdbStatic)) {
-        if (hit.port == port) fdb_.touch(hit.index, now_ms_);
-        return;  // known here, or pinned by a static entry
-      }
+    const bool found = fdb_.lookup(vlan, mac, &hit);
+    if (found && (hit.port == port || (hit.flags & kFdbStatic))) {
+      if (hit.port == port) fdb_.touch(hit.index, now_ms_);
+      return true;  // known here, or pinned by a static entry
     }
+    if (vsw_mac_limit_refuses(learn_full_[port].load(std::memory_order_relaxed), found, hit.port, hit.flags, port)) return false;
     // New or moved: tell the control plane, once a second at most per <vlan, mac, port>.
     const uint64_t key = fdbKey(vlan, mac);
     RecentLearn& r = w_.recent[fdbHash(key, kLearnCacheMask)];
-    if (r.key == key && r.port == port && now_ms_ - r.at_ms < kLearnRepeatMs) return;
+    if (r.key == key && r.port == port && now_ms_ - r.at_ms < kLearnRepeatMs) return true;
     r = RecentLearn{key, port, now_ms_};
     LearnRecord rec{vlan, port, {}};
     std::memcpy(rec.mac, mac, 6);
     w_.learned.push_back(rec);
     bump(w_.counters[kLearnEvents]);
+    return true;
   }
 
   void flood(uint16_t in, Frame f, uint16_t vlan, uint8_t pcp) {
@@ -420,12 +401,13 @@ class HotLoop::Impl {
   uint32_t frames_per_worker_;
   std::vector<std::unique_ptr<Worker>>& all_;
   FdbView fdb_;
+  const std::atomic<uint8_t>* learn_full_;
   uint64_t now_ms_ = 0;
 };
 
 HotLoop::HotLoop(Worker& w, uint8_t* umem, uint32_t frames_per_worker, std::vector<std::unique_ptr<Worker>>& all,
-                 FdbView fdb)
-    : impl_(std::make_unique<Impl>(w, umem, frames_per_worker, all, fdb)) {}
+                 FdbView fdb, const std::atomic<uint8_t>* learn_full)
+    : impl_(std::make_unique<Impl>(w, umem, frames_per_worker, all, fdb, learn_full)) {}
 HotLoop::~HotLoop() = default;
 void HotLoop::adoptView(View* v) { impl_->adoptView(v); }
 uint32_t HotLoop::iterate(uint64_t now_ms) { return impl_->iterate(now_ms); }

@@ -3,6 +3,7 @@
 // returns to JavaScript.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <vector>
@@ -15,7 +16,9 @@ struct Worker;
 
 class HotLoop {
  public:
-  HotLoop(Worker& w, uint8_t* umem, uint32_t frames_per_worker, std::vector<std::unique_ptr<Worker>>& all, FdbView fdb);
+  // learn_full: per port, set while the port is at its MAC limit (Datapath::setLearnFull).
+  HotLoop(Worker& w, uint8_t* umem, uint32_t frames_per_worker, std::vector<std::unique_ptr<Worker>>& all, FdbView fdb,
+          const std::atomic<uint8_t>* learn_full);
   ~HotLoop();
   HotLoop(const HotLoop&) = delete;
   HotLoop& operator=(const HotLoop&) = delete;

@@ -5,7 +5,6 @@
 #include <linux/if_link.h>
 #include <sys/mman.h>
 #include <unistd.h>
-#include <xdp/libxdp.h>
 
 #include <atomic>
 #include <cerrno>
@@ -24,48 +23,30 @@ namespace {
 
 std::string errText(int err) { return std::strerror(err < 0 ? -err : err); }
 
-int libxdpPrint(enum libxdp_print_level level, const char* fmt, va_list args) {
-  // The multi-program dispatcher fails to load without CAP_SYS_RESOURCE and
-  // libxdp then attaches the program alone; its notices about that, and about
-  // devices with no dispatcher, are noise. Failures reach us as error codes.
-  if (!getenv("VSWITCHD_DEBUG_LIBBPF")) return 0;
-  fprintf(stderr, "libxdp: ");
-  return vfprintf(stderr, fmt, args);
-}
-
-// libbpf reports, among others, the expected EPERM of the dispatcher load on
-// every attach; errors that matter reach the caller as error codes anyway.
+// libbpf reports, among others, every failed probe; errors that matter reach
+// the caller as error codes anyway.
 int libbpfPrint(enum libbpf_print_level level, const char* fmt, va_list args) {
   if (!getenv("VSWITCHD_DEBUG_LIBBPF")) return 0;
   return vfprintf(stderr, fmt, args);
 }
 
-// A crashed earlier run may have left our program on the device: take it off.
-// Plain libbpf: libxdp's multiprog object of a legacy (single-program) attachment
-// kept the old program's fd open after close, so the killed run's program stayed
-// loaded for the life of the new daemon (test/integration/lifecycle.test.ts, SIGKILL).
+// A run of an older version (which attached through netlink, not a link) may
+// have left our program on the device: take it off. A program attached by a
+// bpf_link goes with the daemon's fd; anything else on the device is not ours
+// and makes the attach fail with EBUSY, which is reported.
 void detachStaleProgram(int ifindex) {
-  for (const int mode : {XDP_FLAGS_DRV_MODE, XDP_FLAGS_SKB_MODE}) {
-    __u32 id = 0;
-    if (bpf_xdp_query_id(ifindex, mode, &id) || !id) continue;
+  LIBBPF_OPTS(bpf_xdp_query_opts, q);
+  if (bpf_xdp_query(ifindex, 0, &q) != 0) return;
+  for (const auto& [id, flags] : {std::pair{q.drv_prog_id, XDP_FLAGS_DRV_MODE}, std::pair{q.skb_prog_id, XDP_FLAGS_SKB_MODE}}) {
+    if (!id) continue;
     const int fd = bpf_prog_get_fd_by_id(id);
     if (fd < 0) continue;
     bpf_prog_info info{};
     __u32 len = sizeof(info);
-    const bool ours = !bpf_obj_get_info_by_fd(fd, &info, &len) && std::strcmp(info.name, "vswitchd_steer") == 0;
+    const bool ours = bpf_obj_get_info_by_fd(fd, &info, &len) == 0 && std::strcmp(info.name, "vswitchd_steer") == 0;
     close(fd);
-    if (ours) bpf_xdp_detach(ifindex, mode, nullptr);
+    if (ours) bpf_xdp_detach(ifindex, flags, nullptr);  // fails harmlessly when it is a link's
   }
-}
-
-// libxdp first tries its multi-program dispatcher on every attach; where that
-// cannot load (no CAP_SYS_RESOURCE, as here) every attach pays for a failed
-// load before the plain attach. Once one attach has shown that, skip it.
-void rememberDispatcherOutcome(int ifindex) {
-  xdp_multiprog* mp = xdp_multiprog__get_from_ifindex(ifindex);
-  if (!mp || libxdp_get_error(mp)) return;
-  if (xdp_multiprog__is_legacy(mp)) setenv("LIBXDP_SKIP_DISPATCHER", "1", 0);
-  xdp_multiprog__close(mp);
 }
 
 }  // namespace
@@ -75,7 +56,6 @@ FastPath::FastPath(const std::string& bpf_object, const std::string& tc_object, 
     : bpf_object_(bpf_object), tc_object_(tc_object), fdb_map_fd_(fdb_map_fd), enabled_(enabled) {
   static std::once_flag print_once;
   std::call_once(print_once, [] {
-    libxdp_set_print(libxdpPrint);
     libbpf_set_print(libbpfPrint);
   });
   auto create = [this](bpf_map_type type, const char* name, uint32_t key, uint32_t value, uint32_t entries, int adopted = -1,
@@ -211,48 +191,54 @@ void FastPath::writeTcPort(uint16_t index, const TcPort& port) {
   bpf_map_update_elem(tc_ports_map_fd_, &key, &port, 0);
 }
 
+// Loaded with libbpf and attached by a bpf_link, like the tc program: the
+// link goes with its fd (a killed daemon leaves nothing attached), and
+// detach() closes everything attach() opened. libxdp's attach and detach are
+// not used: in libxdp 1.3.1 (Debian 12) every look at a device's program
+// (xdp_multiprog__get_from_ifindex, which its attach and detach both call)
+// leaks a program fd (fixed upstream in 1.4.1, 48ad94b), so each port add and
+// remove left programs loaded for good; and its dispatcher cannot load here
+// (no CAP_SYS_RESOURCE), so it only ever attached one program anyway.
 XdpAttachment FastPath::attach(uint32_t index, const std::string& dev_name, int ifindex, const std::string& xdp_mode) {
   detachStaleProgram(ifindex);
   XdpAttachment a;
   a.dev_name = dev_name;
   a.ifindex = ifindex;
-  a.prog = xdp_program__open_file(bpf_object_.c_str(), "xdp", nullptr);
-  if (int err = libxdp_get_error(a.prog)) throw std::runtime_error("opening " + bpf_object_ + ": " + errText(err));
+  a.obj = bpf_object__open_file(bpf_object_.c_str(), nullptr);
+  if (int err = libbpf_get_error(a.obj)) {
+    a.obj = nullptr;
+    throw std::runtime_error("opening " + bpf_object_ + ": " + errText(err));
+  }
   try {
-    shareMaps(xdp_program__bpf_obj(a.prog), bpf_object_);
-    setProgramPort(xdp_program__bpf_obj(a.prog), bpf_object_, index);
+    shareMaps(a.obj, bpf_object_);
+    setProgramPort(a.obj, bpf_object_, index);
+    if (int err = bpf_object__load(a.obj)) throw std::runtime_error("loading " + bpf_object_ + ": " + errText(err));
+    bpf_program* prog = bpf_object__find_program_by_name(a.obj, "vswitchd_steer");
+    if (!prog) throw std::runtime_error(bpf_object_ + " has no program vswitchd_steer");
+    int err = -1;
+    auto link = [&](__u32 flags) {
+      LIBBPF_OPTS(bpf_link_create_opts, opts, .flags = flags);
+      const int fd = bpf_link_create(bpf_program__fd(prog), ifindex, BPF_XDP, &opts);
+      if (fd < 0) err = fd;
+      return fd;
+    };
+    if (xdp_mode != "generic" && (a.link_fd = link(XDP_FLAGS_DRV_MODE)) >= 0) a.mode = "native";
+    if (a.link_fd < 0 && xdp_mode != "native" && (a.link_fd = link(XDP_FLAGS_SKB_MODE)) >= 0) a.mode = "generic";
+    if (a.link_fd < 0) throw std::runtime_error(dev_name + ": attaching the XDP program in " + xdp_mode + " mode: " + errText(err));
+    a.xsks_map_fd = bpf_object__find_map_fd_by_name(a.obj, "xsks_map");
+    if (a.xsks_map_fd < 0) throw std::runtime_error(dev_name + ": the XDP program has no xsks_map");
   } catch (...) {
-    xdp_program__close(a.prog);
-    throw;
-  }
-  int err = -1;
-  if (xdp_mode != "generic") {
-    err = xdp_program__attach(a.prog, ifindex, XDP_MODE_NATIVE, 0);
-    if (!err) a.mode = "native";
-  }
-  if (!err) rememberDispatcherOutcome(ifindex);
-  if (err && xdp_mode != "native") {
-    err = xdp_program__attach(a.prog, ifindex, XDP_MODE_SKB, 0);
-    if (!err) a.mode = "generic";
-  }
-  if (err) {
-    xdp_program__close(a.prog);
-    throw std::runtime_error(dev_name + ": attaching the XDP program in " + xdp_mode + " mode: " + errText(err));
-  }
-  a.xsks_map_fd = bpf_object__find_map_fd_by_name(xdp_program__bpf_obj(a.prog), "xsks_map");
-  if (a.xsks_map_fd < 0) {
     detach(a);
-    throw std::runtime_error(dev_name + ": the XDP program has no xsks_map");
+    throw;
   }
   return a;
 }
 
 void FastPath::detach(XdpAttachment& a) {
-  if (!a.prog) return;
-  const enum xdp_attach_mode mode = a.mode == "native" ? XDP_MODE_NATIVE : XDP_MODE_SKB;
-  xdp_program__detach(a.prog, a.ifindex, mode, 0);
-  xdp_program__close(a.prog);
-  a.prog = nullptr;
+  if (a.link_fd >= 0) close(a.link_fd);
+  a.link_fd = -1;
+  if (a.obj) bpf_object__close(a.obj);  // the program's and its own maps' fds
+  a.obj = nullptr;
   a.xsks_map_fd = -1;
 }
 
@@ -264,6 +250,14 @@ void FastPath::bindQueue(const XdpAttachment& a, uint32_t queue, int xsk_fd) {
 void FastPath::writePort(uint16_t index, const FastPort& port) {
   const uint32_t key = index;
   bpf_map_update_elem(ports_map_fd_, &key, &port, 0);
+}
+
+void FastPath::setLearnFull(uint16_t index, bool full) {
+  const uint32_t key = index;
+  FastPort fp{};
+  if (bpf_map_lookup_elem(ports_map_fd_, &key, &fp) != 0) return;
+  fp.learn_full = full ? 1 : 0;
+  bpf_map_update_elem(ports_map_fd_, &key, &fp, 0);
 }
 
 void FastPath::setDevice(uint16_t index, const std::string& dev_name, int ifindex) {
@@ -291,6 +285,8 @@ FastCounters FastPath::counters(uint16_t index) const {
     sum.rx_bytes += c.rx_bytes;
     sum.tx_packets += c.tx_packets;
     sum.tx_bytes += c.tx_bytes;
+    sum.redirect_failed += c.redirect_failed;
+    sum.mac_limit += c.mac_limit;
   }
   return sum;
 }

@@ -11,7 +11,6 @@
 
 #include "vswitchd_shared.h"
 
-struct xdp_program;
 struct bpf_object;
 
 namespace vswitchd {
@@ -23,7 +22,8 @@ using TcPort = ::tc_port;              // a port's devices for the tc program
 
 // A port's copy of the XDP program (bpf/xsk_steer.bpf.o), attached to its device.
 struct XdpAttachment {
-  xdp_program* prog = nullptr;
+  bpf_object* obj = nullptr;
+  int link_fd = -1;       // the XDP link: closing it detaches the program
   std::string dev_name;
   int ifindex = 0;
   std::string mode;       // "native" | "generic"
@@ -79,6 +79,8 @@ class FastPath {
 
   // The port table (written with the View the workers get, so XDP follows them).
   void writePort(uint16_t index, const FastPort& port);
+  // The port's learn_full flag in the port table, at once (between commits too).
+  void setLearnFull(uint16_t index, bool full);
   // The devmap: the device a port's frames are redirected to.
   void setDevice(uint16_t index, const std::string& dev_name, int ifindex);  // throws
   // A port going away: out of the devmap, counters zeroed.

@@ -370,3 +370,25 @@ export function legOf(bond: BondRow, leg: string): BondLegRow {
   if (!l) throw new Error(`bond ${bond.name} has no leg ${leg}: ${bond.legs.map((x) => x.name).join(', ')}`);
   return l;
 }
+
+/**
+ * The drop reasons of frames a port's device received that the kernel lost before the
+ * hot loop saw them (src/switch/ports/kernel-drops.ts), and the sum of them for a port.
+ */
+export const KERNEL_RX_REASONS = ['xsk_rx_ring_full', 'xsk_fill_ring_empty', 'xsk_rx_dropped', 'xsk_rx_invalid', 'kernel_rx_dropped', 'punt_dropped', 'redirect_failed'];
+export function kernelRxLost(stats: Stats, port: string): number {
+  return KERNEL_RX_REASONS.reduce((n, r) => n + dropsOf(stats, port, r), 0);
+}
+
+/** Stats once the port's rx counter stopped moving (frames still in rings and sockets). */
+export async function settledStats(d: Daemon, port: string): Promise<Stats> {
+  let stats = await d.stats();
+  for (let last = -1, i = 0; i < 25; i++) {
+    const rx = stats.ports[port]?.rx_packets ?? 0;
+    if (rx === last) break;
+    last = rx;
+    await sleep(200);
+    stats = await d.stats();
+  }
+  return stats;
+}

@@ -4,6 +4,8 @@
   send    --dev D [--ns NS] --dst MAC --src MAC [--vlan VID [--pcp P]] [--ethertype 0x0800]
           [--count N] [--payload-len L] [--interval S] | --dev D --raw HEX [--count N]
   capture --dev D [--ns NS] --seconds S [--count N] [--all]
+  flood   --dev D [--ns NS] --count N [--dst MAC] [--vlan VID]   (a random unicast source each)
+  storm   --dev D [--ns NS] --count N [--seed S]   (mixed malformed and hostile frames)
   vm      --tap NAME [--mac MAC --ip A.B.C.D] [--seconds S]
           [--send-count N --dst MAC [--ethertype T] [--payload-len L]]
 
@@ -139,6 +141,75 @@ def cmd_send(a):
     emit({"sent": a.count, "len": len(frame)})
 
 
+def random_station(rnd):
+    """A random locally administered unicast MAC (a source a switch would learn)."""
+    return bytes([0x02]) + rnd.randbytes(5)
+
+
+def cmd_flood(a):
+    """A MAC flood: every frame from another random source (as macof sends them)."""
+    import random
+    rnd = random.Random(a.seed)
+    s = packet_socket(a.dev)
+    dst = mac_bytes(a.dst)
+    tag = struct.pack("!HH", ETH_P_8021Q, a.vlan) if a.vlan is not None else b""
+    tail = tag + struct.pack("!H", ETH_P_IP) + bytes(46)
+    sent = 0
+    for _ in range(a.count):
+        try:
+            s.send(dst + random_station(rnd) + tail)
+            sent += 1
+        except BlockingIOError:
+            pass
+    emit({"sent": sent})
+
+
+# The kinds of frame a storm mixes; each builder takes a Random and returns bytes.
+STORM_KINDS = {
+    # 802.1Q tag cut short: the ethertype says a tag follows, the frame ends.
+    "truncated_tag": lambda r: bytes(6) + random_station(r) + struct.pack("!H", ETH_P_8021Q) + r.randbytes(r.randint(0, 1)),
+    # Header only, no payload.
+    "header_only": lambda r: r.randbytes(6) + random_station(r) + r.randbytes(2),
+    # Tagged into other VLANs (an access port takes none), VID 0, 4095 and random ones.
+    "foreign_tag": lambda r: b"\xff" * 6 + random_station(r)
+        + struct.pack("!HH", ETH_P_8021Q, r.choice([0, 20, 4095, r.randint(1, 4094)]) | (r.randint(0, 7) << 13))
+        + struct.pack("!H", ETH_P_IP) + r.randbytes(r.randint(0, 60)),
+    # 802.1ad outer tag, 802.1Q inner (QinQ), or two 802.1Q tags.
+    "double_tag": lambda r: b"\xff" * 6 + random_station(r)
+        + struct.pack("!HHHH", r.choice([ETH_P_8021AD, ETH_P_8021Q]), 20, ETH_P_8021Q, 20) + r.randbytes(r.randint(0, 50)),
+    # Link-local control frames (01:80:c2:00:00:0x), LACPDUs among them.
+    "link_local": lambda r: bytes([1, 0x80, 0xC2, 0, 0, r.randint(0, 15)]) + random_station(r)
+        + struct.pack("!H", r.choice([0x8809, 0x88CC, 0x0027])) + r.randbytes(r.randint(0, 110)),
+    # Multicast, broadcast and all-zero sources.
+    "bad_source": lambda r: b"\xff" * 6 + r.choice([b"\xff" * 6, bytes(6), bytes([1]) + r.randbytes(5)])
+        + struct.pack("!H", ETH_P_IP) + r.randbytes(46),
+    # Anything at all, of any length a veth takes.
+    "garbage": lambda r: r.randbytes(r.randint(14, 1514)),
+}
+
+
+def cmd_storm(a):
+    """A storm of malformed and hostile frames, the kinds mixed at random."""
+    import random
+    rnd = random.Random(a.seed)
+    s = packet_socket(a.dev)
+    kinds = list(STORM_KINDS.items())
+    sent = {name: 0 for name, _ in kinds}
+    # 802.1Q frames shorter than 20 bytes: a kernel receiving them on an skb path
+    # (tc) drops them in skb_vlan_untag, before any hook and with no device counter.
+    short_tagged = 0
+    for _ in range(a.count):
+        name, build = rnd.choice(kinds)
+        frame = build(rnd)
+        try:
+            s.send(frame)
+            sent[name] += 1
+            short_tagged += frame[12:14] == b"\x81\x00" and len(frame) < 20
+        except (BlockingIOError, OSError):
+            pass
+    emit({"sent": sum(sent.values()), "kinds": sent, "short_8021q": short_tagged})
+
+
 def cmd_capture(a):
     s = packet_socket(a.dev)
     s.setsockopt(SOL_PACKET, PACKET_AUXDATA, 1)
@@ -260,6 +331,18 @@ def main():
     c.add_argument("--count", type=int, default=1 << 30)
     c.add_argument("--all", action="store_true", help="also frames the host sends")
 
+    f = sub.add_parser("flood")
+    f.add_argument("--dev", required=True)
+    f.add_argument("--count", type=int, required=True)
+    f.add_argument("--dst", default="ff:ff:ff:ff:ff:ff")
+    f.add_argument("--vlan", type=int)
+    f.add_argument("--seed", type=int)
+
+    st = sub.add_parser("storm")
+    st.add_argument("--dev", required=True)
+    st.add_argument("--count", type=int, required=True)
+    st.add_argument("--seed", type=int, default=12)
+
     v = sub.add_parser("vm")
     v.add_argument("--tap", required=True)
     v.add_argument("--mac")
@@ -271,7 +354,7 @@ def main():
     v.add_argument("--payload-len", type=int, default=46)
 
     a = p.parse_args()
-    {"send": cmd_send, "capture": cmd_capture, "vm": cmd_vm}[a.cmd](a)
+    {"send": cmd_send, "flood": cmd_flood, "storm": cmd_storm, "capture": cmd_capture, "vm": cmd_vm}[a.cmd](a)
 
 
 if __name__ == "__main__":

@@ -139,3 +139,20 @@ export async function startVm(cleanup: Cleanup, o: VmOptions): Promise<Capture> 
     },
   };
 }
+
+/** A MAC flood (frames.py flood): `count` frames, each from a random unicast source; how many went out. */
+export async function sendFlood(o: { dev: string; ns?: string; count: number; dst?: string }): Promise<number> {
+  const args = ['flood', '--dev', o.dev, '--count', `${o.count}`, ...(o.dst ? ['--dst', o.dst] : [])];
+  const res = await run(python(o.ns, args), { timeoutMs: 120_000 });
+  return (JSON.parse(res.stdout.trim().split('\n').pop()!) as { sent: number }).sent;
+}
+
+/**
+ * A storm of malformed and hostile frames (frames.py storm); what went out, by kind, and
+ * how many were 802.1Q frames shorter than 20 bytes (short_8021q: see frames.py).
+ */
+export async function sendStorm(o: { dev: string; ns?: string; count: number; seed?: number }): Promise<{ sent: number; kinds: Record<string, number>; short_8021q: number }> {
+  const args = ['storm', '--dev', o.dev, '--count', `${o.count}`, ...(o.seed !== undefined ? ['--seed', `${o.seed}`] : [])];
+  const res = await run(python(o.ns, args), { timeoutMs: 120_000 });
+  return JSON.parse(res.stdout.trim().split('\n').pop()!) as { sent: number; kinds: Record<string, number>; short_8021q: number };
+}

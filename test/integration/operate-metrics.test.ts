@@ -183,16 +183,20 @@ test.serial('FDB rejections and worker restarts are on /metrics and in stats: a 
   const cleanup = cleanupFor(t);
   const [a, b] = (await Promise.all([1, 2].map(() => addHost(cleanup)))) as [Host, Host];
   const sw = await startDaemon(t, cleanup, { workers: 2, fdb: { max_per_port: 1 }, ports: [accessPort(a.port, 10), accessPort(b.port, 10)] });
-  // a's own MAC takes its one slot; two more sources on a are refused.
+  // a's own MAC takes its one slot; two more sources on a are refused. The port is then
+  // full, so the datapath drops their frames where they arrive (mac_limit) rather than
+  // ask the control plane (whose port-limit rejections count only what it was asked).
   await sendFrames({ dev: a.dev, ns: a.ns, src: a.mac, dst: BROADCAST, ethertype: ET_BCAST });
   await eventually('a learned', async () => (await sw.fdb()).some((e) => e.mac === a.mac));
   for (const src of ['02:00:00:aa:00:01', '02:00:00:aa:00:02']) await sendFrames({ dev: a.dev, ns: a.ns, src, dst: BROADCAST, ethertype: ET_BCAST });
-  await eventually('two port-limit rejections on /metrics', async () =>
-    (metricValue(await scrape(sw), 'vswitchd_fdb_rejections_total', { reason: 'port-limit' }) ?? 0) >= 2);
+  await eventually('two mac_limit drops on /metrics', async () =>
+    (metricValue(await scrape(sw), 'vswitchd_port_drops_total', { port: a.port, reason: 'mac_limit' }) ?? 0) >= 2);
   const samples = await scrape(sw);
   t.is(metricValue(samples, 'vswitchd_fdb_rejections_total', { reason: 'table-full' }), 0, 'table-full exported, 0');
+  t.not(metricValue(samples, 'vswitchd_fdb_rejections_total', { reason: 'port-limit' }), undefined, 'port-limit exported');
   for (const worker of ['0', '1']) t.is(metricValue(samples, 'vswitchd_worker_restarts_total', { worker }), 0, `worker ${worker} restarts exported, 0`);
-  const stats = (await sw.ctl('stats')) as { fdb: { rejected: Record<string, number> } };
-  t.true(stats.fdb.rejected['port-limit']! >= 2, `stats shows the port-limit rejections: ${JSON.stringify(stats.fdb)}`);
+  const stats = (await sw.ctl('stats')) as { ports: Record<string, { drops: Record<string, number> }>; fdb: { rejected: Record<string, number> } };
+  t.true(stats.ports[a.port]!.drops.mac_limit! >= 2, `stats shows the mac_limit drops: ${JSON.stringify(stats.ports[a.port]!.drops)}`);
+  t.true('port-limit' in stats.fdb.rejected, 'stats shows the FDB rejections');
   t.false((await sw.fdb()).some((e) => e.mac.startsWith('02:00:00:aa')), 'the refused sources are not in the FDB');
 });

@@ -377,3 +377,36 @@ test('stats.rejected has every reason from the start, for stable metric labels',
   const { fdb } = setup();
   t.deepEqual(fdb.stats.rejected, { multicast: 0, static: 0, 'port-limit': 0, 'table-full': 0, 'port-down': 0 });
 });
+
+// --- telling the datapath a port is at its limit ---
+
+test('onPortFull: told once when a port reaches its limit, once when aging, a flush or a higher limit takes it below', (t) => {
+  const clock = new FakeClock();
+  const table = new FakeFdbTable(clock, 1024);
+  const told: [number, boolean][] = [];
+  const fdb = new FdbManager({ table, clock, agingMs: 10_000, maxPerPort: 2, onPortFull: (port, full) => told.push([port, full]) });
+  fdb.setPortUp(1, true);
+  fdb.setPortUp(2, true);
+  fdb.learn({ vlan: 10, mac: A, port: 1 });
+  t.deepEqual(told, [], 'below the limit: nothing');
+  fdb.learn({ vlan: 10, mac: B, port: 1 });
+  t.deepEqual(told, [[1, true]], 'the second MAC fills port 1');
+  t.true(fdb.isPortFull(1));
+  fdb.learn({ vlan: 10, mac: C, port: 1 });
+  t.deepEqual(told, [[1, true]], 'a refused MAC changes nothing');
+  clock.advance(11_000);
+  fdb.age();
+  t.deepEqual(told, [[1, true], [1, false]], 'aging takes it below the limit');
+  fdb.learn({ vlan: 10, mac: A, port: 1 });
+  fdb.learn({ vlan: 10, mac: B, port: 1 });
+  fdb.setMaxPerPort(3);
+  t.deepEqual(told.slice(2), [[1, true], [1, false]], 'full again, then a higher limit');
+  fdb.learn({ vlan: 10, mac: C, port: 1 });
+  fdb.setPortUp(1, false);
+  t.deepEqual(told.slice(4), [[1, true], [1, false]], 'a port going down forgets its MACs and is not full');
+  // A MAC moving off a full port frees a place there.
+  fdb.setPortUp(1, true);
+  for (const mac of [A, B, C]) fdb.learn({ vlan: 10, mac, port: 1 });
+  fdb.learn({ vlan: 10, mac: A, port: 2 });
+  t.deepEqual(told.slice(6), [[1, true], [1, false]]);
+});

@@ -8,7 +8,8 @@ import { ConfigError, loadConfig, type BondConfig, type PortConfig, type SwitchC
 import { ControlServer } from '../operate/control-server.js';
 import { FdbManager } from '../l2/fdb.js';
 import { egressTagged, vlanMembers } from '../l2/vlan-rules.js';
-import { deleteLink, ensureBpffs, puntDrops, puntNames, puntPairExists, restorePeer, setLinkAddress, stalePuntDevices } from '../ports/hygiene.js';
+import { deleteLink, deviceCounters, ensureBpffs, puntNames, puntPairExists, restorePeer, setLinkAddress, stalePuntDevices } from '../ports/hygiene.js';
+import { KernelDrops, type PortDevices } from '../ports/kernel-drops.js';
 import { Handover, inheritedFds, linkFdName, MAP_NAMES, tapFdName, type HandedPort, type HandoverState, type SlowCounters } from './handover.js';
 import { isLoopbackAddress, MetricsServer } from '../operate/metrics.js';
 import { bridgeMac } from '../l2/mac.js';
@@ -70,6 +71,7 @@ export class Switch implements SwitchApi {
   /** Serialises changes (reload, port add/del, link events): each sees the last one's result. */
   private changeQueue: Promise<unknown> = Promise.resolve();
   readonly learnResults: Record<string, number> = {};
+  private readonly kernelDrops = new KernelDrops();
   /** libxdp makes /sys/fs/bpf/xdp for its lock; we remove it again if we caused it. */
   private libxdpDirExisted = true;
   /** What a restart hands to the next daemon, and what this one was handed. */
@@ -146,6 +148,12 @@ export class Switch implements SwitchApi {
       clock: this.clock,
       agingMs: config.fdb.aging * 1000,
       maxPerPort: config.fdb.max_per_port,
+      onPortFull: (port, full) => {
+        this.datapath.setLearnFull(port, full);
+        const name = this.ports?.get(port)?.name ?? `#${port}`;
+        if (full) log.warn({ port: name }, 'port at its MAC limit: frames from new sources are dropped (mac_limit) until entries age out');
+        else log.info({ port: name }, 'port below its MAC limit again: learning');
+      },
     });
     if (this.handed && state?.fdbStats) Object.assign(this.fdb.stats, state.fdbStats);
   }
@@ -343,6 +351,7 @@ export class Switch implements SwitchApi {
   private applyPorts(): void {
     const ports = this.ports.list().filter((p) => !p.bond);  // legs carry their bond's traffic
     for (const p of ports) this.fdb.setPortUp(p.index, p.up);  // a port going down flushes its MACs
+    for (const p of this.ports.list()) this.kernelDrops.track(p.index, this.portDevices(p));
     this.bonds?.writeAll();
     const members = vlanMembers(ports.map((p) => ({ index: p.index, vlan: p.vlan, up: p.up })));
     for (const vlan of this.floodVlans) if (!members.has(vlan)) this.datapath.setFloodSet(vlan, []);
@@ -548,11 +557,18 @@ export class Switch implements SwitchApi {
     }
   }
 
-  /** The hot loop's counters, counted on from what the daemon before a restart left. */
+  /**
+   * What the daemon counts itself (the hot loop's counters and the kernel's drops it reads
+   * from sockets and devices), counted on from what the daemon before a restart left. The
+   * fast counters are not here: they live in a map the restart keeps.
+   */
   private slowCounters(): Record<string, SlowCounters> {
     const out: Record<string, SlowCounters> = {};
     for (const p of this.ports.list()) {
-      const { fast: _fast, ...now } = this.datapath.portCounters(p.index);
+      const { fast: _fast, xsk, ...hot } = this.datapath.portCounters(p.index);
+      // redirect_failed is a fast counter (the programs count it), added by portCounters.
+      const { redirect_failed: _redirect, ...kernel } = this.kernelDrops.reasons(p.index, xsk, 0, this.portDevices(p));
+      const now: SlowCounters = { ...hot, drops: { ...hot.drops, ...kernel } };
       const base = this.counterBase[p.name];
       if (!base) {
         out[p.name] = now;
@@ -572,11 +588,21 @@ export class Switch implements SwitchApi {
     return out;
   }
 
+  /** The devices whose kernel drop counters count as the port's (none for a bond). */
+  private portDevices(p: Port): PortDevices {
+    if (p.kind === 'bond') return {};
+    return {
+      port: deviceCounters(p.name),
+      ...(p.punt ? { puntNear: deviceCounters(p.punt.near), puntFar: deviceCounters(p.punt.far) } : {}),
+    };
+  }
+
   portCounters(): Record<string, PortCounters> {
     const out: Record<string, PortCounters> = {};
     const slowAll = this.slowCounters();
     for (const p of this.ports.list()) {
-      const fast = this.datapath.portCounters(p.index).fast;
+      const { fast: fastAll, xsk } = this.datapath.portCounters(p.index);
+      const { redirect_failed: redirectFailed, mac_limit: fastMacLimit, ...fast } = fastAll;
       const slow = slowAll[p.name]!;
       const afxdp = { rx_packets: slow.rx_packets, rx_bytes: slow.rx_bytes, tx_packets: slow.tx_packets, tx_bytes: slow.tx_bytes };
       out[p.name] = {
@@ -585,8 +611,14 @@ export class Switch implements SwitchApi {
         tx_packets: slow.tx_packets + fast.tx_packets,
         tx_bytes: slow.tx_bytes + fast.tx_bytes,
         flood_packets: slow.flood_packets,
-        // punt_dropped: lost by the kernel before the hot loop could count them (tc ports).
-        drops: { ...slow.drops, punt_dropped: p.punt ? puntDrops(p.punt.near) : 0 },
+        // Lost by the kernel before the hot loop could count them, or after it sent them.
+        drops: {
+          ...slow.drops,
+          // Refused at the MAC limit by the port's BPF program or by the hot loop (before the program knew).
+          mac_limit: (slow.drops.mac_limit ?? 0) + fastMacLimit,
+          redirect_failed: redirectFailed,
+        },
+        xsk,
         paths: { afxdp, fast },
       };
     }

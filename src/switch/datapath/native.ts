@@ -10,17 +10,33 @@ export interface PathCounters {
   tx_bytes: number;
 }
 
+/** XDP_STATISTICS of a port's sockets, summed over every socket it had (native/afxdp/xsk.h XskStats). */
+export interface XskCounters {
+  rx_dropped: number;
+  rx_invalid_descs: number;
+  tx_invalid_descs: number;
+  rx_ring_full: number;
+  rx_fill_ring_empty_descs: number;
+  tx_ring_empty_descs: number;
+}
+
 /** What the native side reports: the AF_XDP path's counters, the XDP fast path's apart. */
 export interface NativePortCounters extends PathCounters {
   flood_packets: number;
   drops: Record<string, number>;
-  fast: PathCounters;
+  /** Drops in the port's BPF program: a redirect it could not make; a source refused at the MAC limit. */
+  fast: PathCounters & { redirect_failed: number; mac_limit: number };
+  /** The port's AF_XDP sockets' XDP_STATISTICS, over every socket it had. */
+  xsk: XskCounters;
 }
 
 /** A port's counters as reported to users: both paths together, and each apart. */
 export interface PortCounters extends PathCounters {
   flood_packets: number;
+  /** By reason: the hot loop's (native/datapath/datapath.h) and the kernel's (ports/kernel-drops.ts). */
   drops: Record<string, number>;
+  /** The raw AF_XDP socket counts (their losses are in drops too). */
+  xsk: XskCounters;
   /** fast: the kernel fast path (the port's tc or XDP program); afxdp: the hot loop. */
   paths: { afxdp: PathCounters; fast: PathCounters };
 }
@@ -97,6 +113,8 @@ export interface NativeDatapath {
   releaseFastPorts(): void;
   /** An adopted port index the config no longer has: off the devmap, fast counters zeroed. */
   forgetFastPort(index: number): void;
+  /** The port holds as many learned MACs as it may: the hot loops drop frames from sources new to it (mac_limit). */
+  setLearnFull(index: number, full: boolean): void;
 }
 
 export interface RunResult {

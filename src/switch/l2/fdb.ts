@@ -21,6 +21,13 @@ export interface FdbManagerOptions {
   agingMs: number;
   /** Most dynamic (learned) entries one port may hold; statics do not count. */
   maxPerPort: number;
+  /**
+   * Told when a port reaches its limit (full) and when it falls below it again: the
+   * datapath then drops frames from sources new to the port where they arrive, instead of
+   * reporting each one to be refused here (a MAC flood costs the hot loop a lookup, not
+   * the control plane an event per frame).
+   */
+  onPortFull?: (port: number, full: boolean) => void;
 }
 
 export interface FdbStats {
@@ -56,8 +63,11 @@ export class FdbManager {
   private maxPerPort: number;
   private readonly upPorts = new Set<number>();
   private readonly dynamicCountByPort = new Map<number, number>();
+  private readonly fullPorts = new Set<number>();
+  private readonly onPortFull: (port: number, full: boolean) => void;
 
   constructor(opts: FdbManagerOptions) {
+    this.onPortFull = opts.onPortFull ?? (() => undefined);
     this.table = opts.table;
     this.clock = opts.clock;
     this.agingMs = opts.agingMs;
@@ -178,6 +188,12 @@ export class FdbManager {
   /** Lowering the limit evicts nothing; ports above it learn again once aging brings them below. */
   setMaxPerPort(n: number): void {
     this.maxPerPort = n;
+    for (const port of new Set([...this.dynamicCountByPort.keys(), ...this.fullPorts])) this.updateFull(port);
+  }
+
+  /** Ports holding as many learned MACs as they may. */
+  isPortFull(port: number): boolean {
+    return this.fullPorts.has(port);
   }
 
   /** Entries (dynamic and static) sorted by vlan, then mac. */
@@ -213,6 +229,15 @@ export class FdbManager {
     const next = this.countByPort(port) + delta;
     if (next > 0) this.dynamicCountByPort.set(port, next);
     else this.dynamicCountByPort.delete(port);
+    this.updateFull(port);
+  }
+
+  private updateFull(port: number): void {
+    const full = this.countByPort(port) >= this.maxPerPort;
+    if (full === this.fullPorts.has(port)) return;
+    if (full) this.fullPorts.add(port);
+    else this.fullPorts.delete(port);
+    this.onPortFull(port, full);
   }
 }
 

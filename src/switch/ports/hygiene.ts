@@ -6,6 +6,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { fnv1a32 } from '../bond/flow-hash.js';
 import { projectRoot } from '../project-root.js';
+import type { DeviceCounters } from './kernel-drops.js';
 
 const run = promisify(execFile);
 
@@ -216,15 +217,15 @@ export function puntPairExists(near: string, far: string): boolean {
 }
 
 /**
- * Frames the kernel dropped on their way into a punt pair (its near end's tx_dropped):
- * larger than the pair's MTU (jumbo frames that need the slow path), or the far end
- * not taking them. 0 when the pair is gone.
+ * A device's kernel drop counters (rx_dropped, tx_dropped) and its ifindex (a device of the
+ * same name created again is another device); undefined when there is no such device.
  */
-export function puntDrops(near: string): number {
+export function deviceCounters(name: string): DeviceCounters | undefined {
+  const read = (f: string) => Number(readFileSync(`/sys/class/net/${name}/${f}`, 'utf8').trim()) || 0;
   try {
-    return Number(readFileSync(`/sys/class/net/${near}/statistics/tx_dropped`, 'utf8').trim()) || 0;
+    return { ifindex: read('ifindex'), rxDropped: read('statistics/rx_dropped'), txDropped: read('statistics/tx_dropped') };
   } catch {
-    return 0;
+    return undefined;
   }
 }
 
