@@ -106,7 +106,7 @@ class DatapathWrap : public Napi::ObjectWrap<DatapathWrap> {
                            InstanceMethod<&DatapathWrap::SetLeg>("setLeg"),
                            InstanceMethod<&DatapathWrap::SendFrame>("sendFrame"),
                            InstanceMethod<&DatapathWrap::HandoverFds>("handoverFds"),
-                           InstanceMethod<&DatapathWrap::TcLinkFd>("tcLinkFd"),
+                           InstanceMethod<&DatapathWrap::HookLinkFd>("hookLinkFd"),
                            InstanceMethod<&DatapathWrap::ReleaseFastPorts>("releaseFastPorts"),
                            InstanceMethod<&DatapathWrap::ForgetFastPort>("forgetFastPort"),
                            InstanceMethod<&DatapathWrap::SetLearnFull>("setLearnFull"),
@@ -358,8 +358,8 @@ class DatapathWrap : public Napi::ObjectWrap<DatapathWrap> {
     return o;
   }
 
-  Napi::Value TcLinkFd(const Napi::CallbackInfo& info) {
-    return Napi::Number::New(info.Env(), dp(info.Env()).tcLinkFd(argU16(info, 0, "index")));
+  Napi::Value HookLinkFd(const Napi::CallbackInfo& info) {
+    return Napi::Number::New(info.Env(), dp(info.Env()).hookLinkFd(argU16(info, 0, "index")));
   }
 
   void ReleaseFastPorts(const Napi::CallbackInfo& info) { dp(info.Env()).releaseFastPorts(); }

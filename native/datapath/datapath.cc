@@ -238,7 +238,7 @@ Datapath::PortResult Datapath::addPort(uint16_t index, const std::string& name, 
         fresh.tc = fast_->attachTc(index, name, fresh.ifindex, hook.adopt_link_fd);
       } else {
         fresh.hook = "xdp";
-        fresh.xdp = fast_->attach(index, name, fresh.ifindex, xdp_mode);
+        fresh.xdp = fast_->attach(index, name, fresh.ifindex, xdp_mode, hook.adopt_link_fd);
         fresh.xdp_mode = fresh.xdp.mode;
         for (int qi = 0; qi < queues; qi++) {
           auto q = newQueue(static_cast<uint32_t>(qi), static_cast<uint16_t>((index + qi) % nworkers));  // spread queues and single-queue ports

@@ -179,7 +179,7 @@ struct PortHook {
   bool tc = false;
   std::string punt_near, punt_far;
   bool peer_netns = false;       // the device is a veth whose peer is in another netns
-  int adopt_link_fd = -1;        // tc: the port's tcx link from before a restart (its program is replaced in it)
+  int adopt_link_fd = -1;        // the port's tcx or XDP link from before a restart (its program is replaced in it)
 };
 
 class Datapath {
@@ -256,7 +256,13 @@ class Datapath {
   // Restarts (main thread): the fds handed over to the next daemon.
   FastMapFds fastMapFds() const { return fast_->mapFds(); }
   int fdbMapFd() const { return fdb_->mapFd(); }
-  int tcLinkFd(uint16_t index) const { return index < kMaxPorts ? ports_[index].tc.link_fd : -1; }
+  // The link of the program on the port's device (tc, or XDP on an xdp-hook port; not a
+  // tc port's punt far end): what a restart hands over. -1: none.
+  int hookLinkFd(uint16_t index) const {
+    if (index >= kMaxPorts) return -1;
+    const PortInfo& p = ports_[index];
+    return p.tc.link_fd >= 0 ? p.tc.link_fd : p.hook == "xdp" ? p.xdp.link_fd : -1;
+  }
   bool adopting() const { return hold_fast_ports_; }
   // Ends the adoption: the port table and tc device table follow the View again.
   void releaseFastPorts();

@@ -49,6 +49,16 @@ void detachStaleProgram(int ifindex) {
   }
 }
 
+// Swaps the program in a link a restart handed over (no moment without a program).
+// false, with that link detached and closed, when the link cannot take it (the
+// port's hook changed, its device is another one): the caller attaches afresh.
+bool replaceInAdoptedLink(int link_fd, int prog_fd) {
+  if (bpf_link_update(link_fd, prog_fd, nullptr) == 0) return true;
+  bpf_link_detach(link_fd);
+  close(link_fd);
+  return false;
+}
+
 }  // namespace
 
 FastPath::FastPath(const std::string& bpf_object, const std::string& tc_object, int fdb_map_fd, uint32_t fdb_capacity, bool enabled,
@@ -161,9 +171,7 @@ TcAttachment FastPath::attachTc(uint16_t index, const std::string& dev_name, int
     // A tcx link (kernel >= 6.6): it goes with its last fd, so a killed daemon leaves
     // nothing attached, unless systemd's fd store holds a copy (a restart keeps it). libbpf 1.1 has no bpf_program__attach_tcx; the link call
     // is the same thing.
-    if (adopt_link_fd >= 0) {
-      if (int err = bpf_link_update(adopt_link_fd, bpf_program__fd(prog), nullptr))
-        throw std::runtime_error(dev_name + ": replacing the tc program in its adopted link: " + errText(err));
+    if (adopt_link_fd >= 0 && replaceInAdoptedLink(adopt_link_fd, bpf_program__fd(prog))) {
       a.link_fd = adopt_link_fd;
     } else {
       a.link_fd = bpf_link_create(bpf_program__fd(prog), ifindex, static_cast<bpf_attach_type>(46 /* BPF_TCX_INGRESS */), nullptr);
@@ -199,8 +207,9 @@ void FastPath::writeTcPort(uint16_t index, const TcPort& port) {
 // leaks a program fd (fixed upstream in 1.4.1, 48ad94b), so each port add and
 // remove left programs loaded for good; and its dispatcher cannot load here
 // (no CAP_SYS_RESOURCE), so it only ever attached one program anyway.
-XdpAttachment FastPath::attach(uint32_t index, const std::string& dev_name, int ifindex, const std::string& xdp_mode) {
-  detachStaleProgram(ifindex);
+XdpAttachment FastPath::attach(uint32_t index, const std::string& dev_name, int ifindex, const std::string& xdp_mode,
+                              int adopt_link_fd) {
+  if (adopt_link_fd < 0) detachStaleProgram(ifindex);
   XdpAttachment a;
   a.dev_name = dev_name;
   a.ifindex = ifindex;
@@ -222,7 +231,17 @@ XdpAttachment FastPath::attach(uint32_t index, const std::string& dev_name, int 
       if (fd < 0) err = fd;
       return fd;
     };
-    if (xdp_mode != "generic" && (a.link_fd = link(XDP_FLAGS_DRV_MODE)) >= 0) a.mode = "native";
+    if (adopt_link_fd >= 0 && replaceInAdoptedLink(adopt_link_fd, bpf_program__fd(prog))) {
+      // A restart: the link keeps the mode it was made in.
+      a.link_fd = adopt_link_fd;
+      __u32 native_id = 0;
+      bpf_prog_info info{};
+      __u32 len = sizeof(info);
+      const bool native = bpf_xdp_query_id(ifindex, XDP_FLAGS_DRV_MODE, &native_id) == 0 &&
+                          bpf_obj_get_info_by_fd(bpf_program__fd(prog), &info, &len) == 0 && native_id == info.id;
+      a.mode = native ? "native" : "generic";
+    }
+    if (a.link_fd < 0 && xdp_mode != "generic" && (a.link_fd = link(XDP_FLAGS_DRV_MODE)) >= 0) a.mode = "native";
     if (a.link_fd < 0 && xdp_mode != "native" && (a.link_fd = link(XDP_FLAGS_SKB_MODE)) >= 0) a.mode = "generic";
     if (a.link_fd < 0) throw std::runtime_error(dev_name + ": attaching the XDP program in " + xdp_mode + " mode: " + errText(err));
     a.xsks_map_fd = bpf_object__find_map_fd_by_name(a.obj, "xsks_map");
@@ -235,7 +254,10 @@ XdpAttachment FastPath::attach(uint32_t index, const std::string& dev_name, int 
 }
 
 void FastPath::detach(XdpAttachment& a) {
-  if (a.link_fd >= 0) close(a.link_fd);
+  if (a.link_fd >= 0) {
+    bpf_link_detach(a.link_fd);  // a copy of the fd in systemd's fd store would keep it attached
+    close(a.link_fd);
+  }
   a.link_fd = -1;
   if (a.obj) bpf_object__close(a.obj);  // the program's and its own maps' fds
   a.obj = nullptr;

@@ -62,7 +62,8 @@ class FastPath {
   // constant, the shared maps reused) and attaches it to `ifindex`:
   // xdp_mode "native", "generic", or anything else for native with a generic fallback.
   // index VSW_MAX_PORTS: a program that takes no fast path (a punt pair's far end).
-  XdpAttachment attach(uint32_t index, const std::string& dev_name, int ifindex, const std::string& xdp_mode);  // throws
+  XdpAttachment attach(uint32_t index, const std::string& dev_name, int ifindex, const std::string& xdp_mode,
+                       int adopt_link_fd = -1);  // throws
   void detach(XdpAttachment& a);  // no-op when not attached
   // Frames of `queue` that take the slow path go to this AF_XDP socket.
   void bindQueue(const XdpAttachment& a, uint32_t queue, int xsk_fd);  // throws

@@ -187,11 +187,10 @@ async function across(t: ExecutionContext, kind: 'restart' | 'kill' | 'ctl', net
   t.log(timeline.join('; '));
   const res = await flow.results();
   t.log(`${kind} (fast_path ${FAST}): UDP ${res.sent - res.received}/${res.sent} lost, max gap ${res.udpGapMs} ms; TCP ${res.exchanged} exchanges, max stall ${res.stallMs} ms, ${res.tcpError}; new pair pings after ${gap} ms; answering after ${readyMs} ms`);
-  if (TC_HOOK) {
+  if (FAST !== 'off') {
+    // The program on each port's device (tc or XDP) stays in its link across the restart.
     t.is(res.sent - res.received, 0, 'no known-unicast frame lost');
     t.true(res.stallMs < 200, `TCP stalled ${res.stallMs} ms at most`);
-  } else if (FAST === 'xdp') {
-    t.true(res.sent - res.received < 4000, `the XDP hook's gap stays short (${res.sent - res.received} frames)`);
   }
   t.is(res.tcpError, 'none', 'the TCP connection lived on');
 
@@ -246,7 +245,7 @@ test.serial('a stop leaves nothing: no program, no punt pair, no internal tap, a
   await svc.event(/^ready/m, 2);
   svc.send('store');
   await svc.event(/^store /m);
-  if (FAST !== 'xdp') t.regex(svc.events, /store .*tc\./, 'the tc links are in the store');
+  t.regex(svc.events, /store .*link\./, 'the ports\' program links are in the store');
   const bridge = /bridge: (\S+)/.exec(readFileSync(join(svc.dir, 'switch.yaml'), 'utf8'))![1]!;
   svc.send('stop');
   await svc.event(/^stopped/m);
@@ -287,7 +286,9 @@ test.serial('upgrade: a build with a different tc program replaces the running o
   t.log(`upgrade: UDP ${res.sent - res.received}/${res.sent} lost; program ${before.id} (${before.bytes} B) -> ${after.id} (${after.bytes} B)`);
   t.is(res.sent - res.received, 0, 'no known-unicast frame lost');
   t.not(after.id, before.id, 'another program runs in the link');
-  t.is(after.bytes, before.bytes + 8, 'the new build\'s (one instruction more)');
+  // The variant's code differs from the running build's (one instruction more, and what the
+  // compiler makes of it): the same build restarted would translate to the same size.
+  t.not(after.bytes, before.bytes, 'the new build\'s program, not the running build\'s');
 });
 
 test.serial('a restart onto a config without a port: the port goes only once the rest is adopted', async (t) => {
@@ -310,7 +311,7 @@ test.serial('a restart onto a config without a port: the port goes only once the
   svc.send('restart');
   await svc.event(/^ready/m, 2);
   const res = await flow.results();
-  if (TC_HOOK) t.is(res.sent - res.received, 0, 'a and b lost nothing');
+  if (FAST !== 'off') t.is(res.sent - res.received, 0, 'a and b lost nothing');
   const ports = await svc.ctl<{ name: string }[]>('port.list');
   t.false(ports.some((p) => p.name === c.port), 'c is no longer a port');
   t.false((await svc.ctl<FdbRow[]>('fdb.show')).some((e) => e.mac === c.mac), "c's MAC is flushed");

@@ -3,9 +3,9 @@ import test from 'ava';
 import { inheritedFds } from '../../src/switch/daemon/handover.js';
 
 test('the fds handed to this process are named from 3 on, and the variables are taken out', (t) => {
-  const env: NodeJS.ProcessEnv = { LISTEN_PID: '42', LISTEN_FDS: '3', LISTEN_FDNAMES: 'fdb:tc.veth1:state', OTHER: 'x' };
+  const env: NodeJS.ProcessEnv = { LISTEN_PID: '42', LISTEN_FDS: '3', LISTEN_FDNAMES: 'fdb:link.veth1:state', OTHER: 'x' };
   const fds = inheritedFds(env, 42);
-  t.deepEqual([...fds], [['fdb', 3], ['tc.veth1', 4], ['state', 5]]);
+  t.deepEqual([...fds], [['fdb', 3], ['link.veth1', 4], ['state', 5]]);
   t.deepEqual(env, { OTHER: 'x' }, 'children (ip, ethtool) do not see them');
 });
 

@@ -19,7 +19,7 @@ export type MapName = (typeof MAP_NAMES)[number];
 
 const STATE = 'state';
 export const tapFdName = (bridge: string) => `tap.${bridge}`;
-export const linkFdName = (port: string) => `tc.${port}`;
+export const linkFdName = (port: string) => `link.${port}`;
 
 /** A port as the daemon that ran it left it. */
 export interface HandedPort {

@@ -134,7 +134,7 @@ export class Switch implements SwitchApi {
     if (!datapath) {
       // The old programs go: the new ones (fresh maps) are attached port by port.
       for (const [name, fd] of this.handover.inherited) {
-        if (name.startsWith('tc.')) this.native.detachLink(fd);
+        if (name.startsWith('link.')) this.native.detachLink(fd);
         else this.native.closeFd(fd);
       }
       this.handover.inherited.clear();
@@ -263,7 +263,7 @@ export class Switch implements SwitchApi {
     // A link handed to a port that did not take it (its device is gone: the port is down).
     for (const [name, fd] of this.adoptedLinks) {
       const port = this.ports.byName(name);
-      if (port && this.datapath.tcLinkFd(port.index) === fd) continue;
+      if (port && this.datapath.hookLinkFd(port.index) === fd) continue;
       this.native.detachLink(fd);
       this.handover.forget(linkFdName(name));
     }
@@ -271,7 +271,7 @@ export class Switch implements SwitchApi {
     // What was handed over and not taken (a bond leg gets a new link; an unknown name):
     // links are detached, and the store forgets them before this daemon stores its own.
     for (const [name, fd] of this.handover.inherited) {
-      if (name.startsWith('tc.')) this.native.detachLink(fd);
+      if (name.startsWith('link.')) this.native.detachLink(fd);
       else this.native.closeFd(fd);
       this.handover.forget(name);
     }
@@ -289,7 +289,7 @@ export class Switch implements SwitchApi {
     const internal = this.ports.list().find((p) => p.kind === 'internal');
     if (internal) h.store(tapFdName(this.config.bridge), this.internalTapFd);
     for (const p of this.ports.list()) {
-      const fd = p.up && p.hook === 'tc' ? this.datapath.tcLinkFd(p.index) : -1;
+      const fd = p.up ? this.datapath.hookLinkFd(p.index) : -1;
       if (fd >= 0) h.store(linkFdName(p.name), fd);
       else h.remove(linkFdName(p.name));
     }

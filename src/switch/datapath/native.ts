@@ -107,8 +107,8 @@ export interface NativeDatapath {
   sendFrame(port: number, frame: Buffer): void;
   /** The maps' fds, by handover name (src/switch/daemon/handover.ts MAP_NAMES). */
   handoverFds(): Record<string, number>;
-  /** A tc port's tcx link fd (-1: none). */
-  tcLinkFd(index: number): number;
+  /** The link of the program on the port's device (tcx, or XDP on an xdp-hook port; -1: none): what a restart hands over. */
+  hookLinkFd(index: number): number;
   /** Ends an adoption: the running programs' port tables follow the View again. */
   releaseFastPorts(): void;
   /** An adopted port index the config no longer has: off the devmap, fast counters zeroed. */

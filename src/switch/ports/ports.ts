@@ -259,10 +259,13 @@ export class PortTable {
           throw err;
         }
       } else {
-        r = datapath.addPort(port.index, port.name, info.rxQueues, this.opts.xdpMode, undefined, { hook: 'xdp' });
+        r = datapath.addPort(port.index, port.name, info.rxQueues, this.opts.xdpMode, undefined, {
+          hook: 'xdp',
+          ...(adoptLinkFd !== undefined ? { adoptLinkFd } : {}),
+        });
       }
       Object.assign(port, { kind, queues: info.rxQueues, xdpMode: r.xdpMode, hook: r.hook, owners: r.owners });
-      const linkFd = hook === 'tc' ? datapath.tcLinkFd(port.index) : -1;
+      const linkFd = datapath.hookLinkFd(port.index);
       const progId = linkFd >= 0 ? this.opts.native.linkProgId(linkFd) : undefined;
       if (progId !== undefined) port.progId = progId;
       // In: known unicast arriving here is switched by the port's program (XDP only in native
