@@ -85,6 +85,7 @@ class DatapathWrap : public Napi::ObjectWrap<DatapathWrap> {
                            InstanceMethod<&DatapathWrap::RemovePort>("removePort"),
                            InstanceMethod<&DatapathWrap::SetPortVlan>("setPortVlan"),
                            InstanceMethod<&DatapathWrap::SetPortActive>("setPortActive"),
+                           InstanceMethod<&DatapathWrap::SetPortMtu>("setPortMtu"),
                            InstanceMethod<&DatapathWrap::SetFloodSet>("setFloodSet"),
                            InstanceMethod<&DatapathWrap::Commit>("commit"),
                            InstanceMethod<&DatapathWrap::PortCounters>("portCounters"),
@@ -174,6 +175,9 @@ class DatapathWrap : public Napi::ObjectWrap<DatapathWrap> {
     guarded(env, [&] { dp(env).setPortVlan(index, trunk, access, native, trunks); });
   }
 
+  void SetPortMtu(const Napi::CallbackInfo& info) {
+    guarded(info.Env(), [&] { dp(info.Env()).setPortMtu(argU16(info, 0, "index"), info[1].As<Napi::Number>().Uint32Value()); });
+  }
   void SetPortActive(const Napi::CallbackInfo& info) {
     guarded(info.Env(), [&] { dp(info.Env()).setPortActive(argU16(info, 0, "index"), info[1].ToBoolean()); });
   }

@@ -38,6 +38,9 @@
 #define VSW_BOND_BUCKETS 256       /* flow buckets of a bond (src/switch/bond/policy.ts BOND_BUCKETS) */
 #define VSW_FDB_DEFAULT_SLOTS 1024 /* the FDB map's size in the object; the daemon sets the real one */
 #define VSW_FDB_MAX_PROBES 32      /* slots the XDP lookup probes before it calls a key unknown */
+#define VSW_MAX_MTU 9000           /* the largest port MTU the datapath carries (punt pairs have it) */
+#define VSW_ETH_HLEN 14
+#define VSW_VLAN_HLEN 4
 
 /* FDB slot flags (FDB_FLAG_STATIC in src/switch/types.ts). */
 #define VSW_FDB_STATIC 1           /* never aged, never moved */
@@ -90,6 +93,7 @@ struct fast_port {
 	__u8 bond_hash;       /* a bond: VSW_BOND_HASH_* */
 	__u8 pad;
 	__s16 buckets[VSW_BOND_BUCKETS]; /* a bond: flow bucket -> leg port index, -1 none */
+	__u16 mtu;            /* the device's MTU (payload bytes); 0: not checked (bonds: their legs are) */
 };
 
 #define VSW_BOND_HASH_NONE 0  /* one leg for all: bucket 0 */
@@ -155,6 +159,7 @@ VSW_STATIC_ASSERT(VSW_OFFSETOF(struct fast_port, is_bond) == 523, "fast_port.is_
 VSW_STATIC_ASSERT(VSW_OFFSETOF(struct fast_port, bond_hash) == 524, "fast_port.bond_hash");
 VSW_STATIC_ASSERT(VSW_OFFSETOF(struct fast_port, pad) == 525, "fast_port.pad");
 VSW_STATIC_ASSERT(VSW_OFFSETOF(struct fast_port, buckets) == 526, "fast_port.buckets");
+VSW_STATIC_ASSERT(VSW_OFFSETOF(struct fast_port, mtu) == 1038, "fast_port.mtu");
 
 VSW_STATIC_ASSERT(sizeof(struct fast_counters) == 32, "fast_counters size");
 VSW_STATIC_ASSERT(VSW_OFFSETOF(struct fast_counters, rx_packets) == 0, "fast_counters.rx_packets");
@@ -181,6 +186,14 @@ VSW_INLINE __u64 vsw_fdb_key(__u16 vlan, const __u8 *mac)
 VSW_INLINE __u32 vsw_fdb_hash(__u64 key, __u32 mask)
 {
 	return (__u32)((key * VSW_FDB_HASH_MULT) >> 32) & mask;
+}
+
+/* Whether a frame of len bytes (Ethernet header and, if tagged, its tag
+ * included) is larger than an egress port's MTU: such a frame is dropped
+ * (mtu_exceeded), never truncated. mtu 0: no limit known. */
+VSW_INLINE int vsw_exceeds_mtu(__u32 len, int tagged, __u16 mtu)
+{
+	return mtu && len > (__u32)mtu + VSW_ETH_HLEN + (tagged ? VSW_VLAN_HLEN : 0);
 }
 
 /* Whether a port carries a VLAN (the port's fields, from a fast_port or the hot loop's PortView). */

@@ -108,6 +108,7 @@ void Datapath::writeFastPorts(const View& v) {
     fp.leg_rx = pv.leg_rx;
     fp.is_bond = pv.is_bond;
     fp.bond_hash = pv.bond_hash;
+    fp.mtu = pv.mtu;
     if (pv.is_bond) std::memcpy(fp.buckets, pv.buckets, sizeof(fp.buckets));
     else std::fill(std::begin(fp.buckets), std::end(fp.buckets), -1);
     fast_->writePort(static_cast<uint16_t>(i), fp);
@@ -323,6 +324,12 @@ void Datapath::setPortVlan(uint16_t index, bool trunk, uint16_t access_vlan, uin
 void Datapath::setPortActive(uint16_t index, bool active) {
   std::lock_guard<std::mutex> lock(control_mu_);
   staged_.ports[index].active = active && !ports_[index].name.empty();
+}
+
+void Datapath::setPortMtu(uint16_t index, uint32_t mtu) {
+  std::lock_guard<std::mutex> lock(control_mu_);
+  if (index >= kMaxPorts) throw std::runtime_error("port index out of range");
+  staged_.ports[index].mtu = static_cast<uint16_t>(std::min<uint32_t>(mtu, 0xffff));
 }
 
 void Datapath::setFloodSet(uint16_t vlan, const std::vector<uint16_t>& ports) {

@@ -53,6 +53,7 @@ enum DropReason : int {
   kDropBondInactiveLeg,   // arrived on a bond leg that may not receive (backup, or LACP not collecting)
   kDropBondNoLeg,         // egress bond has no usable leg
   kDropHandoffFull,       // the worker that owns the egress port is behind: its hand-off ring is full
+  kDropMtuExceeded,       // larger than the egress port's MTU (never truncated)
   kDropCount
 };
 // As the metrics and `vswitchctl` name them (and test/vectors/shared.json).
@@ -60,6 +61,7 @@ inline constexpr const char* kDropReasonNames[kDropCount] = {
     "runt",         "malformed",        "too_big",     "multicast_source", "vlan_not_allowed",
     "untagged_no_native", "same_port",  "no_buffer",   "tx_full",          "port_down",
     "link_local",   "bond_inactive_leg", "bond_no_leg", "handoff_full",
+    "mtu_exceeded",
 };
 
 enum PortCounter : int {
@@ -116,6 +118,7 @@ struct PortView {
   uint8_t is_bond = 0;
   uint8_t bond_hash = 0;           // bond: 0 = no hashing (every bucket the same), 1 = l2, 2 = l3l4
   int16_t buckets[kBondBuckets];   // bond: bucket -> leg port index, -1 = none
+  uint16_t mtu = 0;                // the device's MTU; 0 = not checked (see vsw_exceeds_mtu)
 };
 
 struct View {
@@ -125,10 +128,14 @@ struct View {
   std::vector<Queue*> worker_queues[kMaxWorkers];
 };
 
+// One chunk of a frame for another worker to transmit. A frame of several
+// chunks (jumbo) is pushed as consecutive entries at once (SpscRing::pushAll);
+// the first says how many follow.
 struct Handoff {
   uint64_t addr;
   uint32_t len;
   uint16_t port;
+  uint8_t more;   // first chunk: chunks that follow it in the ring
 };
 
 // A frame the hot loop hands to the control plane (LACPDUs).
@@ -202,6 +209,8 @@ class Datapath {
   void setPortVlan(uint16_t index, bool trunk, uint16_t access_vlan, uint16_t native_vlan,
                    const std::vector<uint16_t>& trunks);
   void setPortActive(uint16_t index, bool active);
+  // The device's MTU: larger frames for it are dropped (mtu_exceeded), in the hot loop and the XDP program.
+  void setPortMtu(uint16_t index, uint32_t mtu);
   void setFloodSet(uint16_t vlan, const std::vector<uint16_t>& ports);
   void commit();  // publish staged changes to the workers and wait for them to take them
   FdbTable& fdb() { return *fdb_; }

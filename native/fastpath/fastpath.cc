@@ -189,7 +189,7 @@ XdpAttachment FastPath::attach(uint32_t index, const std::string& dev_name, int 
   XdpAttachment a;
   a.dev_name = dev_name;
   a.ifindex = ifindex;
-  a.prog = xdp_program__open_file(bpf_object_.c_str(), "xdp", nullptr);
+  a.prog = xdp_program__open_file(bpf_object_.c_str(), "xdp.frags", nullptr);
   if (int err = libxdp_get_error(a.prog)) throw std::runtime_error("opening " + bpf_object_ + ": " + errText(err));
   try {
     shareMaps(xdp_program__bpf_obj(a.prog), bpf_object_);

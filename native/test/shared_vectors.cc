@@ -121,6 +121,16 @@ void cppConstants(const json::Value& vectors, Report& r) {
   r.check(VSW_FDB_HASH_MULT == hex("fdb_hash_mult"), "fdb_hash_mult %llx, want %s", VSW_FDB_HASH_MULT, c["fdb_hash_mult"].str().c_str());
   r.check(VSW_FNV_OFFSET == hex("fnv_offset"), "fnv_offset %x, want %s", VSW_FNV_OFFSET, c["fnv_offset"].str().c_str());
   r.check(VSW_FNV_PRIME == hex("fnv_prime"), "fnv_prime %x, want %s", VSW_FNV_PRIME, c["fnv_prime"].str().c_str());
+  r.check(VSW_MAX_MTU == c["max_mtu"].num(), "max_mtu %d, want %ld", VSW_MAX_MTU, c["max_mtu"].num());
+}
+
+// The egress MTU rule: the hot loop and the XDP program call this one function.
+void cppMtu(const json::Value& vectors, Report& r) {
+  r.section("c++ egress mtu (vsw_exceeds_mtu)");
+  for (const json::Value& v : vectors["mtu"].a) {
+    const bool got = vsw_exceeds_mtu(static_cast<__u32>(v["len"].num()), v["tagged"].b, static_cast<__u16>(v["mtu"].num()));
+    r.check(got == v["exceeds"].b, "%s: exceeds %d, want %d", v["name"].str().c_str(), got, v["exceeds"].b);
+  }
 }
 
 void cppFlow(const json::Value& vectors, Report& r) {
@@ -540,7 +550,7 @@ void bpfLayout(bpf_object* obj, const std::string& name, Report& r) {
       F(fdb_slot, seq), F(fdb_slot, vlan), F(fdb_slot, mac), F(fdb_slot, port), F(fdb_slot, flags), F(fdb_slot, reserved),
       F(fdb_slot, last_seen_ms), F(fast_port, active), F(fast_port, trunk), F(fast_port, fast_in), F(fast_port, fast_out),
       F(fast_port, access_vlan), F(fast_port, native_vlan), F(fast_port, allowed), F(fast_port, bond), F(fast_port, leg_rx),
-      F(fast_port, is_bond), F(fast_port, bond_hash), F(fast_port, pad), F(fast_port, buckets), F(fast_counters, rx_packets),
+      F(fast_port, is_bond), F(fast_port, bond_hash), F(fast_port, pad), F(fast_port, buckets), F(fast_port, mtu), F(fast_counters, rx_packets),
       F(fast_counters, rx_bytes), F(fast_counters, tx_packets), F(fast_counters, tx_bytes), F(fast_config, fdb_mask),
       F(fast_config, enabled), F(fast_config, now_ms),
   };
@@ -601,6 +611,7 @@ int main(int argc, char** argv) {
     cppFlow(vectors, r);
     cppVlan(vectors, r);
     cppFdb(vectors, r);
+    cppMtu(vectors, r);
     if (!xdp_object.empty()) {
       if (geteuid() != 0) throw std::runtime_error("--bpf needs root (BPF_PROG_RUN, map creation)");
       libbpf_set_print(libbpfQuiet);

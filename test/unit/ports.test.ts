@@ -31,6 +31,7 @@ function rig() {
     setPortVlan: () => undefined,
     setPortActive: () => undefined,
     setPortFast: () => undefined,
+    setPortMtu: () => undefined,
   } as unknown as NativeDatapath;
   const host: HostOps = {
     setLinkUp: async () => undefined,

@@ -64,6 +64,8 @@ export interface NativeDatapath {
   removePort(index: number): void;
   setPortVlan(index: number, vlan: { trunk: boolean; accessVlan: number; nativeVlan: number; trunks: number[] }): void;
   setPortActive(index: number, active: boolean): void;
+  /** The device's MTU: larger frames for the port are dropped as mtu_exceeded (takes effect at commit). */
+  setPortMtu(index: number, mtu: number): void;
   setFloodSet(vlan: number, ports: number[]): void;
   commit(): void;
   portCounters(index: number): NativePortCounters;

@@ -22,6 +22,8 @@ export interface LinkInfo {
   /** Root qdisc name, e.g. "noqueue". */
   qdisc: string;
   rxQueues: number;
+  /** The device's MTU. */
+  mtu: number;
   /** veth: the peer's ifindex and, when it lives in another namespace, its netns id. */
   peerIfindex?: number;
   peerNetnsId?: number;
@@ -35,6 +37,7 @@ interface IpLink {
   link_netnsid?: number;
   linkinfo?: { info_kind?: string };
   num_rx_queues?: number;
+  mtu?: number;
 }
 
 export async function linkInfo(name: string): Promise<LinkInfo | undefined> {
@@ -48,6 +51,7 @@ export async function linkInfo(name: string): Promise<LinkInfo | undefined> {
     up: link.flags?.includes('UP') ?? false,
     qdisc: link.qdisc ?? '',
     rxQueues: Math.max(1, queues),
+    mtu: link.mtu ?? 1500,
     ...(link.link_index !== undefined ? { peerIfindex: link.link_index } : {}),
     ...(link.link_netnsid !== undefined ? { peerNetnsId: link.link_netnsid } : {}),
   };
@@ -136,7 +140,7 @@ export async function prepareDevice(
       // Ours, left by a run that was killed: take it off with the port this time.
       if (xdp.prog?.name?.startsWith('vswitchd_peer')) peer.xdpPass = true;
     } else {
-      const [xcmd, ...xrest] = [...prefix, 'ip', 'link', 'set', 'dev', peerName, 'xdpdrv', 'obj', peerPassObject, 'sec', 'xdp'];
+      const [xcmd, ...xrest] = [...prefix, 'ip', 'link', 'set', 'dev', peerName, 'xdpdrv', 'obj', peerPassObject, 'sec', 'xdp.frags'];
       await sh(xcmd!, xrest).then(
         () => {
           peerTakesRedirect = true;
@@ -192,8 +196,18 @@ export function puntNames(bridge: string, index: number): { near: string; far: s
   return { near: `${prefix}n${index}`, far: `${prefix}f${index}`, prefix };
 }
 
-/** The MTU of the punt pair: jumbo frames of the ports' size cross it too. */
-export const PUNT_MTU = 1500;
+/**
+ * The largest port MTU the datapath carries (VSW_MAX_MTU in bpf/include/vswitchd_shared.h;
+ * test/vectors/shared.json pins both). Larger frames are dropped as too_big.
+ */
+export const MAX_MTU = 9000;
+
+/**
+ * The MTU of a punt pair: the largest a port may have. A pair carries only
+ * frames its port received, which that port's own MTU already bounds; the
+ * larger MTU costs nothing (the near end segments GSO frames by their MSS).
+ */
+export const PUNT_MTU = MAX_MTU;
 
 export async function createPuntPair(near: string, far: string): Promise<void> {
   if (existsSync(`/sys/class/net/${near}`)) await deleteLink(near).catch(() => undefined);  // left by a killed run
@@ -212,8 +226,8 @@ export async function createPuntPair(near: string, far: string): Promise<void> {
 
 /**
  * Frames the kernel dropped on their way into a punt pair (its near end's tx_dropped):
- * larger than the pair's MTU (jumbo frames that need the slow path), or the far end
- * not taking them. 0 when the pair is gone.
+ * larger than the pair's MTU (above MAX_MTU), or the far end not taking them
+ * (its socket's fill ring empty). 0 when the pair is gone.
  */
 export function puntDrops(near: string): number {
   try {
