@@ -129,6 +129,10 @@ int vswitchd_steer(struct xdp_md *ctx)
 	} else if (!op->fast_out) {
 		return slow_path(ctx);
 	}
+	// A multi-buffer frame only to a device whose XDP transmit takes one (a
+	// tap's drops it); the slow path carries it to the others.
+	if (rx_len > (__u64)(data_end - data) && !txp->fast_out_mb)
+		return slow_path(ctx);
 	// Larger than the egress device's MTU: the slow path drops and counts it
 	// (mtu_exceeded); a redirect would lose it without a trace.
 	__u32 tx_len = (__u32)rx_len + (want_tag ? VSW_VLAN_HLEN : 0) - (tagged ? VSW_VLAN_HLEN : 0);

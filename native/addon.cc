@@ -216,7 +216,8 @@ class DatapathWrap : public Napi::ObjectWrap<DatapathWrap> {
 
   void SetPortFast(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
-    guarded(env, [&] { dp(env).setPortFast(argU16(info, 0, "index"), info[1].ToBoolean(), info[2].ToBoolean(), info[3].ToBoolean()); });
+    guarded(env, [&] { dp(env).setPortFast(argU16(info, 0, "index"), info[1].ToBoolean(), info[2].ToBoolean(), info[3].ToBoolean(),
+                                              info[4].ToBoolean()); });
   }
 
   Napi::Value WorkerCounters(const Napi::CallbackInfo& info) {

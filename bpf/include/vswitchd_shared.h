@@ -91,7 +91,7 @@ struct fast_port {
 	__u8 leg_rx;          /* a leg: frames arriving on it are taken */
 	__u8 is_bond;
 	__u8 bond_hash;       /* a bond: VSW_BOND_HASH_* */
-	__u8 pad;
+	__u8 fast_out_mb;     /* fast_out, multi-buffer (jumbo) frames too: a veth, not a tap (tun has no XDP SG transmit) */
 	__s16 buckets[VSW_BOND_BUCKETS]; /* a bond: flow bucket -> leg port index, -1 none */
 	__u16 mtu;            /* the device's MTU (payload bytes); 0: not checked (bonds: their legs are) */
 };
@@ -157,7 +157,7 @@ VSW_STATIC_ASSERT(VSW_OFFSETOF(struct fast_port, bond) == 520, "fast_port.bond")
 VSW_STATIC_ASSERT(VSW_OFFSETOF(struct fast_port, leg_rx) == 522, "fast_port.leg_rx");
 VSW_STATIC_ASSERT(VSW_OFFSETOF(struct fast_port, is_bond) == 523, "fast_port.is_bond");
 VSW_STATIC_ASSERT(VSW_OFFSETOF(struct fast_port, bond_hash) == 524, "fast_port.bond_hash");
-VSW_STATIC_ASSERT(VSW_OFFSETOF(struct fast_port, pad) == 525, "fast_port.pad");
+VSW_STATIC_ASSERT(VSW_OFFSETOF(struct fast_port, fast_out_mb) == 525, "fast_port.fast_out_mb");
 VSW_STATIC_ASSERT(VSW_OFFSETOF(struct fast_port, buckets) == 526, "fast_port.buckets");
 VSW_STATIC_ASSERT(VSW_OFFSETOF(struct fast_port, mtu) == 1038, "fast_port.mtu");
 

@@ -84,12 +84,13 @@ Datapath::Datapath(const Options& opts) : opts_(opts) {
 
 void Datapath::tickFastClock(uint64_t now) { fast_->tickClock(now); }
 
-void Datapath::setPortFast(uint16_t index, bool fast_in, bool fast_out, bool tc_out) {
+void Datapath::setPortFast(uint16_t index, bool fast_in, bool fast_out, bool tc_out, bool fast_out_mb) {
   std::lock_guard<std::mutex> lock(control_mu_);
   if (index >= kMaxPorts) throw std::runtime_error("port index out of range");
   fast_in_[index] = fast_in && opts_.fast_path;
   fast_out_[index] = fast_out && opts_.fast_path;
   tc_out_[index] = tc_out && opts_.fast_path;
+  fast_out_mb_[index] = fast_out_mb && fast_out_[index];
 }
 
 // Called with the view being published: what XDP sees follows what the workers see.
@@ -101,6 +102,7 @@ void Datapath::writeFastPorts(const View& v) {
     fp.trunk = pv.trunk;
     fp.fast_in = pv.active && fast_in_[i];
     fp.fast_out = pv.active && fast_out_[i];
+    fp.fast_out_mb = pv.active && fast_out_mb_[i];
     fp.access_vlan = pv.access_vlan;
     fp.native_vlan = pv.native_vlan;
     std::memcpy(fp.allowed, pv.allowed, sizeof(fp.allowed));
@@ -239,7 +241,7 @@ void Datapath::removePort(uint16_t index) {
     std::erase_if(list, [index](Queue* q) { return q->port == index; });
   for (auto& words : staged_.flood) words[index / 64] &= ~(1ull << (index % 64));
   lock.unlock();
-  fast_in_[index] = fast_out_[index] = tc_out_[index] = 0;
+  fast_in_[index] = fast_out_[index] = tc_out_[index] = fast_out_mb_[index] = 0;
   commit();  // from here on no worker and no fast-path program uses the port
   lock.lock();
   fast_->removePort(index);

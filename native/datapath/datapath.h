@@ -237,7 +237,8 @@ class Datapath {
   // Fast path (main thread). fast_in: frames arriving on the port may be switched in
   // the kernel (by its XDP or tc program); fast_out: its device takes XDP_REDIRECT;
   // tc_out: frames may be redirected to its device from tc.
-  void setPortFast(uint16_t index, bool fast_in, bool fast_out, bool tc_out);
+  // fast_out_mb: multi-buffer (jumbo) frames may be redirected to it too.
+  void setPortFast(uint16_t index, bool fast_in, bool fast_out, bool tc_out, bool fast_out_mb = false);
   FastCounters fastCounters(uint16_t port) const;
 
  private:
@@ -258,6 +259,7 @@ class Datapath {
   uint8_t fast_in_[kMaxPorts] = {};     // setPortFast, applied by writeFastPorts
   uint8_t fast_out_[kMaxPorts] = {};
   uint8_t tc_out_[kMaxPorts] = {};
+  uint8_t fast_out_mb_[kMaxPorts] = {};
   std::mutex control_mu_;
 };
 

@@ -550,7 +550,7 @@ void bpfLayout(bpf_object* obj, const std::string& name, Report& r) {
       F(fdb_slot, seq), F(fdb_slot, vlan), F(fdb_slot, mac), F(fdb_slot, port), F(fdb_slot, flags), F(fdb_slot, reserved),
       F(fdb_slot, last_seen_ms), F(fast_port, active), F(fast_port, trunk), F(fast_port, fast_in), F(fast_port, fast_out),
       F(fast_port, access_vlan), F(fast_port, native_vlan), F(fast_port, allowed), F(fast_port, bond), F(fast_port, leg_rx),
-      F(fast_port, is_bond), F(fast_port, bond_hash), F(fast_port, pad), F(fast_port, buckets), F(fast_port, mtu), F(fast_counters, rx_packets),
+      F(fast_port, is_bond), F(fast_port, bond_hash), F(fast_port, fast_out_mb), F(fast_port, buckets), F(fast_port, mtu), F(fast_counters, rx_packets),
       F(fast_counters, rx_bytes), F(fast_counters, tx_packets), F(fast_counters, tx_bytes), F(fast_config, fdb_mask),
       F(fast_config, enabled), F(fast_config, now_ms),
   };

@@ -67,6 +67,8 @@ async function jumboThrough(t: ExecutionContext, sw: Daemon, a: Host, b: Host): 
   t.regex(await bigPings(a, b, 3), /3 received/, 'ping -s 8972 -M do after an FDB flush (the slow path)');
   for (const h of [a, b]) t.is(await csumErrors(h), 0, `no TCP checksum errors at ${h.dev}`);
   const stats = await sw.ctl<Stats>('stats');
+  const paths = (stats.ports[a.port] as unknown as { paths: { fast: { rx_packets: number }; afxdp: { rx_packets: number } } }).paths;
+  t.log(`frames from a: ${paths.fast.rx_packets} fast path, ${paths.afxdp.rx_packets} slow path`);
   t.is(jumboDrops(stats, a.port) + jumboDrops(stats, b.port), 0, 'no jumbo frame dropped (too_big, punt_dropped, no_buffer, tx_full)');
 }
 

@@ -73,7 +73,8 @@ export interface NativeDatapath {
    * fastIn: frames arriving on the port may be switched in the kernel (its XDP or tc program);
    * fastOut: its device takes XDP_REDIRECT; tcOut: frames may be redirected to it from tc.
    */
-  setPortFast(index: number, fastIn: boolean, fastOut: boolean, tcOut: boolean): void;
+  /** fastOutMultiBuffer: jumbo (multi-buffer) frames may be XDP-redirected to it too (a veth; a tap cannot take them). */
+  setPortFast(index: number, fastIn: boolean, fastOut: boolean, tcOut: boolean, fastOutMultiBuffer?: boolean): void;
   workerCounters(worker: number): WorkerCounters;
   fdbPut(vlan: number, mac: string, port: number, flags: number): boolean;
   fdbDelete(vlan: number, mac: string): boolean;

@@ -251,7 +251,7 @@ export class PortTable {
       // NAPI, which the XDP pass program on the peer gives); a tc program may redirect to any device.
       const fastIn = enabled && (hook === 'tc' || r.xdpMode === 'native');
       const fastOut = enabled && (kind === 'tap' || peerTakesRedirect);
-      datapath.setPortFast(port.index, fastIn, fastOut, enabled);
+      datapath.setPortFast(port.index, fastIn, fastOut, enabled, fastOut && kind === 'veth');
       port.fastPath = { in: fastIn, out: fastOut || (enabled && hook === 'tc') };
       if (enabled) log.info({ port: port.name, hook, fast_in: fastIn, fast_out: port.fastPath.out }, fastIn && port.fastPath.out ? 'port is fast-path capable' : 'port is partly or not fast-path capable');
     }
