@@ -5,10 +5,11 @@
 // fast_path off every frame takes it; otherwise an FDB flush sends the next frames
 // there (unknown unicast floods). And the egress MTU: a frame larger than the egress
 // port's MTU is dropped and counted (mtu_exceeded), never truncated.
+import { randomInt } from 'node:crypto';
 import test, { type ExecutionContext } from 'ava';
 import { accessPort, dropsOf, eventually, startDaemon, type Daemon, type PortInfo, type Stats } from '../helpers/daemon.js';
 import { addTapHost, startCapture } from '../helpers/frames.js';
-import { addHost, cleanupFor, iperf3, pingUntil, run, uniqueName, type Cleanup, type Host } from '../helpers/netns.js';
+import { addHost, cleanupFor, iperf3, noIpv6, pingUntil, run, uniqueName, type Cleanup, type Host } from '../helpers/netns.js';
 
 const mode = process.env.VSWITCHD_TEST_FAST_PATH ?? 'off';
 
@@ -65,7 +66,8 @@ async function jumboThrough(t: ExecutionContext, sw: Daemon, a: Host, b: Host): 
   // The slow path on purpose: b unknown again, so the next frames to it flood through the hot loop.
   await sw.ctl('fdb.flush');
   t.regex(await bigPings(a, b, 3), /3 received/, 'ping -s 8972 -M do after an FDB flush (the slow path)');
-  for (const h of [a, b]) t.is(await csumErrors(h), 0, `no TCP checksum errors at ${h.dev}`);
+  // (The root namespace's counter also counts whatever else runs on the machine.)
+  for (const h of [a, b].filter((x) => x.ns)) t.is(await csumErrors(h), 0, `no TCP checksum errors at ${h.dev}`);
   const stats = await sw.ctl<Stats>('stats');
   const paths = (stats.ports[a.port] as unknown as { paths: { fast: { rx_packets: number }; afxdp: { rx_packets: number } } }).paths;
   t.log(`frames from a: ${paths.fast.rx_packets} fast path, ${paths.afxdp.rx_packets} slow path`);
@@ -82,6 +84,24 @@ test.serial('MTU 9000 between two veth hosts: 8972-byte pings unfragmented and T
 test.serial('MTU 9000 between a veth host and a host behind a tap port: pings and TCP, fast and slow path', async (t) => {
   const { sw, a, b } = await jumboPair(t, 'tap');
   await jumboThrough(t, sw, a, b);
+});
+
+test.serial('MTU 9000 between a veth host and the host stack on the internal port: pings and TCP', async (t) => {
+  const cleanup = cleanupFor(t);
+  const net = `169.254.${randomInt(100, 250)}`;
+  const bridge = `${uniqueName()}b`;
+  cleanup.add(() => run(['ip', 'link', 'del', bridge], { check: false }));  // in case the daemon leaves it
+  const a = await vethHost(cleanup, `${net}.2/24`);
+  const sw = await startDaemon(t, cleanup, { bridge, ports: [accessPort(a.port, 10), accessPort(bridge, 10, 'internal')] });
+  noIpv6(bridge);
+  await run(['ip', 'link', 'set', bridge, 'mtu', '9000']);
+  await run(['ip', 'addr', 'add', `${net}.1/24`, 'dev', bridge]);
+  await run(['ip', 'link', 'set', bridge, 'up']);
+  await setMtu(a, 9000);
+  await eventually('the switch sees MTU 9000 on both ports', async () =>
+    (await sw.ctl<PortInfo[]>('port.list')).filter((p) => p.mtu === 9000).length === 2);
+  const stack: Host = { ns: '', dev: bridge, port: bridge, mac: '', ip: `${net}.1` };
+  await jumboThrough(t, sw, a, stack);
 });
 
 test.serial('a frame larger than the egress port MTU is dropped and counted as mtu_exceeded, never truncated', async (t) => {
