@@ -462,6 +462,46 @@ void bpfFlow(FastPathProgram& prog, const json::Value& vectors, Report& r) {
   }
 }
 
+// The egress MTU check (vsw_exceeds_mtu, fast_port.mtu): a frame that fits is
+// redirected, a larger one goes to the slow path (which drops and counts it).
+// An untagged frame in on an access port of VLAN 1, out to an access port (the
+// frame leaves untagged) or a trunk (it leaves tagged, 4 bytes longer). Frames
+// longer than a page run as multi-buffer frames (a frags program).
+void bpfMtu(FastPathProgram& prog, const json::Value& vectors, Report& r) {
+  r.section(prog.name() + " egress mtu (fast_port.mtu)");
+  baseline(prog);
+  const uint8_t src[6] = {0x02, 0, 0, 0, 0, 1}, dst[6] = {0x02, 0, 0, 0, 0, 2};
+  prog.insert(1, src, kIn);
+  prog.insert(1, dst, kOut);
+  fast_port in{};
+  in.active = in.fast_in = 1;
+  in.access_vlan = 1;
+  in.bond = -1;
+  in.leg_rx = 1;
+  for (auto& b : in.buckets) b = -1;
+  prog.writePort(kIn, in);
+  for (const json::Value& v : vectors["mtu"].a) {
+    const bool tagged = v["tagged"].b;
+    fast_port out = in;
+    out.fast_in = 0;
+    out.fast_out = out.fast_out_mb = 1;
+    out.trunk = tagged;
+    out.access_vlan = tagged ? 0 : 1;
+    if (tagged) out.allowed[0] = 1ull << 1;
+    out.mtu = static_cast<__u16>(v["mtu"].num());
+    prog.writePort(kOut, out);
+    Bytes f(static_cast<size_t>(v["len"].num()) - (tagged ? 4 : 0), 0);
+    std::memcpy(f.data(), dst, 6);
+    std::memcpy(f.data() + 6, src, 6);
+    f[12] = 0x08;  // IPv4 (the payload is not read)
+    const Outcome o = prog.run(f);
+    const bool exceeds = v["exceeds"].b;
+    r.check(o.verdict == (exceeds ? Outcome::kSlow : Outcome::kFast), "%s: %s, want %s", v["name"].str().c_str(), verdictName(o),
+            exceeds ? "slow path" : "fast path");
+  }
+  prog.clearFdb();
+}
+
 void bpfVlan(FastPathProgram& prog, const json::Value& vectors, Report& r) {
   r.section(prog.name() + " ingress vlan (tag of the redirected frame)");
   baseline(prog);
@@ -620,6 +660,7 @@ int main(int argc, char** argv) {
         bpfLayout(xdp.object(), xdp.name(), r);
         bpfFlow(xdp, vectors, r);
         bpfVlan(xdp, vectors, r);
+        bpfMtu(xdp, vectors, r);
       }
       bpfFdb([&](uint32_t capacity) { return std::make_unique<XdpProgram>(xdp_object, capacity, kIn); }, "xdp", vectors, r);
       if (!tc_object.empty()) {
