@@ -41,7 +41,7 @@ constexpr uint64_t kLearnRepeatMs = 1000;        // the same <vlan, mac, port> i
 enum DropReason : int {
   kDropRunt = 0,          // shorter than an Ethernet header
   kDropMalformed,         // truncated 802.1Q tag
-  kDropTooBig,            // longer than a UMEM frame can carry
+  kDropTooBig,            // longer than the datapath carries (kMaxJumboLen: VSW_MAX_MTU and two tags)
   kDropMulticastSource,   // multicast, broadcast or all-zero source MAC (no station sends from one)
   kDropVlanNotAllowed,    // tag not in the port's trunks, or a tagged frame on an access port
   kDropUntaggedNoNative,  // untagged frame on a trunk without native VLAN
