@@ -9,9 +9,10 @@ import { request } from '../../src/switch/cli/vswitchctl.js';
 import { GEN_PORT } from './topo.js';
 import { Proc, ok, run, sleep } from './sys.js';
 
-export type SwitchKind = 'vswitchd' | 'vswitchd-afxdp' | 'bridge' | 'ovs';
+export type SwitchKind = 'vswitchd' | 'vswitchd-xdp' | 'vswitchd-afxdp' | 'bridge' | 'ovs';
 export const SWITCH_LABEL: Record<SwitchKind, string> = {
   vswitchd: 'vswitchd',
+  'vswitchd-xdp': 'vswitchd-xdp-hook',
   'vswitchd-afxdp': 'vswitchd-afxdp-only',
   bridge: 'linux-bridge',
   ovs: 'ovs-afxdp',
@@ -54,6 +55,9 @@ export async function setupSwitch(kind: SwitchKind, o: SetupOptions): Promise<Ru
     case 'vswitchd':
       // As shipped: known unicast switched in XDP (datapath.fast_path: auto, the default).
       return setupVswitchd({ ...o, vswitchdSet: { 'datapath.fast_path': 'auto', ...o.vswitchdSet } }, 'vswitchd');
+    case 'vswitchd-xdp':
+      // The XDP hook on the veths (datapath.fast_path: xdp): raw buffers, peers' tx checksum off.
+      return setupVswitchd({ ...o, vswitchdSet: { 'datapath.fast_path': 'xdp', ...o.vswitchdSet } }, 'vswitchd-xdp');
     case 'vswitchd-afxdp':
       // The same daemon with every frame through the AF_XDP hot loop (datapath.fast_path: off).
       return setupVswitchd({ ...o, vswitchdSet: { 'datapath.fast_path': 'off', ...o.vswitchdSet } }, 'vswitchd-afxdp');
@@ -113,7 +117,7 @@ function fillStatics(socket: string, n: number, port: string): Promise<void> {
   });
 }
 
-async function setupVswitchd(o: SetupOptions, kind: 'vswitchd' | 'vswitchd-afxdp'): Promise<RunningSwitch> {
+async function setupVswitchd(o: SetupOptions, kind: 'vswitchd' | 'vswitchd-xdp' | 'vswitchd-afxdp'): Promise<RunningSwitch> {
   const dir = join(o.workDir, 'vswitchd');
   mkdirSync(dir, { recursive: true });
   const socket = join(dir, 'vswitchd.sock');
