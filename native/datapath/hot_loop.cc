@@ -249,7 +249,9 @@ class HotLoop::Impl {
     const PortView& pv = w_.view->ports[in];
     if (!pv.active) return drop(in, kDropPortDown, f);
     if (f.len < kEthHeader) return drop(in, kDropRunt, f);
-    if (f.len > (f.more ? kMaxJumboLen : kMaxFrameLen)) return drop(in, kDropTooBig, f);
+    // (A one-chunk frame is at most kChunkData: it starts past the chunk's headroom,
+    // so a pushed tag still fits in front of it.)
+    if (f.len > kMaxJumboLen) return drop(in, kDropTooBig, f);
     const uint8_t* eth = data(f.addr);
     FrameTag tag;
     if (DropReason why = parseTag(eth, f.head, &tag); why != kDropCount) return drop(in, why, f);

@@ -66,6 +66,11 @@ async function jumboThrough(t: ExecutionContext, sw: Daemon, a: Host, b: Host): 
   // The slow path on purpose: b unknown again, so the next frames to it flood through the hot loop.
   await sw.ctl('fdb.flush');
   t.regex(await bigPings(a, b, 3), /3 received/, 'ping -s 8972 -M do after an FDB flush (the slow path)');
+  // The largest frame one UMEM chunk holds (1792 bytes) and the smallest that takes two.
+  for (const size of [1750, 1751]) {
+    await sw.ctl('fdb.flush');
+    t.regex((await run(['ping', '-n', '-q', '-c', '2', '-i', '0.1', '-W', '1', '-s', `${size}`, '-M', 'do', b.ip], { ns: a.ns, check: false })).stdout, /2 received/, `ping -s ${size} after a flush`);
+  }
   // (The root namespace's counter also counts whatever else runs on the machine.)
   for (const h of [a, b].filter((x) => x.ns)) t.is(await csumErrors(h), 0, `no TCP checksum errors at ${h.dev}`);
   const stats = await sw.ctl<Stats>('stats');
