@@ -150,9 +150,15 @@ async function setupVswitchd(o: SetupOptions, kind: 'vswitchd' | 'vswitchd-xdp' 
       if (Date.now() > end) throw new Error('vswitchd did not answer on its control socket in 30 s');
       await sleep(100);
     }
-    const ports = (await ctl('port.list')) as Array<{ name: string; xdp_mode?: string; queues?: number; up?: boolean; workers?: number[] }>;
+    const ports = (await ctl('port.list')) as Array<{ name: string; xdp_mode?: string; hook?: string; queues?: number; up?: boolean; workers?: number[] }>;
     const gen = ports.find((p) => p.name === GEN_PORT);
-    const notes = [`${ports.length} ports, gen port xdp ${gen?.xdp_mode ?? '?'}, ${gen?.queues ?? '?'} queues, workers ${JSON.stringify(gen?.workers ?? [])}`];
+    const notes = [`${ports.length} ports, gen port ${gen?.hook ?? '?'} hook, xdp ${gen?.xdp_mode ?? '?'}, ${gen?.queues ?? '?'} queues, workers ${JSON.stringify(gen?.workers ?? [])}`];
+    if (gen?.hook === 'tc') {
+      // As for the bridge: frames the XDP generator sends reach a port with no XDP
+      // program of its own only with NAPI on, which GRO gives (64-byte UDP is not aggregated).
+      await run(['ethtool', '-K', GEN_PORT, 'gro', 'on']);
+      notes.push('GRO on at the generator port (veth NAPI, needed for XDP-sourced frames)');
+    }
     if (Object.keys(o.vswitchdSet).length) notes.push(`config ${JSON.stringify(o.vswitchdSet)}`);
     const down = ports.filter((p) => p.up === false).map((p) => p.name);
     if (down.length) notes.push(`ports down: ${down.join(' ')}`);
