@@ -55,6 +55,10 @@ int vb_sink(struct xdp_md *ctx) {
 
 SEC("tc")
 int vb_sink_tc(struct __sk_buff *skb) {
+  // A packet socket's TX_RING frame (trafgen) keeps only the Ethernet header linear.
+  const __u32 hdrs = sizeof(struct ethhdr) + sizeof(struct iphdr) + sizeof(struct udphdr);
+  if (skb->len >= hdrs && (void *)(long)skb->data + hdrs > (void *)(long)skb->data_end && bpf_skb_pull_data(skb, hdrs))
+    return TC_ACT_OK;
   void *data = (void *)(long)skb->data;
   void *end = (void *)(long)skb->data_end;
   return count(data, end, skb->len) ? TC_ACT_SHOT : TC_ACT_OK;
