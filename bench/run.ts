@@ -61,8 +61,9 @@ const USAGE = `usage: npm run bench -- [options]     (root; after npm run build)
   --sizes 64,1518         frame sizes in bytes, FCS included (default 64,1518)
   --gens xdp,trafgen      generators (default both)
   --placements default,pinned
-  --switches vswitchd,vswitchd-afxdp,bridge,ovs  (vswitchd: as shipped, fast path on;
-                          vswitchd-afxdp: datapath.fast_path off, every frame through AF_XDP)
+  --switches vswitchd,vswitchd-xdp,vswitchd-afxdp,bridge,ovs  (vswitchd: as shipped,
+                          fast_path auto (tc on veths); vswitchd-xdp: fast_path xdp (the XDP hook);
+                          vswitchd-afxdp: fast_path off, every frame through AF_XDP)
   --ports N               switch ports, the 2 active ones included (default 8)
   --gen-cpu N             generator's CPU (default 0)
   --switch-cpu N          switch's CPU in the pinned placement (default 1)
@@ -168,7 +169,7 @@ function parseOptions(argv: string[]): Options {
     sizes: values.sizes ? values.sizes.split(',').map((s) => num(s, 64, 'sizes')) : quick ? [64] : [64, 1518],
     gens: list(values.gens, ['xdp', 'trafgen'], ['xdp', 'trafgen'] as const, 'gens'),
     placements: list(values.placements, quick ? ['default'] : ['default', 'pinned'], ['default', 'pinned'] as const, 'placements'),
-    switches: list(values.switches, ['vswitchd', 'vswitchd-afxdp', 'bridge', 'ovs'], ['vswitchd', 'vswitchd-afxdp', 'bridge', 'ovs'] as const, 'switches'),
+    switches: list(values.switches, ['vswitchd', 'vswitchd-afxdp', 'bridge', 'ovs'], ['vswitchd', 'vswitchd-xdp', 'vswitchd-afxdp', 'bridge', 'ovs'] as const, 'switches'),
     ports: Math.max(2, Math.min(16, num(values.ports, 8, 'ports'))),
     genCpu: num(values['gen-cpu'], 0, 'gen-cpu'),
     switchCpu: num(values['switch-cpu'], Math.min(1, ncpu - 1), 'switch-cpu'),

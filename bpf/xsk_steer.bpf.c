@@ -13,6 +13,11 @@
 // One copy of this program is loaded per port, each with its own XSKMAP; the
 // other maps are created once by the daemon and shared (bpf_map__reuse_fd).
 // Anything unexpected takes the slow path, which counts drops and reasons.
+//
+// A frags program (SEC("xdp.frags")): a veth with it takes an MTU above 3506,
+// and a jumbo frame arrives as a multi-buffer xdp_buff (the headers in its
+// linear part), which goes to a socket bound with XDP_USE_SG as several
+// descriptors. A punt pair's far end runs this program too (no port index).
 #include <linux/bpf.h>
 #include <linux/if_ether.h>
 #include <bpf/bpf_helpers.h>
@@ -62,7 +67,7 @@ static __always_inline int slow_path(struct xdp_md *ctx)
 	return act;
 }
 
-SEC("xdp")
+SEC("xdp.frags")
 int vswitchd_steer(struct xdp_md *ctx)
 {
 	__u32 zero = 0;
@@ -73,7 +78,7 @@ int vswitchd_steer(struct xdp_md *ctx)
 	void *data = (void *)(long)ctx->data;
 	void *data_end = (void *)(long)ctx->data_end;
 	__u8 *eth = data;
-	__u64 rx_len = (__u64)(data_end - data);
+	__u64 rx_len = bpf_xdp_get_buff_len(ctx);  // all fragments
 	if (data + 18 > data_end)
 		return slow_path(ctx);
 
@@ -134,6 +139,7 @@ int vswitchd_steer(struct xdp_md *ctx)
 	// The tag the egress wants follows the logical port (the bond), the device its leg.
 	int want_tag = op->trunk && vlan != op->native_vlan;
 	__u32 tx_port = out;
+	struct fast_port *txp = op;
 	if (op->is_bond) {
 		__u8 bucket = op->bond_hash != VSW_BOND_HASH_NONE
 				      ? vsw_flow_bucket(data, data_end, op->bond_hash == VSW_BOND_HASH_L3L4)
@@ -145,9 +151,19 @@ int vswitchd_steer(struct xdp_md *ctx)
 		struct fast_port *lp = bpf_map_lookup_elem(&vswitchd_ports, &tx_port);
 		if (!lp || !lp->fast_out)
 			return slow_path(ctx);
+		txp = lp;
 	} else if (!op->fast_out) {
 		return slow_path(ctx);
 	}
+	// A multi-buffer frame only to a device whose XDP transmit takes one (a
+	// tap's drops it); the slow path carries it to the others.
+	if (rx_len > (__u64)(data_end - data) && !txp->fast_out_mb)
+		return slow_path(ctx);
+	// Larger than the egress device's MTU: the slow path drops and counts it
+	// (mtu_exceeded); a redirect would lose it without a trace.
+	__u32 tx_len = (__u32)rx_len + (want_tag ? VSW_VLAN_HLEN : 0) - (tagged ? VSW_VLAN_HLEN : 0);
+	if (vsw_exceeds_mtu(tx_len, want_tag, txp->mtu))
+		return slow_path(ctx);
 
 	fdb_refresh(src, cfg);
 
@@ -182,7 +198,7 @@ int vswitchd_steer(struct xdp_md *ctx)
 		count_redirect_failed();
 		return XDP_DROP;
 	}
-	__u64 len = (__u64)((long)ctx->data_end - (long)ctx->data);
+	__u64 len = bpf_xdp_get_buff_len(ctx);  // all fragments
 	struct fast_counters *ic = bpf_map_lookup_elem(&vswitchd_fast_stats, &leg_in);
 	if (ic) {
 		ic->rx_packets++;

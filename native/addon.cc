@@ -88,6 +88,7 @@ class DatapathWrap : public Napi::ObjectWrap<DatapathWrap> {
                            InstanceMethod<&DatapathWrap::RemovePort>("removePort"),
                            InstanceMethod<&DatapathWrap::SetPortVlan>("setPortVlan"),
                            InstanceMethod<&DatapathWrap::SetPortActive>("setPortActive"),
+                           InstanceMethod<&DatapathWrap::SetPortMtu>("setPortMtu"),
                            InstanceMethod<&DatapathWrap::SetFloodSet>("setFloodSet"),
                            InstanceMethod<&DatapathWrap::Commit>("commit"),
                            InstanceMethod<&DatapathWrap::PortCounters>("portCounters"),
@@ -190,6 +191,9 @@ class DatapathWrap : public Napi::ObjectWrap<DatapathWrap> {
     guarded(env, [&] { dp(env).setPortVlan(index, trunk, access, native, trunks); });
   }
 
+  void SetPortMtu(const Napi::CallbackInfo& info) {
+    guarded(info.Env(), [&] { dp(info.Env()).setPortMtu(argU16(info, 0, "index"), info[1].As<Napi::Number>().Uint32Value()); });
+  }
   void SetPortActive(const Napi::CallbackInfo& info) {
     guarded(info.Env(), [&] { dp(info.Env()).setPortActive(argU16(info, 0, "index"), info[1].ToBoolean()); });
   }
@@ -244,7 +248,8 @@ class DatapathWrap : public Napi::ObjectWrap<DatapathWrap> {
 
   void SetPortFast(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
-    guarded(env, [&] { dp(env).setPortFast(argU16(info, 0, "index"), info[1].ToBoolean(), info[2].ToBoolean(), info[3].ToBoolean()); });
+    guarded(env, [&] { dp(env).setPortFast(argU16(info, 0, "index"), info[1].ToBoolean(), info[2].ToBoolean(), info[3].ToBoolean(),
+                                              info[4].ToBoolean()); });
   }
 
   Napi::Value WorkerCounters(const Napi::CallbackInfo& info) {

@@ -9,9 +9,10 @@ import { request } from '../../src/switch/cli/vswitchctl.js';
 import { GEN_PORT } from './topo.js';
 import { Proc, ok, run, sleep } from './sys.js';
 
-export type SwitchKind = 'vswitchd' | 'vswitchd-afxdp' | 'bridge' | 'ovs';
+export type SwitchKind = 'vswitchd' | 'vswitchd-xdp' | 'vswitchd-afxdp' | 'bridge' | 'ovs';
 export const SWITCH_LABEL: Record<SwitchKind, string> = {
   vswitchd: 'vswitchd',
+  'vswitchd-xdp': 'vswitchd-xdp-hook',
   'vswitchd-afxdp': 'vswitchd-afxdp-only',
   bridge: 'linux-bridge',
   ovs: 'ovs-afxdp',
@@ -54,6 +55,9 @@ export async function setupSwitch(kind: SwitchKind, o: SetupOptions): Promise<Ru
     case 'vswitchd':
       // As shipped: known unicast switched in XDP (datapath.fast_path: auto, the default).
       return setupVswitchd({ ...o, vswitchdSet: { 'datapath.fast_path': 'auto', ...o.vswitchdSet } }, 'vswitchd');
+    case 'vswitchd-xdp':
+      // The XDP hook on the veths (datapath.fast_path: xdp): raw buffers, peers' tx checksum off.
+      return setupVswitchd({ ...o, vswitchdSet: { 'datapath.fast_path': 'xdp', ...o.vswitchdSet } }, 'vswitchd-xdp');
     case 'vswitchd-afxdp':
       // The same daemon with every frame through the AF_XDP hot loop (datapath.fast_path: off).
       return setupVswitchd({ ...o, vswitchdSet: { 'datapath.fast_path': 'off', ...o.vswitchdSet } }, 'vswitchd-afxdp');
@@ -113,7 +117,7 @@ function fillStatics(socket: string, n: number, port: string): Promise<void> {
   });
 }
 
-async function setupVswitchd(o: SetupOptions, kind: 'vswitchd' | 'vswitchd-afxdp'): Promise<RunningSwitch> {
+async function setupVswitchd(o: SetupOptions, kind: 'vswitchd' | 'vswitchd-xdp' | 'vswitchd-afxdp'): Promise<RunningSwitch> {
   const dir = join(o.workDir, 'vswitchd');
   mkdirSync(dir, { recursive: true });
   const socket = join(dir, 'vswitchd.sock');
@@ -146,9 +150,15 @@ async function setupVswitchd(o: SetupOptions, kind: 'vswitchd' | 'vswitchd-afxdp
       if (Date.now() > end) throw new Error('vswitchd did not answer on its control socket in 30 s');
       await sleep(100);
     }
-    const ports = (await ctl('port.list')) as Array<{ name: string; xdp_mode?: string; queues?: number; up?: boolean; workers?: number[] }>;
+    const ports = (await ctl('port.list')) as Array<{ name: string; xdp_mode?: string; hook?: string; queues?: number; up?: boolean; workers?: number[] }>;
     const gen = ports.find((p) => p.name === GEN_PORT);
-    const notes = [`${ports.length} ports, gen port xdp ${gen?.xdp_mode ?? '?'}, ${gen?.queues ?? '?'} queues, workers ${JSON.stringify(gen?.workers ?? [])}`];
+    const notes = [`${ports.length} ports, gen port ${gen?.hook ?? '?'} hook, xdp ${gen?.xdp_mode ?? '?'}, ${gen?.queues ?? '?'} queues, workers ${JSON.stringify(gen?.workers ?? [])}`];
+    if (gen?.hook === 'tc') {
+      // As for the bridge: frames the XDP generator sends reach a port with no XDP
+      // program of its own only with NAPI on, which GRO gives (64-byte UDP is not aggregated).
+      await run(['ethtool', '-K', GEN_PORT, 'gro', 'on']);
+      notes.push('GRO on at the generator port (veth NAPI, needed for XDP-sourced frames)');
+    }
     if (Object.keys(o.vswitchdSet).length) notes.push(`config ${JSON.stringify(o.vswitchdSet)}`);
     const down = ports.filter((p) => p.up === false).map((p) => p.name);
     if (down.length) notes.push(`ports down: ${down.join(' ')}`);

@@ -69,8 +69,9 @@ int main(int argc, char **argv) {
     return 1;
   }
   struct bpf_program *prog = bpf_object__find_program_by_name(obj, "vb_sink");
+  struct bpf_program *tc_prog = bpf_object__find_program_by_name(obj, "vb_sink_tc");
   struct bpf_map *map = bpf_object__find_map_by_name(obj, "vb_count");
-  if (!prog || !map) {
+  if (!prog || !tc_prog || !map) {
     fprintf(stderr, "vbsink: program or map missing in %s\n", obj_path);
     return 1;
   }
@@ -88,6 +89,13 @@ int main(int argc, char **argv) {
       fprintf(stderr, "vbsink: attach to %s: %s\n", dev, strerror(errno));
       return 1;
     }
+  }
+  // tcx ingress too (kernel >= 6.6; BPF_TCX_INGRESS = 46, libbpf 1.1 has no name for it):
+  // frames a tc program redirects into this device's ingress never pass its XDP.
+  int tc_link = bpf_link_create(bpf_program__fd(tc_prog), ifindex, (enum bpf_attach_type)46, NULL);
+  if (tc_link < 0) {
+    fprintf(stderr, "vbsink: attaching the tc counter to %s: %s\n", dev, strerror(errno));
+    return 1;
   }
   int ncpus = libbpf_num_possible_cpus();
   if (ncpus < 1) ncpus = 1;
@@ -109,6 +117,7 @@ int main(int argc, char **argv) {
     printf("%llu %llu %llu\n", (unsigned long long)p, (unsigned long long)b, (unsigned long long)now_ns());
     fflush(stdout);
   }
+  close(tc_link);
   if (link_fd >= 0) close(link_fd);
   else bpf_xdp_detach(ifindex, generic ? XDP_FLAGS_SKB_MODE : XDP_FLAGS_DRV_MODE, NULL);
   bpf_object__close(obj);

@@ -42,6 +42,9 @@
 #define VSW_BOND_BUCKETS 256       /* flow buckets of a bond (src/switch/bond/policy.ts BOND_BUCKETS) */
 #define VSW_FDB_DEFAULT_SLOTS 1024 /* the FDB map's size in the object; the daemon sets the real one */
 #define VSW_FDB_MAX_PROBES 32      /* slots the XDP lookup probes before it calls a key unknown */
+#define VSW_MAX_MTU 9000           /* the largest port MTU the datapath carries (punt pairs have it) */
+#define VSW_ETH_HLEN 14
+#define VSW_VLAN_HLEN 4
 
 /* FDB slot flags (FDB_FLAG_STATIC in src/switch/types.ts). */
 #define VSW_FDB_STATIC 1           /* never aged, never moved */
@@ -94,6 +97,9 @@ struct fast_port {
 	__u8 bond_hash;       /* a bond: VSW_BOND_HASH_* */
 	__u8 learn_full;      /* at its MAC limit: frames from sources new to it are dropped (mac_limit) */
 	__s16 buckets[VSW_BOND_BUCKETS]; /* a bond: flow bucket -> leg port index, -1 none */
+	__u16 mtu;            /* the device's MTU (payload bytes); 0: not checked (bonds: their legs are) */
+	__u8 fast_out_mb;     /* fast_out, multi-buffer (jumbo) frames too: a veth, not a tap (tun has no XDP SG transmit) */
+	__u8 reserved_end[7];
 };
 
 #define VSW_BOND_HASH_NONE 0  /* one leg for all: bucket 0 */
@@ -165,7 +171,7 @@ VSW_STATIC_ASSERT(VSW_OFFSETOF(struct fdb_slot, flags) == 14, "fdb_slot.flags");
 VSW_STATIC_ASSERT(VSW_OFFSETOF(struct fdb_slot, reserved) == 16, "fdb_slot.reserved");
 VSW_STATIC_ASSERT(VSW_OFFSETOF(struct fdb_slot, last_seen_ms) == 24, "fdb_slot.last_seen_ms");
 
-VSW_STATIC_ASSERT(sizeof(struct fast_port) == 1040, "fast_port size");
+VSW_STATIC_ASSERT(sizeof(struct fast_port) == 1048, "fast_port size");
 VSW_STATIC_ASSERT(VSW_OFFSETOF(struct fast_port, active) == 0, "fast_port.active");
 VSW_STATIC_ASSERT(VSW_OFFSETOF(struct fast_port, trunk) == 1, "fast_port.trunk");
 VSW_STATIC_ASSERT(VSW_OFFSETOF(struct fast_port, fast_in) == 2, "fast_port.fast_in");
@@ -179,6 +185,8 @@ VSW_STATIC_ASSERT(VSW_OFFSETOF(struct fast_port, is_bond) == 523, "fast_port.is_
 VSW_STATIC_ASSERT(VSW_OFFSETOF(struct fast_port, bond_hash) == 524, "fast_port.bond_hash");
 VSW_STATIC_ASSERT(VSW_OFFSETOF(struct fast_port, learn_full) == 525, "fast_port.learn_full");
 VSW_STATIC_ASSERT(VSW_OFFSETOF(struct fast_port, buckets) == 526, "fast_port.buckets");
+VSW_STATIC_ASSERT(VSW_OFFSETOF(struct fast_port, mtu) == 1038, "fast_port.mtu");
+VSW_STATIC_ASSERT(VSW_OFFSETOF(struct fast_port, fast_out_mb) == 1040, "fast_port.fast_out_mb");
 
 VSW_STATIC_ASSERT(sizeof(struct fast_counters) == 48, "fast_counters size");
 VSW_STATIC_ASSERT(VSW_OFFSETOF(struct fast_counters, rx_packets) == 0, "fast_counters.rx_packets");
@@ -207,6 +215,14 @@ VSW_INLINE __u64 vsw_fdb_key(__u16 vlan, const __u8 *mac)
 VSW_INLINE __u32 vsw_fdb_hash(__u64 key, __u32 mask)
 {
 	return (__u32)((key * VSW_FDB_HASH_MULT) >> 32) & mask;
+}
+
+/* Whether a frame of len bytes (Ethernet header and, if tagged, its tag
+ * included) is larger than an egress port's MTU: such a frame is dropped
+ * (mtu_exceeded), never truncated. mtu 0: no limit known. */
+VSW_INLINE int vsw_exceeds_mtu(__u32 len, int tagged, __u16 mtu)
+{
+	return mtu && len > (__u32)mtu + VSW_ETH_HLEN + (tagged ? VSW_VLAN_HLEN : 0);
 }
 
 /* Whether a port carries a VLAN (the port's fields, from a fast_port or the hot loop's PortView). */

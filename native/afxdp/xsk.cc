@@ -16,6 +16,9 @@
 #ifndef SOL_XDP
 #define SOL_XDP 283
 #endif
+#ifndef XDP_USE_SG
+#define XDP_USE_SG (1 << 4)  // linux/if_xdp.h of 6.6; the headers here are older
+#endif
 
 namespace vswitchd {
 
@@ -102,7 +105,9 @@ Umem::Umem(uint32_t frames, const std::string& anchor_device) : frames_(frames) 
   sxdp.sxdp_family = AF_XDP;
   sxdp.sxdp_ifindex = if_nametoindex(anchor_device.c_str());
   sxdp.sxdp_queue_id = 0;
-  sxdp.sxdp_flags = XDP_COPY | XDP_USE_NEED_WAKEUP;
+  // XDP_USE_SG: frames longer than a chunk arrive (and are sent) as several
+  // descriptors. Sockets sharing the UMEM inherit it (and copy mode, need_wakeup).
+  sxdp.sxdp_flags = XDP_COPY | XDP_USE_NEED_WAKEUP | XDP_USE_SG;
   if (sxdp.sxdp_ifindex == 0 || bind(anchor_fd_, reinterpret_cast<sockaddr*>(&sxdp), sizeof(sxdp)) != 0)
     fail("binding the UMEM anchor socket to " + anchor_device);
 }
@@ -153,7 +158,7 @@ XskSocket::XskSocket(const Umem& umem, int ifindex, uint32_t queue, const RingSi
     sxdp.sxdp_family = AF_XDP;
     sxdp.sxdp_ifindex = ifindex;
     sxdp.sxdp_queue_id = queue;
-    sxdp.sxdp_flags = XDP_SHARED_UMEM;  // mode and need_wakeup come from the anchor
+    sxdp.sxdp_flags = XDP_SHARED_UMEM;  // mode, need_wakeup and SG come from the anchor
     sxdp.sxdp_shared_umem_fd = umem.anchorFd();
     if (bind(fd_, reinterpret_cast<sockaddr*>(&sxdp), sizeof(sxdp)) != 0)
       fail("binding AF_XDP socket to ifindex " + std::to_string(ifindex) + " queue " + std::to_string(queue));

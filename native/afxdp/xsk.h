@@ -11,11 +11,21 @@
 #include <string>
 #include <vector>
 
+#include "vswitchd_shared.h"
+
 namespace vswitchd {
 
-constexpr uint32_t kFrameSize = 2048;       // UMEM chunk
+constexpr uint32_t kFrameSize = 2048;       // UMEM chunk (at most a page: a larger one needs hugepages)
 constexpr uint32_t kFrameHeadroom = 256;    // where frames we build start; room to push a VLAN tag
-constexpr uint32_t kMaxFrameLen = kFrameSize - kFrameHeadroom - 4;
+constexpr uint32_t kMaxFrameLen = kFrameSize - kFrameHeadroom - 4;  // a frame in one chunk
+// A longer frame (jumbo) spans several chunks, one descriptor each, flagged
+// XDP_PKT_CONTD on all but the last (multi-buffer AF_XDP, XDP_USE_SG). The
+// kernel's copy fills kChunkData bytes per chunk (the chunk less
+// XDP_PACKET_HEADROOM); frames we build use the same split.
+constexpr uint32_t kChunkData = kFrameSize - kFrameHeadroom;
+constexpr int kMaxChunks = 8;               // chunks of one frame: kMaxJumboLen fits
+constexpr uint32_t kMaxJumboLen = VSW_MAX_MTU + 14 + 8;  // the largest frame carried: MTU + Ethernet + two tags
+static_assert(kMaxJumboLen <= kMaxChunks * kChunkData - 4, "a jumbo frame (and a pushed tag) fits in kMaxChunks");
 
 inline uint64_t chunkOf(uint64_t addr) { return addr & ~static_cast<uint64_t>(kFrameSize - 1); }
 

@@ -92,12 +92,13 @@ void Datapath::setLearnFull(uint16_t index, bool full) {
   fast_->setLearnFull(index, full);  // the tc and XDP programs refuse such frames before the hot loop
 }
 
-void Datapath::setPortFast(uint16_t index, bool fast_in, bool fast_out, bool tc_out) {
+void Datapath::setPortFast(uint16_t index, bool fast_in, bool fast_out, bool tc_out, bool fast_out_mb) {
   std::lock_guard<std::mutex> lock(control_mu_);
   if (index >= kMaxPorts) throw std::runtime_error("port index out of range");
   fast_in_[index] = fast_in && opts_.fast_path;
   fast_out_[index] = fast_out && opts_.fast_path;
   tc_out_[index] = tc_out && opts_.fast_path;
+  fast_out_mb_[index] = fast_out_mb && fast_out_[index];
 }
 
 // Called with the view being published: what XDP sees follows what the workers see
@@ -116,6 +117,7 @@ void Datapath::writeFastPorts(const View& v) {
     fp.trunk = pv.trunk;
     fp.fast_in = pv.active && fast_in_[i];
     fp.fast_out = pv.active && fast_out_[i];
+    fp.fast_out_mb = pv.active && fast_out_mb_[i];
     fp.access_vlan = pv.access_vlan;
     fp.native_vlan = pv.native_vlan;
     std::memcpy(fp.allowed, pv.allowed, sizeof(fp.allowed));
@@ -124,6 +126,7 @@ void Datapath::writeFastPorts(const View& v) {
     fp.is_bond = pv.is_bond;
     fp.bond_hash = pv.bond_hash;
     fp.learn_full = learn_full_[i].load(std::memory_order_relaxed);
+    fp.mtu = pv.mtu;
     if (pv.is_bond) std::memcpy(fp.buckets, pv.buckets, sizeof(fp.buckets));
     else std::fill(std::begin(fp.buckets), std::end(fp.buckets), -1);
     const PortInfo& info = ports_[i];
@@ -279,7 +282,7 @@ void Datapath::removePort(uint16_t index) {
     std::erase_if(list, [index](Queue* q) { return q->port == index; });
   for (auto& words : staged_.flood) words[index / 64] &= ~(1ull << (index % 64));
   lock.unlock();
-  fast_in_[index] = fast_out_[index] = tc_out_[index] = 0;
+  fast_in_[index] = fast_out_[index] = tc_out_[index] = fast_out_mb_[index] = 0;
   commit();  // from here on no worker and no fast-path program uses the port
   lock.lock();
   fast_->removePort(index);
@@ -366,6 +369,12 @@ void Datapath::setPortVlan(uint16_t index, bool trunk, uint16_t access_vlan, uin
 void Datapath::setPortActive(uint16_t index, bool active) {
   std::lock_guard<std::mutex> lock(control_mu_);
   staged_.ports[index].active = active && !ports_[index].name.empty();
+}
+
+void Datapath::setPortMtu(uint16_t index, uint32_t mtu) {
+  std::lock_guard<std::mutex> lock(control_mu_);
+  if (index >= kMaxPorts) throw std::runtime_error("port index out of range");
+  staged_.ports[index].mtu = static_cast<uint16_t>(std::min<uint32_t>(mtu, 0xffff));
 }
 
 void Datapath::setFloodSet(uint16_t vlan, const std::vector<uint16_t>& ports) {

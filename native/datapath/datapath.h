@@ -43,7 +43,7 @@ constexpr uint64_t kLearnRepeatMs = 1000;        // the same <vlan, mac, port> i
 enum DropReason : int {
   kDropRunt = 0,          // shorter than an Ethernet header
   kDropMalformed,         // truncated 802.1Q tag
-  kDropTooBig,            // longer than a UMEM frame can carry
+  kDropTooBig,            // longer than the datapath carries (kMaxJumboLen: VSW_MAX_MTU and two tags)
   kDropMulticastSource,   // multicast, broadcast or all-zero source MAC (no station sends from one)
   kDropVlanNotAllowed,    // tag not in the port's trunks, or a tagged frame on an access port
   kDropUntaggedNoNative,  // untagged frame on a trunk without native VLAN
@@ -56,6 +56,7 @@ enum DropReason : int {
   kDropBondNoLeg,         // egress bond has no usable leg
   kDropHandoffFull,       // the worker that owns the egress port is behind: its hand-off ring is full
   kDropMacLimit,          // source not learned here and the port is at its MAC limit (fdb.max_per_port)
+  kDropMtuExceeded,       // larger than the egress port's MTU (never truncated)
   kDropCount
 };
 // As the metrics and `vswitchctl` name them (and test/vectors/shared.json).
@@ -64,6 +65,7 @@ inline constexpr const char* kDropReasonNames[kDropCount] = {
     "untagged_no_native", "same_port",  "no_buffer",   "tx_full",          "port_down",
     "link_local",   "bond_inactive_leg", "bond_no_leg", "handoff_full",
     "mac_limit",
+    "mtu_exceeded",
 };
 
 enum PortCounter : int {
@@ -120,6 +122,7 @@ struct PortView {
   uint8_t is_bond = 0;
   uint8_t bond_hash = 0;           // bond: 0 = no hashing (every bucket the same), 1 = l2, 2 = l3l4
   int16_t buckets[kBondBuckets];   // bond: bucket -> leg port index, -1 = none
+  uint16_t mtu = 0;                // the device's MTU; 0 = not checked (see vsw_exceeds_mtu)
 };
 
 struct View {
@@ -130,10 +133,14 @@ struct View {
   std::vector<Queue*> worker_queues[kMaxWorkers];
 };
 
+// One chunk of a frame for another worker to transmit. A frame of several
+// chunks (jumbo) is pushed as consecutive entries at once (SpscRing::pushAll);
+// the first says how many follow.
 struct Handoff {
   uint64_t addr;
   uint32_t len;
   uint16_t port;
+  uint8_t more;   // first chunk: chunks that follow it in the ring
 };
 
 // A frame the hot loop hands to the control plane (LACPDUs).
@@ -215,6 +222,8 @@ class Datapath {
   void setPortVlan(uint16_t index, bool trunk, uint16_t access_vlan, uint16_t native_vlan,
                    const std::vector<uint16_t>& trunks);
   void setPortActive(uint16_t index, bool active);
+  // The device's MTU: larger frames for it are dropped (mtu_exceeded), in the hot loop and the XDP program.
+  void setPortMtu(uint16_t index, uint32_t mtu);
   void setFloodSet(uint16_t vlan, const std::vector<uint16_t>& ports);
   void commit();  // publish staged changes to the workers and wait for them to take them
   FdbTable& fdb() { return *fdb_; }
@@ -246,7 +255,8 @@ class Datapath {
   // Fast path (main thread). fast_in: frames arriving on the port may be switched in
   // the kernel (by its XDP or tc program); fast_out: its device takes XDP_REDIRECT;
   // tc_out: frames may be redirected to its device from tc.
-  void setPortFast(uint16_t index, bool fast_in, bool fast_out, bool tc_out);
+  // fast_out_mb: multi-buffer (jumbo) frames may be redirected to it too.
+  void setPortFast(uint16_t index, bool fast_in, bool fast_out, bool tc_out, bool fast_out_mb = false);
   FastCounters fastCounters(uint16_t port) const;
   // The AF_XDP socket counts of a port's sockets, and of every socket it had
   // before (a port index keeps its counts across sockets, as its hot-loop
@@ -296,6 +306,7 @@ class Datapath {
   std::unique_ptr<bool[]> written_;
   bool hold_fast_ports_ = false;        // adopting: leave the running programs' tables alone
   XskStats xsk_base_[kMaxPorts];        // counts of sockets already closed, per port
+  uint8_t fast_out_mb_[kMaxPorts] = {};
   std::mutex control_mu_;
 };
 

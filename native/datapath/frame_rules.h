@@ -60,7 +60,10 @@ struct FrameClass {
   uint16_t vlan = 0;
   FrameTag tag;
 };
-inline FrameClass classifyFrame(const PortView* ports, uint16_t in, const uint8_t* eth, uint32_t len, uint32_t max_len) {
+// len: the whole frame; head: the bytes at eth (a multi-chunk frame's first chunk, which
+// holds every header the rules read).
+inline FrameClass classifyFrame(const PortView* ports, uint16_t in, const uint8_t* eth, uint32_t len, uint32_t head,
+                                uint32_t max_len) {
   FrameClass c;
   c.in = in;
   const PortView& pv = ports[in];
@@ -71,7 +74,7 @@ inline FrameClass classifyFrame(const PortView* ports, uint16_t in, const uint8_
   if (!pv.active) return dropped(kDropPortDown);
   if (len < kEthHeader) return dropped(kDropRunt);
   if (len > max_len) return dropped(kDropTooBig);
-  if (DropReason why = parseTag(eth, len, &c.tag); why != kDropCount) return dropped(why);
+  if (DropReason why = parseTag(eth, head, &c.tag); why != kDropCount) return dropped(why);
   // 01:80:c2:00:00:0x are link-local control frames (802.1D): never forwarded.
   // LACPDUs (slow protocols, untagged) go to the control plane.
   if (vsw_link_local(eth)) {

@@ -2,9 +2,12 @@
 // frame into a VLAN, learn its source, look up <vlan, dst mac>, and transmit by
 // passing the descriptor (no copy) to the egress queue: a local socket's TX
 // ring, or another worker's hand-off ring when that worker owns the egress
-// port. Only a flood copies, once per extra egress port.
+// port. Only a flood copies, once per extra egress port. A jumbo frame spans
+// several chunks (multi-buffer AF_XDP): it is parsed in its first chunk and
+// carried as a list of chunks, each sent as one descriptor.
 #include <errno.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -15,15 +18,29 @@
 #include "datapath/frame_rules.h"
 #include "datapath/worker.h"
 
+#ifndef XDP_PKT_CONTD
+#define XDP_PKT_CONTD (1 << 0)  // linux/if_xdp.h of 6.6: more descriptors of this frame follow
+#endif
+
 namespace vswitchd {
 
 namespace {
 
-// A frame in the UMEM and what we know of it.
-struct Frame {
-  uint64_t addr;   // start of data
+// A chunk of a frame that spans several (after the first).
+struct Chunk {
+  uint64_t addr;
   uint32_t len;
+};
+
+// A frame in the UMEM and what we know of it. Most frames are one chunk
+// (more == 0, head == len); a jumbo frame's headers are all in its first chunk.
+struct Frame {
+  uint64_t addr;   // start of data (of the first chunk)
+  uint32_t len;    // the whole frame
   bool tagged;
+  uint32_t head;   // bytes in the first chunk
+  uint8_t more = 0;           // chunks after the first...
+  const Chunk* rest = nullptr;  // ...and where they are (valid while the frame is being forwarded)
 };
 
 }  // namespace
@@ -92,6 +109,12 @@ class HotLoop::Impl {
     }
   }
 
+  // Every chunk of a frame goes back to its owner.
+  void release(const Frame& f) {
+    freeFrame(f.addr);
+    for (uint32_t i = 0; i < f.more; i++) freeFrame(f.rest[i].addr);
+  }
+
   uint32_t reclaimFrames() {
     uint32_t n = 0;
     uint64_t addr;
@@ -136,26 +159,68 @@ class HotLoop::Impl {
     const uint32_t n = xsk_ring_cons__peek(&q->xsk->rx, kBurst, &idx);
     if (!n) return 0;
     Frame frames[kBurst];
-    for (uint32_t i = 0; i < n; i++) {
-      const xdp_desc* d = xsk_ring_cons__rx_desc(&q->xsk->rx, idx + i);
-      frames[i] = Frame{xsk_umem__add_offset_to_addr(d->addr), d->len, false};
+    Chunk rest[kBurst];  // the later chunks of multi-chunk frames
+    uint32_t nframes = 0, nrest = 0, used = 0;
+    while (used < n) {
+      const xdp_desc* d = xsk_ring_cons__rx_desc(&q->xsk->rx, idx + used);
+      Frame& f = frames[nframes];
+      f = Frame{xsk_umem__add_offset_to_addr(d->addr), d->len, false, d->len};
+      if (!(d->options & XDP_PKT_CONTD)) {
+        nframes++;
+        used++;
+        continue;
+      }
+      // A frame of several descriptors: all of them, or wait for the next pass.
+      uint32_t last = used + 1;
+      while (last < n && (xsk_ring_cons__rx_desc(&q->xsk->rx, idx + last)->options & XDP_PKT_CONTD)) last++;
+      if (last == n) {
+        if (used > 0) break;  // its end is past this burst: the next pass takes it whole
+        // Longer than a burst (no port MTU we carry comes near): drop what we have.
+        for (uint32_t i = 0; i < n; i++) freeFrame(xsk_ring_cons__rx_desc(&q->xsk->rx, idx + i)->addr);
+        bump(w_.port_counters[q->port][kDropBase + static_cast<int>(kDropTooBig)]);
+        used = n;
+        break;
+      }
+      f.rest = &rest[nrest];
+      for (uint32_t i = used + 1; i <= last; i++) {
+        const xdp_desc* c = xsk_ring_cons__rx_desc(&q->xsk->rx, idx + i);
+        rest[nrest++] = Chunk{xsk_umem__add_offset_to_addr(c->addr), c->len};
+        f.len += c->len;
+      }
+      f.more = static_cast<uint8_t>(last - used);
+      nframes++;
+      used = last + 1;
     }
-    xsk_ring_cons__release(&q->xsk->rx, n);
-    q->rx_outstanding -= n;
-    countBatch(n);
-    for (uint32_t i = 0; i < n; i++) process(q->port, frames[i]);
-    return n;
+    if (used < n) xsk_ring_cons__cancel(&q->xsk->rx, n - used);
+    if (!used) return 0;
+    xsk_ring_cons__release(&q->xsk->rx, used);
+    q->rx_outstanding -= used;
+    if (nframes) countBatch(nframes);
+    for (uint32_t i = 0; i < nframes; i++) process(q->port, frames[i]);
+    return used;
   }
 
+  // The internal port: one readv() per frame into as many chunks as a jumbo
+  // frame needs; the chunks it did not fill stay in the pool.
   uint32_t receiveTap(Queue* q) {
     uint32_t n = 0;
-    while (n < kBurst && !w_.pool.empty()) {
-      const uint64_t chunk = w_.pool.back();
-      const ssize_t len = read(q->fd, data(chunk + kFrameHeadroom), kFrameSize - kFrameHeadroom);
-      if (len <= 0) break;  // EAGAIN: nothing more; errors: the port is going away
-      w_.pool.pop_back();
+    while (n < kBurst && w_.pool.size() >= kMaxChunks) {
+      iovec iov[kMaxChunks];
+      const size_t top = w_.pool.size() - 1;
+      for (int i = 0; i < kMaxChunks; i++) iov[i] = iovec{data(w_.pool[top - i] + kFrameHeadroom), kChunkData};
+      const ssize_t got = readv(q->fd, iov, kMaxChunks);
+      if (got <= 0) break;  // EAGAIN: nothing more; errors: the port is going away
+      const uint32_t len = static_cast<uint32_t>(got);
+      const uint32_t chunks = (len + kChunkData - 1) / kChunkData;
+      Chunk rest[kMaxChunks];
+      Frame f{w_.pool[top] + kFrameHeadroom, len, false, std::min(len, kChunkData)};
+      for (uint32_t i = 1; i < chunks; i++)
+        rest[i - 1] = Chunk{w_.pool[top - i] + kFrameHeadroom, std::min(len - i * kChunkData, kChunkData)};
+      f.more = static_cast<uint8_t>(chunks - 1);
+      f.rest = rest;
+      w_.pool.resize(w_.pool.size() - chunks);
       n++;
-      process(q->port, Frame{chunk + kFrameHeadroom, static_cast<uint32_t>(len), false});
+      process(q->port, f);
     }
     if (n) countBatch(n);
     return n;
@@ -166,9 +231,9 @@ class HotLoop::Impl {
     bump(w_.counters[kRxFrames], n);
   }
 
-  void drop(uint16_t port, DropReason why, uint64_t addr) {
+  void drop(uint16_t port, DropReason why, const Frame& f) {
     bump(w_.port_counters[port][kDropBase + static_cast<int>(why)]);
-    freeFrame(addr);
+    release(f);
   }
 
   // Forwarding decision for one received frame.
@@ -177,23 +242,24 @@ class HotLoop::Impl {
     bump(ctr[kRxPackets]);
     bump(ctr[kRxBytes], f.len);
     const uint8_t* eth = data(f.addr);
-    const FrameClass c = classifyFrame(w_.view->ports, in, eth, f.len, kMaxFrameLen);
+    // The headers are all in the first chunk (f.head bytes); the length checks take the whole frame.
+    const FrameClass c = classifyFrame(w_.view->ports, in, eth, f.len, f.head, kMaxJumboLen);
     if (c.punt) {
-      w_.punted.push_back(PuntRecord{in, std::vector<uint8_t>(eth, eth + f.len)});
-      return freeFrame(f.addr);
+      w_.punted.push_back(PuntRecord{in, std::vector<uint8_t>(eth, eth + f.head)});
+      return release(f);
     }
-    if (c.drop != kDropCount) return drop(c.in, c.drop, f.addr);
+    if (c.drop != kDropCount) return drop(c.in, c.drop, f);
     in = c.in;
     f.tagged = c.tag.tagged;
     const uint8_t pcp = c.tag.pcp;
     const uint16_t vlan = c.vlan;
     const uint8_t* dst = eth;
     const uint8_t* src = eth + 6;
-    if (!learn(vlan, src, in)) return drop(in, kDropMacLimit, f.addr);
+    if (!learn(vlan, src, in)) return drop(in, kDropMacLimit, f);
 
     FdbHit hit;
     if (!isMulticast(dst) && fdb_.lookup(vlan, dst, &hit)) {
-      if (hit.port == in) return drop(in, kDropSamePort, f.addr);
+      if (hit.port == in) return drop(in, kDropSamePort, f);
       if (hit.port < kMaxPorts && carriesVlan(w_.view->ports[hit.port], vlan))
         return emit(hit.port, f, vlan, pcp, false);
       // Learned on a port that no longer carries the VLAN: flood as unknown.
@@ -237,18 +303,31 @@ class HotLoop::Impl {
         if (p != in && carriesVlan(w_.view->ports[p], vlan)) targets[n++] = p;
       }
     }
-    if (n == 0) return freeFrame(f.addr);
+    if (n == 0) return release(f);
     for (int i = 0; i < n - 1; i++) {
-      if (w_.pool.empty()) {
+      if (w_.pool.size() < 1u + f.more) {
         bump(w_.port_counters[targets[i]][kDropBase + static_cast<int>(kDropNoBuffer)]);
         continue;
       }
-      const uint64_t chunk = w_.pool.back();
-      w_.pool.pop_back();
-      std::memcpy(data(chunk + kFrameHeadroom), data(f.addr), f.len);
-      emit(static_cast<uint16_t>(targets[i]), Frame{chunk + kFrameHeadroom, f.len, f.tagged}, vlan, pcp, true);
+      Frame copy{takeChunk(), f.len, f.tagged, f.head};
+      std::memcpy(data(copy.addr), data(f.addr), f.head);
+      Chunk rest[kMaxChunks];
+      for (uint32_t c = 0; c < f.more; c++) {
+        rest[c] = Chunk{takeChunk(), f.rest[c].len};
+        std::memcpy(data(rest[c].addr), data(f.rest[c].addr), f.rest[c].len);
+      }
+      copy.more = f.more;
+      copy.rest = rest;
+      emit(static_cast<uint16_t>(targets[i]), copy, vlan, pcp, true);
     }
     emit(static_cast<uint16_t>(targets[n - 1]), f, vlan, pcp, true);
+  }
+
+  // A free chunk, at the offset frames we build start at.
+  uint64_t takeChunk() {
+    const uint64_t chunk = w_.pool.back();
+    w_.pool.pop_back();
+    return chunk + kFrameHeadroom;
   }
 
   // Give the frame the tag the egress port wants, in place (the UMEM headroom
@@ -260,14 +339,16 @@ class HotLoop::Impl {
       std::memmove(data(f.addr + 4), data(f.addr), 12);
       f.addr += 4;
       f.len -= 4;
+      f.head -= 4;
     } else if (!f.tagged && want) {
-      if (f.addr - chunkOf(f.addr) < 4) {  // no headroom: move the frame to the usual offset
+      if (f.addr - chunkOf(f.addr) < 4) {  // no headroom: move the first chunk to the usual offset
         const uint64_t moved = chunkOf(f.addr) + kFrameHeadroom;
-        std::memmove(data(moved), data(f.addr), f.len);
+        std::memmove(data(moved), data(f.addr), f.head);
         f.addr = moved;
       }
       f.addr -= 4;
       f.len += 4;
+      f.head += 4;
       std::memmove(data(f.addr), data(f.addr + 4), 12);
     }
     if (want) {
@@ -281,39 +362,58 @@ class HotLoop::Impl {
     if (flooded) bump(w_.port_counters[out][kFloodPackets]);
     const PortView* tx = &pv;
     if (pv.is_bond) {
-      const int16_t leg = pv.buckets[pv.bond_hash ? flowBucket(data(f.addr), f.len, pv.bond_hash == 2) : 0];
-      if (leg < 0 || !w_.view->ports[leg].active) return drop(out, kDropBondNoLeg, f.addr);
+      const int16_t leg = pv.buckets[pv.bond_hash ? flowBucket(data(f.addr), f.head, pv.bond_hash == 2) : 0];
+      if (leg < 0 || !w_.view->ports[leg].active) return drop(out, kDropBondNoLeg, f);
       out = static_cast<uint16_t>(leg);
       tx = &w_.view->ports[leg];
     }
+    if (vsw_exceeds_mtu(f.len, want, tx->mtu)) return drop(out, kDropMtuExceeded, f);
     if (Queue* q = tx->tx_queue[w_.id]) return transmit(q, f);
     const int16_t owner = tx->tx_worker;
-    if (owner < 0) return drop(out, kDropPortDown, f.addr);
-    if (!all_[owner]->handoff_in[w_.id]->push(Handoff{f.addr, f.len, out})) return drop(out, kDropHandoffFull, f.addr);
+    if (owner < 0) return drop(out, kDropPortDown, f);
+    if (!handOff(*all_[owner]->handoff_in[w_.id], f, out)) return drop(out, kDropHandoffFull, f);
     bump(w_.counters[kHandoffs]);
     w_.wake_peer[owner] = true;
+  }
+
+  bool handOff(SpscRing<Handoff>& ring, const Frame& f, uint16_t out) {
+    if (!f.more) return ring.push(Handoff{f.addr, f.len, out, 0});
+    Handoff chunks[kMaxChunks];
+    chunks[0] = Handoff{f.addr, f.head, out, f.more};
+    for (uint32_t i = 0; i < f.more; i++) chunks[i + 1] = Handoff{f.rest[i].addr, f.rest[i].len, out, 0};
+    return ring.pushAll(chunks, 1u + f.more);
   }
 
   void transmit(Queue* q, const Frame& f) {
     auto& ctr = w_.port_counters[q->port];
     if (q->kind == Queue::kTapFd) {
       // The internal port: hand the frame to the host stack through the tap.
-      if (write(q->fd, data(f.addr), f.len) == static_cast<ssize_t>(f.len)) {
+      iovec iov[kMaxChunks];
+      iov[0] = iovec{data(f.addr), f.head};
+      for (uint32_t i = 0; i < f.more; i++) iov[i + 1] = iovec{data(f.rest[i].addr), f.rest[i].len};
+      if (writev(q->fd, iov, 1 + f.more) == static_cast<ssize_t>(f.len)) {
         bump(ctr[kTxPackets]);
         bump(ctr[kTxBytes], f.len);
-        freeFrame(f.addr);
+        release(f);
       } else {
-        drop(q->port, kDropTxFull, f.addr);
+        drop(q->port, kDropTxFull, f);
       }
       return;
     }
     uint32_t idx;
-    if (xsk_ring_prod__reserve(&q->xsk->tx, 1, &idx) != 1) return drop(q->port, kDropTxFull, f.addr);
+    const uint32_t descs = 1u + f.more;
+    if (xsk_ring_prod__reserve(&q->xsk->tx, descs, &idx) != descs) return drop(q->port, kDropTxFull, f);
     xdp_desc* d = xsk_ring_prod__tx_desc(&q->xsk->tx, idx);
     d->addr = f.addr;
-    d->len = f.len;
-    d->options = 0;
-    xsk_ring_prod__submit(&q->xsk->tx, 1);
+    d->len = f.head;
+    d->options = f.more ? XDP_PKT_CONTD : 0;
+    for (uint32_t i = 0; i < f.more; i++) {  // multi-buffer: every chunk but the last says more follow
+      d = xsk_ring_prod__tx_desc(&q->xsk->tx, idx + 1 + i);
+      d->addr = f.rest[i].addr;
+      d->len = f.rest[i].len;
+      d->options = i + 1 < f.more ? XDP_PKT_CONTD : 0;
+    }
+    xsk_ring_prod__submit(&q->xsk->tx, descs);
     q->tx_pending = true;
     bump(ctr[kTxPackets]);
     bump(ctr[kTxBytes], f.len);
@@ -336,7 +436,8 @@ class HotLoop::Impl {
       const uint64_t chunk = w_.pool.back();
       w_.pool.pop_back();
       std::memcpy(data(chunk + kFrameHeadroom), r.frame.data(), r.frame.size());
-      transmit(q, Frame{chunk + kFrameHeadroom, static_cast<uint32_t>(r.frame.size()), false});
+      const uint32_t len = static_cast<uint32_t>(r.frame.size());
+      transmit(q, Frame{chunk + kFrameHeadroom, len, false, len});
     }
     return static_cast<uint32_t>(frames.size());
   }
@@ -349,19 +450,29 @@ class HotLoop::Impl {
       while (const Handoff* next = ring->front()) {
         const PortView& pv = w_.view->ports[next->port];
         Queue* q = pv.active ? pv.tx_queue[w_.id] : nullptr;
+        const uint32_t descs = 1u + next->more;
         // A full TX ring: leave the rest queued (back-pressure) rather than drop it.
-        if (q && q->kind == Queue::kXsk && xsk_prod_nb_free(&q->xsk->tx, 1) == 0) {
+        if (q && q->kind == Queue::kXsk && xsk_prod_nb_free(&q->xsk->tx, descs) < descs) {
           kick(q);
-          if (xsk_prod_nb_free(&q->xsk->tx, 1) == 0) break;
+          if (xsk_prod_nb_free(&q->xsk->tx, descs) < descs) break;
         }
-        h = *next;
         ring->pop(&h);
+        Frame f{h.addr, h.len, false, h.len};
+        Chunk rest[kMaxChunks];
+        for (uint32_t i = 0; i < h.more; i++) {  // pushed together with the first: all there
+          Handoff c{};
+          ring->pop(&c);
+          rest[i] = Chunk{c.addr, c.len};
+          f.len += c.len;
+        }
+        f.more = h.more;
+        f.rest = rest;
         n++;
         if (!q) {
-          drop(h.port, kDropPortDown, h.addr);
+          drop(h.port, kDropPortDown, f);
           continue;
         }
-        transmit(q, Frame{h.addr, h.len, false});
+        transmit(q, f);
       }
     }
     return n;

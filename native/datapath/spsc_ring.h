@@ -20,6 +20,15 @@ class SpscRing {
     return true;
   }
 
+  // Pushes n elements, all or none, published together (the consumer never sees part of them).
+  bool pushAll(const T* v, uint32_t n) {
+    const uint32_t h = head_.load(std::memory_order_relaxed);
+    if (h + n - tail_.load(std::memory_order_acquire) > mask_ + 1) return false;
+    for (uint32_t i = 0; i < n; i++) slots_[(h + i) & mask_] = v[i];
+    head_.store(h + n, std::memory_order_release);
+    return true;
+  }
+
   bool pop(T* out) {
     const uint32_t t = tail_.load(std::memory_order_relaxed);
     if (t == head_.load(std::memory_order_acquire)) return false;

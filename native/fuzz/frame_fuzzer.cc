@@ -56,7 +56,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const uint16_t in = data[0] % kPorts;
   const uint8_t* frame = data + 1;
   const uint32_t len = static_cast<uint32_t>(size - 1);
-  const FrameClass c = classifyFrame(kPortTable, in, frame, len, kMaxFrameLen);
+  const FrameClass c = classifyFrame(kPortTable, in, frame, len, len, kMaxJumboLen);
 
   if (c.punt && (c.drop != kDropCount || len < kEthHeader || frame[0] != 0x01 || be16(frame + 12) != kEthSlowProtocols))
     broken("punted something that is not an untagged LACPDU");

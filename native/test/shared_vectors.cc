@@ -121,6 +121,16 @@ void cppConstants(const json::Value& vectors, Report& r) {
   r.check(VSW_FDB_HASH_MULT == hex("fdb_hash_mult"), "fdb_hash_mult %llx, want %s", VSW_FDB_HASH_MULT, c["fdb_hash_mult"].str().c_str());
   r.check(VSW_FNV_OFFSET == hex("fnv_offset"), "fnv_offset %x, want %s", VSW_FNV_OFFSET, c["fnv_offset"].str().c_str());
   r.check(VSW_FNV_PRIME == hex("fnv_prime"), "fnv_prime %x, want %s", VSW_FNV_PRIME, c["fnv_prime"].str().c_str());
+  r.check(VSW_MAX_MTU == c["max_mtu"].num(), "max_mtu %d, want %ld", VSW_MAX_MTU, c["max_mtu"].num());
+}
+
+// The egress MTU rule: the hot loop and the XDP program call this one function.
+void cppMtu(const json::Value& vectors, Report& r) {
+  r.section("c++ egress mtu (vsw_exceeds_mtu)");
+  for (const json::Value& v : vectors["mtu"].a) {
+    const bool got = vsw_exceeds_mtu(static_cast<__u32>(v["len"].num()), v["tagged"].b, static_cast<__u16>(v["mtu"].num()));
+    r.check(got == v["exceeds"].b, "%s: exceeds %d, want %d", v["name"].str().c_str(), got, v["exceeds"].b);
+  }
 }
 
 void cppFlow(const json::Value& vectors, Report& r) {
@@ -452,6 +462,46 @@ void bpfFlow(FastPathProgram& prog, const json::Value& vectors, Report& r) {
   }
 }
 
+// The egress MTU check (vsw_exceeds_mtu, fast_port.mtu): a frame that fits is
+// redirected, a larger one goes to the slow path (which drops and counts it).
+// An untagged frame in on an access port of VLAN 1, out to an access port (the
+// frame leaves untagged) or a trunk (it leaves tagged, 4 bytes longer). Frames
+// longer than a page run as multi-buffer frames (a frags program).
+void bpfMtu(FastPathProgram& prog, const json::Value& vectors, Report& r) {
+  r.section(prog.name() + " egress mtu (fast_port.mtu)");
+  baseline(prog);
+  const uint8_t src[6] = {0x02, 0, 0, 0, 0, 1}, dst[6] = {0x02, 0, 0, 0, 0, 2};
+  prog.insert(1, src, kIn);
+  prog.insert(1, dst, kOut);
+  fast_port in{};
+  in.active = in.fast_in = 1;
+  in.access_vlan = 1;
+  in.bond = -1;
+  in.leg_rx = 1;
+  for (auto& b : in.buckets) b = -1;
+  prog.writePort(kIn, in);
+  for (const json::Value& v : vectors["mtu"].a) {
+    const bool tagged = v["tagged"].b;
+    fast_port out = in;
+    out.fast_in = 0;
+    out.fast_out = out.fast_out_mb = 1;
+    out.trunk = tagged;
+    out.access_vlan = tagged ? 0 : 1;
+    if (tagged) out.allowed[0] = 1ull << 1;
+    out.mtu = static_cast<__u16>(v["mtu"].num());
+    prog.writePort(kOut, out);
+    Bytes f(static_cast<size_t>(v["len"].num()) - (tagged ? 4 : 0), 0);
+    std::memcpy(f.data(), dst, 6);
+    std::memcpy(f.data() + 6, src, 6);
+    f[12] = 0x08;  // IPv4 (the payload is not read)
+    const Outcome o = prog.run(f);
+    const bool exceeds = v["exceeds"].b;
+    r.check(o.verdict == (exceeds ? Outcome::kSlow : Outcome::kFast), "%s: %s, want %s", v["name"].str().c_str(), verdictName(o),
+            exceeds ? "slow path" : "fast path");
+  }
+  prog.clearFdb();
+}
+
 void bpfVlan(FastPathProgram& prog, const json::Value& vectors, Report& r) {
   r.section(prog.name() + " ingress vlan (tag of the redirected frame)");
   baseline(prog);
@@ -540,7 +590,7 @@ void bpfLayout(bpf_object* obj, const std::string& name, Report& r) {
       F(fdb_slot, seq), F(fdb_slot, vlan), F(fdb_slot, mac), F(fdb_slot, port), F(fdb_slot, flags), F(fdb_slot, reserved),
       F(fdb_slot, last_seen_ms), F(fast_port, active), F(fast_port, trunk), F(fast_port, fast_in), F(fast_port, fast_out),
       F(fast_port, access_vlan), F(fast_port, native_vlan), F(fast_port, allowed), F(fast_port, bond), F(fast_port, leg_rx),
-      F(fast_port, is_bond), F(fast_port, bond_hash), F(fast_port, learn_full), F(fast_port, buckets), F(fast_counters, rx_packets),
+      F(fast_port, is_bond), F(fast_port, bond_hash), F(fast_port, learn_full), F(fast_port, buckets), F(fast_port, mtu), F(fast_port, fast_out_mb), F(fast_port, reserved_end), F(fast_counters, rx_packets),
       F(fast_counters, rx_bytes), F(fast_counters, tx_packets), F(fast_counters, tx_bytes), F(fast_counters, redirect_failed), F(fast_counters, mac_limit), F(fast_config, fdb_mask),
       F(fast_config, enabled), F(fast_config, now_ms),
   };
@@ -601,6 +651,7 @@ int main(int argc, char** argv) {
     cppFlow(vectors, r);
     cppVlan(vectors, r);
     cppFdb(vectors, r);
+    cppMtu(vectors, r);
     if (!xdp_object.empty()) {
       if (geteuid() != 0) throw std::runtime_error("--bpf needs root (BPF_PROG_RUN, map creation)");
       libbpf_set_print(libbpfQuiet);
@@ -609,6 +660,7 @@ int main(int argc, char** argv) {
         bpfLayout(xdp.object(), xdp.name(), r);
         bpfFlow(xdp, vectors, r);
         bpfVlan(xdp, vectors, r);
+        bpfMtu(xdp, vectors, r);
       }
       bpfFdb([&](uint32_t capacity) { return std::make_unique<XdpProgram>(xdp_object, capacity, kIn); }, "xdp", vectors, r);
       if (!tc_object.empty()) {

@@ -25,6 +25,8 @@ export interface PortInfo {
   up: boolean;
   queues: number;
   xdp_mode: string;
+  /** The device's MTU (not for bonds). */
+  mtu?: number;
   /** The datapath workers that own the port's queues. */
   workers: number[];
   vlan: VlanSpec;

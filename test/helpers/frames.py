@@ -298,6 +298,24 @@ def cmd_vm(a):
         emit(out)
 
 
+def cmd_relay(a):
+    """A host stack behind a tap port: frames the switch sends on the port's tap
+    go to a second tap (--inner, which the caller moves into a namespace and
+    gives an address), and back. The inner tap has no offloads (no vnet header),
+    so its stack sends complete checksums, as a VM's NIC without offloads."""
+    outer = open_tap(a.tap)
+    inner = os.open("/dev/net/tun", os.O_RDWR)
+    fcntl.ioctl(inner, TUNSETIFF, struct.pack("16sH", a.inner.encode(), IFF_TAP | IFF_NO_PI))
+    ready()
+    peer = {outer: inner, inner: outer}
+    while True:
+        for fd in select.select([outer, inner], [], [])[0]:
+            try:
+                os.write(peer[fd], os.read(fd, 65535))
+            except OSError:  # the other tap is down or full: the frame is lost, as on a wire
+                pass
+
+
 def reexec_in_netns():
     """`--ns NS` anywhere on the command line: run again under `ip netns exec NS`."""
     argv = sys.argv[1:]
@@ -353,8 +371,12 @@ def main():
     v.add_argument("--ethertype", default="0x0800")
     v.add_argument("--payload-len", type=int, default=46)
 
+    r = sub.add_parser("relay")
+    r.add_argument("--tap", required=True, help="the switch's tap port")
+    r.add_argument("--inner", required=True, help="the tap to create for the host stack")
+
     a = p.parse_args()
-    {"send": cmd_send, "flood": cmd_flood, "storm": cmd_storm, "capture": cmd_capture, "vm": cmd_vm}[a.cmd](a)
+    {"send": cmd_send, "flood": cmd_flood, "storm": cmd_storm, "capture": cmd_capture, "vm": cmd_vm, "relay": cmd_relay}[a.cmd](a)
 
 
 if __name__ == "__main__":

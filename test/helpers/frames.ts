@@ -3,7 +3,7 @@
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Background, run, type Cleanup } from './netns.js';
+import { addNamespace, Background, macOf, run, type Cleanup, type Host } from './netns.js';
 
 /** The repository root: the nearest directory above this file with a package.json. */
 export function repoRoot(): string {
@@ -106,6 +106,24 @@ export async function startCapture(
       return parseFrames(proc.stdout);
     },
   };
+}
+
+/**
+ * A host with a kernel stack behind a tap port (the tap must exist): a relay joins the
+ * port's tap to a second tap in a new namespace, with the address cidr. For jumbo frames
+ * and TCP through a tap port without a QEMU guest (test/integration/guest-vm.test.ts has that).
+ */
+export async function addTapHost(cleanup: Cleanup, tap: string, cidr: string, mtu = 1500): Promise<Host> {
+  const ns = await addNamespace(cleanup);
+  const dev = `${ns}i`;
+  const relay = new Background(python(undefined, ['relay', '--tap', tap, '--inner', dev]));
+  cleanup.add(() => relay.stop('SIGKILL'));
+  await relay.waitFor('ready');
+  await run(['ip', 'link', 'set', dev, 'netns', ns]);
+  await run(['ip', 'link', 'set', dev, 'mtu', `${mtu}`], { ns });
+  await run(['ip', 'addr', 'add', cidr, 'dev', dev], { ns });
+  await run(['ip', 'link', 'set', dev, 'up'], { ns });
+  return { ns, dev, port: tap, mac: await macOf(dev, ns), ip: cidr.split('/')[0]! };
 }
 
 export interface VmOptions {

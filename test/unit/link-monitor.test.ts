@@ -4,8 +4,12 @@ import { parseLinkEvent } from '../../src/switch/ports/link-monitor.js';
 test('a new link line gives its index, name, admin state and carrier', (t) => {
   t.deepEqual(
     parseLinkEvent('425: vzv1@vzv0: <BROADCAST,MULTICAST,UP,LOWER_UP> mtu 1500 qdisc noqueue state UP group default \\    link/ether e2:f2:d3:b5:04:78'),
-    { kind: 'new', ifindex: 425, name: 'vzv1', adminUp: true, carrier: true },
+    { kind: 'new', ifindex: 425, name: 'vzv1', adminUp: true, carrier: true, mtu: 1500 },
   );
+});
+
+test('an MTU change reaches us as a new link line with the new MTU', (t) => {
+  t.like(parseLinkEvent('425: vzv1@vzv0: <BROADCAST,MULTICAST,UP,LOWER_UP> mtu 9000 qdisc noqueue state UP group default'), { kind: 'new', mtu: 9000 });
 });
 
 test('no carrier while the peer is down', (t) => {

@@ -6,7 +6,8 @@ import { pino } from 'pino';
 import type { NativeAddon, NativeDatapath } from '../../src/switch/datapath/native.js';
 import { CreatedDevices, PortTable, type HostOps } from '../../src/switch/ports/ports.js';
 
-function rig() {
+function rig(logLines: string[] = []) {
+  const mtus: Array<[number, number]> = [];
   const closed: number[] = [];
   const datapathClosed: number[] = [];
   const tapFds = new Map<number, number>();
@@ -31,6 +32,7 @@ function rig() {
     setPortVlan: () => undefined,
     setPortActive: () => undefined,
     setPortFast: () => undefined,
+    setPortMtu: (index: number, mtu: number) => void mtus.push([index, mtu]),
   } as unknown as NativeDatapath;
   const host: HostOps = {
     setLinkUp: async () => undefined,
@@ -48,10 +50,10 @@ function rig() {
     xdpMode: 'auto',
     fastPath: 'off',
     bridge: 'br-unit',
-    log: pino({ level: 'silent' }),
+    log: pino({ level: 'info' }, { write: (line: string) => void logLines.push(line) }),
     host,
   });
-  return { ports, closed, datapathClosed };
+  return { ports, closed, datapathClosed, mtus };
 }
 
 test('removing the internal port closes its tap fd once: the datapath closes it, the port table does not again', async (t) => {
@@ -70,4 +72,18 @@ test('an internal port taken down and then removed: the datapath closes the fd i
   t.deepEqual(datapathClosed, [42], 'detach: the datapath closed fd 42');
   await ports.remove(port.index);
   t.deepEqual(closed, [], 'remove of a down port that holds no fd closes nothing');
+});
+
+test('a port MTU goes to the datapath; one above what the switch carries is logged as a warning', async (t) => {
+  const lines: string[] = [];
+  const { ports, mtus } = rig(lines);
+  const port = await ports.add({ name: 'br-unit', type: 'internal' }, true, undefined, 42);
+  t.deepEqual(mtus.at(-1), [port.index, 1500], 'at attach: the device MTU (1500: no such device here)');
+  t.true(ports.setMtu(port, 9000), 'a change');
+  t.false(ports.setMtu(port, 9000), 'the same MTU again is no change');
+  t.deepEqual(mtus.at(-1), [port.index, 9000]);
+  t.false(lines.some((l) => JSON.parse(l).level === 40), 'MTU 9000: no warning');
+  ports.setMtu(port, 9216);
+  const warn = lines.map((l) => JSON.parse(l) as { level: number; msg: string }).find((l) => l.level === 40);
+  t.regex(warn?.msg ?? '', /MTU 9216 is above the 9000 the switch carries/);
 });

@@ -10,12 +10,13 @@ import test from 'ava';
 import { BOND_BUCKETS } from '../../src/switch/bond/policy.js';
 import { bucketOf, fnv1a32, flowHashInput, hashFlow, type BondHash } from '../../src/switch/bond/flow-hash.js';
 import { ingressVlan } from '../../src/switch/l2/vlan-rules.js';
+import { MAX_MTU } from '../../src/switch/ports/hygiene.js';
 import { FDB_FLAG_STATIC, MAX_PORTS, type VlanMode } from '../../src/switch/types.js';
 
 interface FlowVector { name: string; hash: BondHash; frame: string; bucket: number }
 type VectorPort = { mode: 'access'; access_vlan: number } | { mode: 'trunk'; trunks: number[]; native_vlan: number };
 interface VlanVector { name: string; port: VectorPort; frame: string; vlan?: number; drop?: string }
-interface Constants { max_ports: number; bond_buckets: number; fdb_flag_static: number; fnv_offset: string; fnv_prime: string }
+interface Constants { max_ports: number; bond_buckets: number; fdb_flag_static: number; fnv_offset: string; fnv_prime: string; max_mtu: number }
 interface Vectors { constants: Constants; flow: FlowVector[]; vlan: VlanVector[] }
 
 // dist/test/unit/ -> the repository root (ava runs the compiled tests).
@@ -40,6 +41,7 @@ test('shared vectors: the constants TypeScript has copies of', (t) => {
   t.is(MAX_PORTS, c.max_ports);
   t.is(BOND_BUCKETS, c.bond_buckets);
   t.is(FDB_FLAG_STATIC, c.fdb_flag_static);
+  t.is(MAX_MTU, c.max_mtu);
   // fnv1a32 keeps its constants inline: the empty input is the offset basis, one zero byte adds the prime.
   t.is(fnv1a32(new Uint8Array(0)), Number(c.fnv_offset));
   t.is(fnv1a32(Uint8Array.of(0)), Math.imul(Number(c.fnv_offset), Number(c.fnv_prime)) >>> 0);

@@ -142,7 +142,16 @@ const constants = {
   fdb_hash_mult: '0x9e3779b97f4a7c15', // VSW_FDB_HASH_MULT
   fnv_offset: '0x811c9dc5', // VSW_FNV_OFFSET
   fnv_prime: '0x01000193', // VSW_FNV_PRIME
+  max_mtu: 9000, // VSW_MAX_MTU; hygiene.ts MAX_MTU (the punt pairs' MTU)
 };
+
+// Egress MTU (vsw_exceeds_mtu): len counts the Ethernet header and the tag the frame leaves with.
+const mtu = [];
+for (const [portMtu, tagged, len] of [[1500, false, 1514], [1500, false, 1515], [1500, true, 1518], [1500, true, 1519],
+  [9000, false, 9014], [9000, false, 9015], [9000, true, 9018], [1500, false, 9014], [0, false, 9022]]) {
+  const limit = portMtu + 14 + (tagged ? 4 : 0);
+  mtu.push({ name: `mtu ${portMtu}${tagged ? ' tagged' : ''} len ${len}`, mtu: portMtu, tagged, len, exceeds: portMtu !== 0 && len > limit });
+}
 
 const doc = {
   about: [
@@ -153,7 +162,8 @@ const doc = {
   flow,
   vlan,
   fdb,
+  mtu,
 };
 // One vector per line, so a diff shows which vector changed.
 const list = (items) => `[\n${items.map((v) => `    ${JSON.stringify(v)}`).join(',\n')}\n  ]`;
-process.stdout.write(`{\n  "about": ${JSON.stringify(doc.about)},\n  "constants": ${JSON.stringify(constants)},\n  "flow": ${list(flow)},\n  "vlan": ${list(vlan)},\n  "fdb": ${list(fdb)}\n}\n`);
+process.stdout.write(`{\n  "about": ${JSON.stringify(doc.about)},\n  "constants": ${JSON.stringify(constants)},\n  "flow": ${list(flow)},\n  "vlan": ${list(vlan)},\n  "fdb": ${list(fdb)},\n  "mtu": ${list(mtu)}\n}\n`);

@@ -8,7 +8,7 @@ const USAGE = `usage: vswitchctl [--socket PATH] [--json] COMMAND
 
 commands:
   version                                 the daemon's version
-  port list                               ports: kind, state, VLANs, queues, XDP mode, workers
+  port list                               ports: kind, state, VLANs, queues, XDP mode, MTU, workers
   port add NAME [--vlan N | --trunks 10,20 [--native-vlan N]] [--type tap|veth]
   port del NAME
   vlan show                               VLANs and their member ports

@@ -432,6 +432,7 @@ export class Switch implements SwitchApi {
         this.log.info({ port: port.name }, 'port back: its device reappeared');
       }
     }
+    if (ev.kind === 'new' && port.up && ev.mtu !== undefined && this.ports.setMtu(port, ev.mtu)) this.datapath.commit();
     if (ev.kind === 'new') this.bonds?.onCarrier(port.name, ev.carrier && readCarrier(port.name));
     this.publishHandover();
   }

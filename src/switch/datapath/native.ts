@@ -80,6 +80,8 @@ export interface NativeDatapath {
   removePort(index: number): void;
   setPortVlan(index: number, vlan: { trunk: boolean; accessVlan: number; nativeVlan: number; trunks: number[] }): void;
   setPortActive(index: number, active: boolean): void;
+  /** The device's MTU: larger frames for the port are dropped as mtu_exceeded (takes effect at commit). */
+  setPortMtu(index: number, mtu: number): void;
   setFloodSet(vlan: number, ports: number[]): void;
   commit(): void;
   portCounters(index: number): NativePortCounters;
@@ -87,7 +89,8 @@ export interface NativeDatapath {
    * fastIn: frames arriving on the port may be switched in the kernel (its XDP or tc program);
    * fastOut: its device takes XDP_REDIRECT; tcOut: frames may be redirected to it from tc.
    */
-  setPortFast(index: number, fastIn: boolean, fastOut: boolean, tcOut: boolean): void;
+  /** fastOutMultiBuffer: jumbo (multi-buffer) frames may be XDP-redirected to it too (a veth; a tap cannot take them). */
+  setPortFast(index: number, fastIn: boolean, fastOut: boolean, tcOut: boolean, fastOutMultiBuffer?: boolean): void;
   workerCounters(worker: number): WorkerCounters;
   fdbPut(vlan: number, mac: string, port: number, flags: number): boolean;
   fdbDelete(vlan: number, mac: string): boolean;

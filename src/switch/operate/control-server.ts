@@ -50,6 +50,7 @@ function portRow(p: Port) {
     ...(p.downReason ? { down_reason: p.downReason } : {}),
     queues: p.queues,
     xdp_mode: p.xdpMode,
+    ...(p.mtu !== undefined ? { mtu: p.mtu } : {}),
     ...(p.hook ? { hook: p.hook } : {}),
     workers: p.owners,
     vlan: p.vlan,

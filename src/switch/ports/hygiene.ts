@@ -23,6 +23,8 @@ export interface LinkInfo {
   /** Root qdisc name, e.g. "noqueue". */
   qdisc: string;
   rxQueues: number;
+  /** The device's MTU. */
+  mtu: number;
   /** veth: the peer's ifindex and, when it lives in another namespace, its netns id. */
   peerIfindex?: number;
   peerNetnsId?: number;
@@ -36,6 +38,7 @@ interface IpLink {
   link_netnsid?: number;
   linkinfo?: { info_kind?: string };
   num_rx_queues?: number;
+  mtu?: number;
 }
 
 export async function linkInfo(name: string): Promise<LinkInfo | undefined> {
@@ -49,6 +52,7 @@ export async function linkInfo(name: string): Promise<LinkInfo | undefined> {
     up: link.flags?.includes('UP') ?? false,
     qdisc: link.qdisc ?? '',
     rxQueues: Math.max(1, queues),
+    mtu: link.mtu ?? 1500,
     ...(link.link_index !== undefined ? { peerIfindex: link.link_index } : {}),
     ...(link.link_netnsid !== undefined ? { peerNetnsId: link.link_netnsid } : {}),
   };
@@ -137,7 +141,7 @@ export async function prepareDevice(
       // Ours, left by a run that was killed: take it off with the port this time.
       if (xdp.prog?.name?.startsWith('vswitchd_peer')) peer.xdpPass = true;
     } else {
-      const [xcmd, ...xrest] = [...prefix, 'ip', 'link', 'set', 'dev', peerName, 'xdpdrv', 'obj', peerPassObject, 'sec', 'xdp'];
+      const [xcmd, ...xrest] = [...prefix, 'ip', 'link', 'set', 'dev', peerName, 'xdpdrv', 'obj', peerPassObject, 'sec', 'xdp.frags'];
       await sh(xcmd!, xrest).then(
         () => {
           peerTakesRedirect = true;
@@ -193,8 +197,18 @@ export function puntNames(bridge: string, index: number): { near: string; far: s
   return { near: `${prefix}n${index}`, far: `${prefix}f${index}`, prefix };
 }
 
-/** The MTU of the punt pair: jumbo frames of the ports' size cross it too. */
-export const PUNT_MTU = 1500;
+/**
+ * The largest port MTU the datapath carries (VSW_MAX_MTU in bpf/include/vswitchd_shared.h;
+ * test/vectors/shared.json pins both). Larger frames are dropped as too_big.
+ */
+export const MAX_MTU = 9000;
+
+/**
+ * The MTU of a punt pair: the largest a port may have. A pair carries only
+ * frames its port received, which that port's own MTU already bounds; the
+ * larger MTU costs nothing (the near end segments GSO frames by their MSS).
+ */
+export const PUNT_MTU = MAX_MTU;
 
 export async function createPuntPair(near: string, far: string): Promise<void> {
   if (existsSync(`/sys/class/net/${near}`)) await deleteLink(near).catch(() => undefined);  // left by a killed run

@@ -11,6 +11,8 @@ export interface LinkEvent {
   adminUp: boolean;
   /** Carrier: the device is up and its lower layer too. */
   carrier: boolean;
+  /** The device's MTU (absent on a deletion line that omits it). */
+  mtu?: number;
 }
 
 const LINE = /^(Deleted )?(\d+): ([^:@\s]+)(?:@\S+)?: <([^>]*)>/;
@@ -21,12 +23,14 @@ export function parseLinkEvent(line: string): LinkEvent | undefined {
   if (!m) return undefined;
   const flags = m[4]!.split(',');
   const adminUp = flags.includes('UP');
+  const mtu = / mtu (\d+)/.exec(line);
   return {
     kind: m[1] ? 'deleted' : 'new',
     ifindex: Number(m[2]),
     name: m[3]!,
     adminUp,
     carrier: adminUp && flags.includes('LOWER_UP') && !flags.includes('NO-CARRIER'),
+    ...(mtu ? { mtu: Number(mtu[1]) } : {}),
   };
 }
 

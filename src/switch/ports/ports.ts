@@ -40,6 +40,8 @@ export interface Port {
   tapFd?: number;
   /** A bond leg: the bond it belongs to (its frames count as the bond's). */
   bond?: string;
+  /** The device's MTU (frames larger than it are dropped towards the port: mtu_exceeded). */
+  mtu?: number;
   /** Where its frames enter the datapath: the tc program (offloads kept), the XDP program, the internal tap's fd, or none (a bond). */
   hook?: PortHook;
   /** Whether known unicast from (in) and to (out) this port is switched in the kernel. */
@@ -66,6 +68,15 @@ export interface AdoptedPort {
  * The devices vswitchd created (VM taps), kept in a file so that a run that
  * follows a crash still knows they are its own to remove on a clean stop.
  */
+/** A device's MTU from sysfs (1500 if it cannot be read). */
+export function readMtu(name: string): number {
+  try {
+    return Number(readFileSync(`/sys/class/net/${name}/mtu`, 'utf8').trim()) || 1500;
+  } catch {
+    return 1500;
+  }
+}
+
 export class CreatedDevices {
   private readonly names: Set<string>;
 
@@ -217,6 +228,8 @@ export class PortTable {
       await this.host.setLinkUp(port.name);
       const r = datapath.addPort(port.index, port.name, 1, 'none', port.tapFd);
       Object.assign(port, { queues: 1, xdpMode: r.xdpMode, hook: r.hook, owners: r.owners });
+      delete port.mtu;  // the datapath's port entry is new
+      this.setMtu(port, readMtu(port.name));
     } else {
       const info = await this.host.linkInfo(port.name);
       if (!info) {
@@ -268,19 +281,37 @@ export class PortTable {
       const linkFd = datapath.hookLinkFd(port.index);
       const progId = linkFd >= 0 ? this.opts.native.linkProgId(linkFd) : undefined;
       if (progId !== undefined) port.progId = progId;
+      delete port.mtu;  // the datapath's port entry is new
+      this.setMtu(port, info.mtu);
       // In: known unicast arriving here is switched by the port's program (XDP only in native
       // mode). Out: an XDP program may redirect to it (a tap always; a veth whose peer has
       // NAPI, which the XDP pass program on the peer gives); a tc program may redirect to any device.
       const fastIn = enabled && (hook === 'tc' || r.xdpMode === 'native');
       const fastOut = enabled && (kind === 'tap' || peerTakesRedirect);
-      datapath.setPortFast(port.index, fastIn, fastOut, enabled);
+      datapath.setPortFast(port.index, fastIn, fastOut, enabled, fastOut && kind === 'veth');
       port.fastPath = { in: fastIn, out: fastOut || (enabled && hook === 'tc') };
       if (enabled) log.info({ port: port.name, hook, fast_in: fastIn, fast_out: port.fastPath.out }, fastIn && port.fastPath.out ? 'port is fast-path capable' : 'port is partly or not fast-path capable');
     }
     port.up = true;
     delete port.downReason;
     this.applyVlan(port);
-    log.info({ port: port.name, index: port.index, kind: port.kind, queues: port.queues, xdp_mode: port.xdpMode, workers: port.owners, vlan: port.vlan }, 'port up');
+    log.info({ port: port.name, index: port.index, kind: port.kind, queues: port.queues, xdp_mode: port.xdpMode, mtu: port.mtu, workers: port.owners, vlan: port.vlan }, 'port up');
+  }
+
+  /**
+   * The device's MTU, for the datapath's egress check (takes effect at the next
+   * commit). One the switch cannot carry is logged: frames above MAX_MTU are
+   * dropped as too_big wherever they come from.
+   */
+  setMtu(port: Port, mtu: number): boolean {
+    if (port.mtu === mtu || port.kind === 'bond') return false;
+    const before = port.mtu;
+    port.mtu = mtu;
+    this.opts.datapath.setPortMtu(port.index, mtu);
+    if (mtu > hygiene.MAX_MTU)
+      this.opts.log.warn({ port: port.name, mtu, max_mtu: hygiene.MAX_MTU }, `port MTU ${mtu} is above the ${hygiene.MAX_MTU} the switch carries: frames longer than that are dropped (too_big)`);
+    else if (before !== undefined) this.opts.log.info({ port: port.name, mtu, was: before }, 'port MTU changed');
+    return true;
   }
 
   /** The device went away (or is going): stop using it, keep the port configured. */
