@@ -1,5 +1,6 @@
 // Logs: structured JSON lines (pino) by default; readable lines when stdout
 // is a terminal, so an operator running it by hand can read it.
+import { writeSync } from 'node:fs';
 import { pino, type DestinationStream, type Logger } from 'pino';
 
 export type LogLevel = 'trace' | 'debug' | 'info' | 'warn' | 'error';
@@ -14,11 +15,13 @@ export function prettyLine(json: string): string {
   return `${when} ${(LEVEL_NAMES[Number(level)] ?? String(level)).padEnd(5)} ${String(msg ?? '')}${fields.join('')}\n`;
 }
 
-function prettyStream(out: NodeJS.WriteStream): DestinationStream {
-  return { write: (line: string) => void out.write(prettyLine(line)) };
+function prettyStream(): DestinationStream {
+  return { write: (line: string) => void writeSync(1, prettyLine(line)) };
 }
 
 export function createLogger(level: LogLevel, format: 'json' | 'pretty' = process.stdout.isTTY ? 'pretty' : 'json'): Logger {
   const options = { level, base: { name: 'vswitchd' } };
-  return format === 'pretty' ? pino(options, prettyStream(process.stdout)) : pino(options);
+  // Written synchronously: a restart re-executes or leaves the process at once
+  // (exec, _exit), and a line still buffered then, such as "restarting", is lost.
+  return format === 'pretty' ? pino(options, prettyStream()) : pino(options, pino.destination({ fd: 1, sync: true }));
 }
