@@ -279,11 +279,13 @@ class HotLoop::Impl {
       return true;  // known here, or pinned by a static entry
     }
     if (vsw_mac_limit_refuses(learn_full_[port].load(std::memory_order_relaxed), found, hit.port, hit.flags, port)) return false;
-    // New or moved: tell the control plane, once a second at most per <vlan, mac, port>.
+    // New or moved: tell the control plane, once a second at most per <vlan, mac, port>,
+    // and again at once after the ports changed (a port that went down and came back
+    // had its MACs flushed: a VM that answers once must be learned again now).
     const uint64_t key = fdbKey(vlan, mac);
     RecentLearn& r = w_.recent[fdbHash(key, kLearnCacheMask)];
-    if (r.key == key && r.port == port && now_ms_ - r.at_ms < kLearnRepeatMs) return true;
-    r = RecentLearn{key, port, now_ms_};
+    if (r.key == key && r.port == port && r.view_gen == w_.view->gen && now_ms_ - r.at_ms < kLearnRepeatMs) return true;
+    r = RecentLearn{key, port, now_ms_, w_.view->gen};
     LearnRecord rec{vlan, port, {}};
     std::memcpy(rec.mac, mac, 6);
     w_.learned.push_back(rec);

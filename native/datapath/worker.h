@@ -18,6 +18,7 @@ struct RecentLearn {
   uint64_t key;
   uint16_t port;
   uint64_t at_ms;
+  uint64_t view_gen;  // the View it was sent under: a port going down and up (its MACs flushed) publishes another
 };
 
 struct Worker {
