@@ -14,7 +14,7 @@ import { Handover, inheritedFds, linkFdName, MAP_NAMES, tapFdName, type HandedPo
 import { isLoopbackAddress, MetricsServer } from '../operate/metrics.js';
 import { bridgeMac } from '../l2/mac.js';
 import type { FdbRow, ReloadResult, SwitchApi, VlanRow } from '../operate/switch-api.js';
-import { bpfObjectPath, loadNative, type NativeAddon, type NativeDatapath, type PortCounters, type WorkerCounters } from '../datapath/native.js';
+import { bpfObjectPath, loadNative, type NativeAddon, type NativeDatapath, type NativePortCounters, type PortCounters, type WorkerCounters } from '../datapath/native.js';
 import { LinkMonitor, type LinkEvent } from '../ports/link-monitor.js';
 import { BondManager, readCarrier } from '../bond/manager.js';
 import { CreatedDevices, PortTable, bondPortConfig, type AdoptedPort, type Port } from '../ports/ports.js';
@@ -296,9 +296,7 @@ export class Switch implements SwitchApi {
     this.saveState();
   }
 
-  private saveState(): void {
-    const counters: Record<string, SlowCounters> = {};
-    for (const [name, c] of Object.entries(this.slowCounters())) counters[name] = c;
+  private saveState(counters: Record<string, SlowCounters> = this.slowCounters(this.readPortCounters())): void {
     const state: HandoverState = {
       layout: this.native.layoutVersion,
       bridge: this.config.bridge,
@@ -563,10 +561,10 @@ export class Switch implements SwitchApi {
    * from sockets and devices), counted on from what the daemon before a restart left. The
    * fast counters are not here: they live in a map the restart keeps.
    */
-  private slowCounters(): Record<string, SlowCounters> {
+  private slowCounters(raw: Map<string, NativePortCounters>): Record<string, SlowCounters> {
     const out: Record<string, SlowCounters> = {};
     for (const p of this.ports.list()) {
-      const { fast: _fast, xsk, ...hot } = this.datapath.portCounters(p.index);
+      const { fast: _fast, xsk, ...hot } = raw.get(p.name)!;
       // redirect_failed is a fast counter (the programs count it), added by portCounters.
       const { redirect_failed: _redirect, ...kernel } = this.kernelDrops.reasons(p.index, xsk, 0, this.portDevices(p));
       const now: SlowCounters = { ...hot, drops: { ...hot.drops, ...kernel } };
@@ -598,11 +596,17 @@ export class Switch implements SwitchApi {
     };
   }
 
+  /** The datapath's counters of every port, read once for everything computed from them. */
+  private readPortCounters(): Map<string, NativePortCounters> {
+    return new Map(this.ports.list().map((p) => [p.name, this.datapath.portCounters(p.index)]));
+  }
+
   portCounters(): Record<string, PortCounters> {
     const out: Record<string, PortCounters> = {};
-    const slowAll = this.slowCounters();
+    const raw = this.readPortCounters();
+    const slowAll = this.slowCounters(raw);
     for (const p of this.ports.list()) {
-      const { fast: fastAll, xsk } = this.datapath.portCounters(p.index);
+      const { fast: fastAll, xsk } = raw.get(p.name)!;
       const { redirect_failed: redirectFailed, mac_limit: fastMacLimit, ...fast } = fastAll;
       const slow = slowAll[p.name]!;
       const afxdp = { rx_packets: slow.rx_packets, rx_bytes: slow.rx_bytes, tx_packets: slow.tx_packets, tx_bytes: slow.tx_bytes };
@@ -624,7 +628,7 @@ export class Switch implements SwitchApi {
       };
     }
     // What a scrape showed is never more than what a crash right now would hand over.
-    if (this.supervisor) this.saveState();
+    if (this.supervisor) this.saveState(slowAll);
     return out;
   }
 
