@@ -109,7 +109,7 @@ class DatapathWrap : public Napi::ObjectWrap<DatapathWrap> {
                            InstanceMethod<&DatapathWrap::HandoverFds>("handoverFds"),
                            InstanceMethod<&DatapathWrap::HookLinkFd>("hookLinkFd"),
                            InstanceMethod<&DatapathWrap::ReleaseFastPorts>("releaseFastPorts"),
-                           InstanceMethod<&DatapathWrap::ForgetFastPort>("forgetFastPort"),
+                           InstanceMethod<&DatapathWrap::ResetPortIndex>("resetPortIndex"),
                            InstanceMethod<&DatapathWrap::SetLearnFull>("setLearnFull"),
                        });
   }
@@ -369,7 +369,7 @@ class DatapathWrap : public Napi::ObjectWrap<DatapathWrap> {
 
   void ReleaseFastPorts(const Napi::CallbackInfo& info) { dp(info.Env()).releaseFastPorts(); }
 
-  void ForgetFastPort(const Napi::CallbackInfo& info) { dp(info.Env()).forgetFastPort(argU16(info, 0, "index")); }
+  void ResetPortIndex(const Napi::CallbackInfo& info) { dp(info.Env()).resetPortIndex(argU16(info, 0, "index")); }
 
   // Detaches every port and frees the UMEM once the workers have let go.
   void Close(const Napi::CallbackInfo&) {

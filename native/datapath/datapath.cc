@@ -148,9 +148,15 @@ void Datapath::writeFastPorts(const View& v) {
 
 FastCounters Datapath::fastCounters(uint16_t port) const { return fast_->counters(port); }
 
-void Datapath::forgetFastPort(uint16_t index) {
+void Datapath::resetPortIndex(uint16_t index) {
   std::lock_guard<std::mutex> lock(control_mu_);
-  if (index < kMaxPorts && ports_[index].name.empty()) fast_->removePort(index);
+  if (index >= kMaxPorts || !ports_[index].name.empty()) return;
+  fast_->removePort(index);
+  fast_->zeroCounters(index);
+  // No worker counts for an index no View has a port at.
+  for (auto& w : workers_)
+    for (auto& c : w->port_counters[index]) c.store(0, std::memory_order_relaxed);
+  xsk_base_[index] = XskStats{};
 }
 
 void Datapath::releaseFastPorts() {

@@ -276,9 +276,11 @@ class Datapath {
   bool adopting() const { return hold_fast_ports_; }
   // Ends the adoption: the port table and tc device table follow the View again.
   void releaseFastPorts();
-  // An adopted port index the config no longer has: out of the devmap, its counters zeroed
-  // (a later port of that index starts from 0). No-op for an index in use.
-  void forgetFastPort(uint16_t index);
+  // A port index a new port takes, or an adopted index the config no longer has: out of
+  // the devmap, and every count of the index zeroed (fast path, hot loop, closed
+  // sockets'), so a new port starts from 0 while a port whose device comes and goes
+  // counts on. No-op for an index in use.
+  void resetPortIndex(uint16_t index);
 
  private:
   std::unique_ptr<View> buildView() const;

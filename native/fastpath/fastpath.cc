@@ -293,6 +293,10 @@ void FastPath::removePort(uint16_t index) {
   bpf_map_delete_elem(tx_map_fd_, &key);  // ENOENT for ports without a device: fine
   const TcPort none{};
   bpf_map_update_elem(tc_ports_map_fd_, &key, &none, 0);
+}
+
+void FastPath::zeroCounters(uint16_t index) {
+  const uint32_t key = index;
   std::vector<FastCounters> zeros(static_cast<size_t>(ncpus_), FastCounters{});
   bpf_map_update_elem(stats_map_fd_, &key, zeros.data(), 0);
 }

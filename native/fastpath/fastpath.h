@@ -84,8 +84,11 @@ class FastPath {
   void setLearnFull(uint16_t index, bool full);
   // The devmap: the device a port's frames are redirected to.
   void setDevice(uint16_t index, const std::string& dev_name, int ifindex);  // throws
-  // A port going away: out of the devmap, counters zeroed.
+  // A port's device going away: out of the devmap and the tc device table. Its
+  // counters stay: the port counts on when its device comes back.
   void removePort(uint16_t index);
+  // A port index taken by a new port: its counters start from 0.
+  void zeroCounters(uint16_t index);
   FastCounters counters(uint16_t index) const;
 
   // The coarse clock the program stamps last_seen with (workers, every pass;

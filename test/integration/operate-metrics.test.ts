@@ -200,3 +200,52 @@ test.serial('FDB rejections and worker restarts are on /metrics and in stats: a 
   t.true('port-limit' in stats.fdb.rejected, 'stats shows the FDB rejections');
   t.false((await sw.fdb()).some((e) => e.mac.startsWith('02:00:00:aa')), 'the refused sources are not in the FDB');
 });
+
+// Counters belong to the port, not to its device and not to its slot: a port whose veth is
+// deleted and created again counts on from where it was (the fast path's per-port map
+// entry was zeroed at the device's removal before, so /metrics dipped), and a new port
+// that takes a deleted port's slot starts from 0 (the hot loop's counts of the slot were
+// inherited before).
+test.serial('a port counts on across its device re-created; a new port in a deleted port\'s slot starts from 0', async (t) => {
+  const { cleanup, sw, a, b, c } = await topology(t);
+  const rxOf = async (port: string) => (await sw.stats()).ports[port]?.rx_packets ?? 0;
+  const known = async () => {
+    await sendFrames({ dev: b.dev, ns: b.ns, src: b.mac, dst: BROADCAST, ethertype: ET_BCAST });
+    await eventually('b learned on its port', async () => (await sw.fdb()).some((e) => e.mac === b.mac && e.port === b.port));
+  };
+  await known();
+  const burst = async () => {
+    await sendFrames({ dev: a.dev, ns: a.ns, src: a.mac, dst: BROADCAST, ethertype: ET_BCAST });  // a learned first
+    await eventually('a learned', async () => (await sw.fdb()).some((e) => e.mac === a.mac && e.port === a.port));
+    await sleep(300);
+    await sendFrames({ dev: a.dev, ns: a.ns, src: a.mac, dst: b.mac, ethertype: ET_UNICAST, count: 200, interval: 0.0002 });
+    await sleep(300);
+  };
+  await burst();
+  const first = await rxOf(a.port);
+  t.true(first >= 201, `a counted its frames (${first})`);
+
+  // a's veth pair deleted and made again under the same names.
+  await run(['ip', 'link', 'del', a.port]);
+  await eventually('a is down', async () => (await sw.ctl<{ name: string; up: boolean }[]>('port.list')).some((p) => p.name === a.port && !p.up));
+  t.true((await rxOf(a.port)) >= first, 'the counters did not dip while the device was gone');
+  await run(['ip', 'link', 'add', a.port, 'type', 'veth', 'peer', 'name', a.dev, 'netns', a.ns]);
+  await run(['ip', 'link', 'set', a.dev, 'address', a.mac], { ns: a.ns });
+  await run(['ip', 'link', 'set', a.dev, 'up'], { ns: a.ns });
+  await run(['ip', 'link', 'set', a.port, 'up']);
+  await eventually('a is up again', async () => (await sw.ctl<{ name: string; up: boolean }[]>('port.list')).some((p) => p.name === a.port && p.up));
+  await known();
+  await burst();
+  const second = await rxOf(a.port);
+  t.is(second, first + 201, 'a counted on: the frames before the re-creation and the 201 after');
+
+  // a deleted; a new port (c's device under a new config entry) takes its slot.
+  await sw.ctl('port.del', { name: a.port });
+  await sw.ctl('port.del', { name: c.port });
+  await sw.ctl('port.add', { name: c.port, vlan: 10 });
+  await sleep(500);
+  const fresh = (await sw.stats()).ports[c.port]!;
+  t.is(fresh.rx_packets, 0, 'the new port starts from 0 rx packets');
+  t.is(fresh.tx_packets, 0, 'and 0 tx packets');
+  cleanup.add(() => undefined);
+});

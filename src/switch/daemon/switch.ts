@@ -253,7 +253,7 @@ export class Switch implements SwitchApi {
       const punt = puntNames(this.config.bridge, p.index);
       if (puntPairExists(punt.near, punt.far) && !this.ports.list().some((q) => q.punt?.near === punt.near)) await deleteLink(punt.near).catch(() => undefined);
       if (p.peerChanges) await restorePeer(p.peerChanges);
-      if (!this.ports.get(p.index)) this.datapath.forgetFastPort(p.index);
+      if (!this.ports.get(p.index)) this.datapath.resetPortIndex(p.index);
       removed.push(p.name);
     }
     // Learned entries of ports that are gone.
@@ -410,6 +410,9 @@ export class Switch implements SwitchApi {
     this.handover.remove(linkFdName(port.name));
     delete this.counterBase[port.name];
     await this.ports.remove(port.index);
+    // A later port of this index counts from 0 (a port whose device only came and went counts on).
+    this.datapath.resetPortIndex(port.index);
+    this.kernelDrops.forget(port.index);
   }
 
   /** A device of one of our ports disappeared or (re)appeared. */

@@ -114,8 +114,8 @@ export interface NativeDatapath {
   hookLinkFd(index: number): number;
   /** Ends an adoption: the running programs' port tables follow the View again. */
   releaseFastPorts(): void;
-  /** An adopted port index the config no longer has: off the devmap, fast counters zeroed. */
-  forgetFastPort(index: number): void;
+  /** A port index a new port takes (or an adopted one the config no longer has): off the devmap, every count zeroed. No-op while a port is there. */
+  resetPortIndex(index: number): void;
   /** The port holds as many learned MACs as it may: the hot loops drop frames from sources new to it (mac_limit). */
   setLearnFull(index: number, full: boolean): void;
 }

@@ -82,6 +82,12 @@ export class KernelDrops {
     return { rx: base.rx + t.last.rx - t.start.rx, tx: base.tx + t.last.tx - t.start.tx };
   }
 
+  /** The port of this index is gone: a later one starts from 0. */
+  forget(index: number): void {
+    for (const map of [this.base, this.tracked, this.reported])
+      for (const key of [...map.keys()]) if (key.startsWith(`${index}/`)) map.delete(key);
+  }
+
   /** Starts counting the port's devices now (at attach), so drops before are not taken as ours. */
   track(index: number, devices: PortDevices): void {
     this.device(index, 'port', devices.port);
