@@ -220,6 +220,7 @@ class DatapathWrap : public Napi::ObjectWrap<DatapathWrap> {
     for (uint32_t i = 0; i < arr.Length(); i++) {
       auto o = arr.Get(i).As<Napi::Object>();
       MirrorSpec m;
+      m.used = o.Get("out").IsNumber();
       m.out = static_cast<uint16_t>(o.Get("out").ToNumber().Uint32Value());
       m.ingress = list(o, "ingress");
       m.egress = list(o, "egress");

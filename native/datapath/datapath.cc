@@ -397,6 +397,8 @@ void Datapath::setMirrors(const std::vector<MirrorSpec>& mirrors) {
   staged_.mirror_any = 0;
   for (size_t m = 0; m < mirrors.size(); m++) {
     const MirrorSpec& spec = mirrors[m];
+    staged_.mirrors[m] = MirrorView{};  // no VLAN selected: a free slot copies nothing
+    if (!spec.used) continue;
     if (spec.out >= kMaxPorts) throw std::runtime_error("mirror output port out of range");
     MirrorView& mv = staged_.mirrors[m];
     mv = MirrorView{};

@@ -222,6 +222,7 @@ struct MirrorSpec {
   std::vector<uint16_t> egress;   // frames leaving through these ports
   std::vector<uint16_t> vlans;    // only frames of these VLANs; empty: every VLAN
   bool any_port = false;          // no ports named: every frame of its VLANs
+  bool used = true;               // false: a free slot (selects nothing, no output)
 };
 
 class Datapath {

@@ -78,10 +78,12 @@ const handlers: Record<string, Handler> = {
   },
   'vlan.show': (sw) => sw.vlans(),
   'bond.show': (sw, args) => sw.bondStatus(optString(args, 'name')),
+  'mirror.show': (sw) => sw.mirrors(),
   stats: (sw) => {
     const restarts = sw.workerRestarts();
     return {
       ports: sw.portCounters(),
+      mirrors: Object.fromEntries(sw.mirrors().map((m) => [m.name, { frames: m.frames, bytes: m.bytes, lost: m.lost }])),
       workers: sw.workerCounters().map((c, w) => ({ ...c, restarts: restarts[w] ?? 0 })),
       fdb: { entries: sw.fdb.size, rejected: { ...sw.fdb.stats.rejected } },
     };
@@ -105,6 +107,7 @@ const handlers: Record<string, Handler> = {
     const port = sw.ports.byName(name);
     if (!port) throw new Error(`no port named ${name}`);
     if (!portCarriesVlan(port.vlan, vlan)) throw new Error(`port ${name} does not carry VLAN ${vlan}`);
+    if (sw.isMirrorOutput(name)) throw new Error(`port ${name} is a mirror's output: it receives only copies, never frames for a MAC`);
     if (!sw.fdb.addStatic(vlan, mac, port.index)) throw new Error('the FDB is full');
     return { added: { mac, vlan, port: name } };
   },
