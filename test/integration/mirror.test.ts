@@ -2,7 +2,8 @@
 // exactly the frames A sent and received (as many as A's counters say), nothing
 // else (traffic between two other hosts is not there); what M sends goes nowhere
 // and is counted (mirror_output); ingress-only and egress-only select their half;
-// reload removes the mirror and M then receives nothing more.
+// a mirror by VLAN copies every frame of the VLAN once; reload removes the mirror and
+// M then receives nothing more.
 // Every host has permanent ARP entries and IPv6 off, so the only frames are the
 // test's own; iperf3 is rate-limited so that the capture loses nothing.
 
@@ -135,6 +136,12 @@ test.serial('a mirror copies exactly the frames of its port to the output, which
   const { samples } = await scrapeMetrics(metricsListen(sw));
   t.is(metricValue(samples, 'vswitchd_mirror_frames_total', { mirror: 'span0' }), rows[0]!.frames);
 
+  // A restart that keeps the datapath: the mirror counts on from where it was.
+  const restart = await vswitchctl(sw.socketPath, ['restart'], 30_000);
+  t.is(restart.code, 0, restart.stderr + restart.stdout);
+  const again = await vswitchctlJson<MirrorRow[]>(sw.socketPath, ['mirror', 'show']);
+  t.true(again[0]!.frames >= rows[0]!.frames, `mirror counters go on across a restart (${rows[0]!.frames} -> ${again[0]!.frames})`);
+
   // Ingress only: the frames A received; egress only: the frames sent to A.
   for (const direction of ['ingress', 'egress'] as const) {
     writeConfig(sw, [span(direction)]);
@@ -151,11 +158,31 @@ test.serial('a mirror copies exactly the frames of its port to the output, which
     t.is(frames.filter((f) => (direction === 'ingress' ? f.src === a.mac : f.dst === a.mac)).length, want, `${direction}: only that half`);
   }
 
+  // By VLAN alone: every frame of VLAN 10, whichever port it enters by, copied once (so
+  // as many as the VLAN's ports received together); every port of the VLAN is a source.
+  writeConfig(sw, [{ name: 'span0', select: { vlans: [10] }, output: m.port }]);
+  await reload(t, sw);
+  const vlanPorts = [a, b, c, d].map((h) => h.port);
+  const list = await sw.ports();
+  for (const p of vlanPorts) t.like(list.find((q) => q.name === p), { mirror: 'source', fast_path: 'no' } as never, `${p} is a source, off the fast path`);
+  t.like(list.find((q) => q.name === m.port), { mirror: 'output', fast_path: 'no' } as never);
+  cap = await captureOn(cleanup, dir, m, 'vlan');
+  const rxOf = (s: Stats) => vlanPorts.reduce((n, p) => n + s.ports[p]!.rx_packets, 0);
+  const vlanBefore = rxOf(await sw.stats());
+  await traffic(a, b, c, d);
+  await sleep(300);
+  const vlanRx = rxOf(await sw.stats()) - vlanBefore;
+  frames = await cap.stop();
+  t.true(vlanRx > 1000, 'the VLAN carried the traffic');
+  t.is(frames.length, vlanRx, 'vlans: [10]: one copy of each frame of the VLAN');
+  t.true(frames.some((f) => f.src === c.mac && f.dst === d.mac), 'the traffic between c and d too');
+
   // Reload without the mirror: M receives nothing of A's traffic any more (it is an
   // ordinary port again, and A's unicast is not flooded).
   writeConfig(sw, []);
   await reload(t, sw);
   t.deepEqual(await vswitchctlJson<MirrorRow[]>(sw.socketPath, ['mirror', 'show']), []);
+  t.false((await sw.ports()).some((p) => 'mirror' in p), 'no port has a part in a mirror any more');
   cap = await captureOn(cleanup, dir, m, 'removed');
   await traffic(a, b, c, d);
   frames = await cap.stop();

@@ -64,6 +64,17 @@ export class MirrorTable {
     return new Set(this.slots.flatMap((s) => (s ? [s.cfg.output] : [])));
   }
 
+  /** A port's part in the mirrors: their output, a source (selected by name, or carrying a VLAN a VLAN-only mirror selects), or none. */
+  roleOf(name: string, vlansOfPort: number[]): 'output' | 'source' | undefined {
+    if (this.outputs().has(name)) return 'output';
+    for (const s of this.slots) {
+      if (!s) continue;
+      const { ports, vlans } = s.cfg.select;
+      if (ports ? ports.includes(name) : (vlans ?? []).some((v) => vlansOfPort.includes(v))) return 'source';
+    }
+    return undefined;
+  }
+
   /** What the datapath gets, slot by slot; ports that do not exist (or are down) are left out. */
   native(ports: MirrorPorts): NativeMirror[] {
     return this.slots.map((s): NativeMirror => {

@@ -381,9 +381,10 @@ export class Switch implements SwitchApi {
     return this.mirrorTable.rows(this.mirrorPorts());
   }
 
-  /** Whether the port is a mirror's output (it receives only copies: never an FDB destination). */
-  isMirrorOutput(name: string): boolean {
-    return this.mirrorTable.outputs().has(name);
+  /** The port's part in the mirrors (an output receives only copies: never an FDB destination). */
+  mirrorRole(name: string): 'output' | 'source' | undefined {
+    const port = this.ports.byName(name);
+    return this.mirrorTable.roleOf(name, port ? [...vlanMembers([{ index: port.index, vlan: port.vlan, up: true }]).keys()] : []);
   }
 
   /**

@@ -53,7 +53,8 @@ export interface SwitchApi {
   restart(): { restarting: true; pid: number };
   /** The mirrors with their selection, output and counters. */
   mirrors(): MirrorRow[];
-  isMirrorOutput(name: string): boolean;
+  /** The port's part in the mirrors: their output, a source, or none. */
+  mirrorRole(name: string): 'output' | 'source' | undefined;
   /** Times each datapath worker died and was started again. */
   workerRestarts(): number[];
 }
