@@ -3,7 +3,7 @@
 // else (traffic between two other hosts is not there); what M sends goes nowhere
 // and is counted (mirror_output); ingress-only and egress-only select their half;
 // a mirror by VLAN copies every frame of the VLAN once; reload removes the mirror and
-// M then receives nothing more.
+// M then receives nothing more; a mirror added by reload works at once.
 // Every host has permanent ARP entries and IPv6 off, so the only frames are the
 // test's own; iperf3 is rate-limited so that the capture loses nothing.
 
@@ -34,14 +34,17 @@ interface Captured {
 /** tcpdump on M's own device (its offloads untouched), frames it receives only; stop() returns them. */
 async function captureOn(cleanup: Cleanup, dir: string, host: Host, name: string) {
   const file = join(dir, `${name}.pcap`);
-  const proc = new Background(['tcpdump', '-i', host.dev, '-Q', 'in', '-B', '16384', '-U', '-n', '-w', file], host.ns);
+  const proc = new Background(['tcpdump', '-i', host.dev, '-Q', 'in', '-B', '16384', '--immediate-mode', '-U', '-n', '-w', file], host.ns);
   cleanup.add(() => proc.stop('SIGKILL'));
   await proc.waitFor('listening on');
   return {
     async stop(): Promise<Captured[]> {
       await sleep(300);
       await proc.stop('SIGINT');
-      if (/[1-9]\d* packets? dropped by kernel/.test(proc.stderr)) throw new Error(`the capture lost frames: ${proc.stderr}`);
+      // Every frame the socket got was written (immediate mode: none left in an unread block).
+      const captured = /(\d+) packets? captured/.exec(proc.stderr)?.[1];
+      const received = /(\d+) packets? received by filter/.exec(proc.stderr)?.[1];
+      if (captured === undefined || captured !== received || /[1-9]\d* packets? dropped by kernel/.test(proc.stderr)) throw new Error(`the capture lost frames: ${proc.stderr}`);
       const { stdout } = await run(['tcpdump', '-r', file, '-nn', '-e', '-q']);
       return stdout.split('\n').filter((l) => l.trim()).map((line) => {
         const m = /([0-9a-f]{2}(?::[0-9a-f]{2}){5}) > ([0-9a-f]{2}(?::[0-9a-f]{2}){5})/.exec(line);
@@ -193,4 +196,17 @@ test.serial('a mirror copies exactly the frames of its port to the output, which
   frames = await cap.stop();
   t.is(frames.length, 0, 'M receives nothing once the mirror is gone');
   t.true(readFileSync(sw.configPath, 'utf8').includes('mirrors: []'));
+
+  // A mirror added by reload on the running switch, counting from 0.
+  writeConfig(sw, [{ ...span('ingress'), name: 'span1' }]);
+  await reload(t, sw);
+  cap = await captureOn(cleanup, dir, m, 'added');
+  const rxBefore = (await sw.portStats(a.port)).rx_packets;
+  t.is(await ping(a, b.ip, { count: 5, interval: 0.05 }), 5);
+  await sleep(300);
+  const added = (await sw.portStats(a.port)).rx_packets - rxBefore;
+  frames = await cap.stop();
+  t.is(added, 5, 'A received the 5 echo requests');
+  t.is(frames.length, 5, 'the added mirror copies them');
+  t.like((await vswitchctlJson<MirrorRow[]>(sw.socketPath, ['mirror', 'show']))[0], { name: 'span1', frames: 5 });
 });
