@@ -90,6 +90,8 @@ class DatapathWrap : public Napi::ObjectWrap<DatapathWrap> {
                            InstanceMethod<&DatapathWrap::SetPortActive>("setPortActive"),
                            InstanceMethod<&DatapathWrap::SetPortMtu>("setPortMtu"),
                            InstanceMethod<&DatapathWrap::SetFloodSet>("setFloodSet"),
+                           InstanceMethod<&DatapathWrap::SetMirrors>("setMirrors"),
+                           InstanceMethod<&DatapathWrap::MirrorCounters>("mirrorCounters"),
                            InstanceMethod<&DatapathWrap::Commit>("commit"),
                            InstanceMethod<&DatapathWrap::PortCounters>("portCounters"),
                            InstanceMethod<&DatapathWrap::WorkerCounters>("workerCounters"),
@@ -200,6 +202,51 @@ class DatapathWrap : public Napi::ObjectWrap<DatapathWrap> {
 
   void SetFloodSet(const Napi::CallbackInfo& info) {
     guarded(info.Env(), [&] { dp(info.Env()).setFloodSet(argU16(info, 0, "vlan"), argPorts(info, 1)); });
+  }
+
+  // setMirrors([{ out, ingress: [..], egress: [..], vlans: [..], anyPort }]): slot i is entry i.
+  void SetMirrors(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (!info[0].IsArray()) throw Napi::TypeError::New(env, "expected an array of mirrors");
+    auto arr = info[0].As<Napi::Array>();
+    std::vector<MirrorSpec> mirrors;
+    auto list = [&](const Napi::Object& o, const char* key) {
+      std::vector<uint16_t> out;
+      if (!o.Get(key).IsArray()) return out;
+      auto a = o.Get(key).As<Napi::Array>();
+      for (uint32_t k = 0; k < a.Length(); k++) out.push_back(static_cast<uint16_t>(a.Get(k).As<Napi::Number>().Uint32Value()));
+      return out;
+    };
+    for (uint32_t i = 0; i < arr.Length(); i++) {
+      auto o = arr.Get(i).As<Napi::Object>();
+      MirrorSpec m;
+      m.used = o.Get("out").IsNumber();
+      m.out = static_cast<uint16_t>(o.Get("out").ToNumber().Uint32Value());
+      m.ingress = list(o, "ingress");
+      m.egress = list(o, "egress");
+      m.vlans = list(o, "vlans");
+      m.any_port = o.Get("anyPort").ToBoolean();
+      mirrors.push_back(std::move(m));
+    }
+    guarded(env, [&] { dp(env).setMirrors(mirrors); });
+  }
+
+  // mirrorCounters(slot): { frames, bytes, lost: { reason: n } } since the datapath started.
+  Napi::Value MirrorCounters(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    const int slot = static_cast<int>(info[0].ToNumber().Int32Value());
+    if (slot < 0 || slot >= kMaxMirrors) throw Napi::RangeError::New(env, "mirror slot out of range");
+    Datapath& d = dp(env);
+    auto o = Napi::Object::New(env);
+    o.Set("frames", static_cast<double>(d.mirrorCounter(slot, kMirrorFrames)));
+    o.Set("bytes", static_cast<double>(d.mirrorCounter(slot, kMirrorBytes)));
+    auto lost = Napi::Object::New(env);
+    for (int r = 0; r < kDropCount; r++) {
+      const uint64_t n = d.mirrorCounter(slot, kMirrorLostBase + r);
+      if (n) lost.Set(kDropReasonNames[r], static_cast<double>(n));
+    }
+    o.Set("lost", lost);
+    return o;
   }
 
   void Commit(const Napi::CallbackInfo& info) {
@@ -497,6 +544,7 @@ class Addon : public Napi::Addon<Addon> {
                              InstanceValue("Datapath", DatapathWrap::Define(env)),
                              InstanceValue("dropReasons", reasons),
                              InstanceValue("maxPorts", Napi::Number::New(env, kMaxPorts)),
+                             InstanceValue("maxMirrors", Napi::Number::New(env, kMaxMirrors)),
                              InstanceMethod<&Addon::Run>("workerRun"),
                              InstanceMethod<&Addon::Now>("monotonicMs"),
                              InstanceMethod<&Addon::Tap>("openTap"),

@@ -115,9 +115,12 @@ void Datapath::writeFastPorts(const View& v) {
     FastPort fp{};
     fp.active = pv.active;
     fp.trunk = pv.trunk;
-    fp.fast_in = pv.active && fast_in_[i];
-    fp.fast_out = pv.active && fast_out_[i];
-    fp.fast_out_mb = pv.active && fast_out_mb_[i];
+    // A mirror's source or output: every frame from or to it takes the slow path, where
+    // the hot loop makes the copies (and drops what an output sends).
+    const bool fast = pv.active && !pv.mirror_slow;
+    fp.fast_in = fast && fast_in_[i];
+    fp.fast_out = fast && fast_out_[i];
+    fp.fast_out_mb = fast && fast_out_mb_[i];
     fp.access_vlan = pv.access_vlan;
     fp.native_vlan = pv.native_vlan;
     std::memcpy(fp.allowed, pv.allowed, sizeof(fp.allowed));
@@ -134,7 +137,7 @@ void Datapath::writeFastPorts(const View& v) {
     if (info.hook == "tc" || info.hook == "xdp") {
       tp.ifindex = static_cast<__u32>(info.ifindex);
       tp.punt_ifindex = static_cast<__u32>(info.punt_ifindex);
-      tp.flags = (pv.active && tc_out_[i] ? VSW_TC_OUT : 0) | (info.peer_netns ? VSW_TC_PEER_NETNS : 0);
+      tp.flags = (fast && tc_out_[i] ? VSW_TC_OUT : 0) | (info.peer_netns ? VSW_TC_PEER_NETNS : 0);
     }
     // Both are plain structs filled field by field from zero ({}), so bytes compare.
     if (written_[i] && !std::memcmp(&written_ports_[i], &fp, sizeof(fp)) && !std::memcmp(&written_tc_[i], &tp, sizeof(tp))) continue;
@@ -392,6 +395,45 @@ void Datapath::setFloodSet(uint16_t vlan, const std::vector<uint16_t>& ports) {
     if (p < kMaxPorts) words[p / 64] |= 1ull << (p % 64);
 }
 
+void Datapath::setMirrors(const std::vector<MirrorSpec>& mirrors) {
+  std::lock_guard<std::mutex> lock(control_mu_);
+  if (mirrors.size() > static_cast<size_t>(kMaxMirrors)) throw std::runtime_error("at most " + std::to_string(kMaxMirrors) + " mirrors");
+  for (PortView& pv : staged_.ports) pv.mirror_out = pv.mirror_slow = 0, pv.mirror_in = pv.mirror_eg = 0;
+  staged_.mirror_count = static_cast<int>(mirrors.size());
+  staged_.mirror_any = 0;
+  for (size_t m = 0; m < mirrors.size(); m++) {
+    const MirrorSpec& spec = mirrors[m];
+    staged_.mirrors[m] = MirrorView{};  // no VLAN selected: a free slot copies nothing
+    if (!spec.used) continue;
+    if (spec.out >= kMaxPorts) throw std::runtime_error("mirror output port out of range");
+    MirrorView& mv = staged_.mirrors[m];
+    mv = MirrorView{};
+    mv.out = spec.out;
+    if (spec.vlans.empty()) std::memset(mv.vlans, 0xff, sizeof(mv.vlans));
+    for (uint16_t v : spec.vlans)
+      if (v < kVlanIds) mv.vlans[v / 64] |= 1ull << (v % 64);
+    const uint32_t bit = 1u << m;
+    staged_.ports[spec.out].mirror_out = staged_.ports[spec.out].mirror_slow = 1;
+    for (uint16_t p : spec.ingress)
+      if (p < kMaxPorts) staged_.ports[p].mirror_in |= bit, staged_.ports[p].mirror_slow = 1;
+    for (uint16_t p : spec.egress)
+      if (p < kMaxPorts) staged_.ports[p].mirror_eg |= bit, staged_.ports[p].mirror_slow = 1;
+    if (!spec.any_port) continue;
+    staged_.mirror_any |= bit;
+    // Every port carrying one of its VLANs is a source both ways.
+    for (PortView& pv : staged_.ports)
+      for (uint16_t v : spec.vlans)
+        if (vsw_port_carries_vlan(&pv, v)) pv.mirror_slow = 1;
+  }
+}
+
+uint64_t Datapath::mirrorCounter(int slot, int which) const {
+  uint64_t sum = 0;
+  if (slot < 0 || slot >= kMaxMirrors) return 0;
+  for (auto& w : workers_) sum += w->mirror_counters[slot][which].load(std::memory_order_relaxed);
+  return sum;
+}
+
 void Datapath::wakeAll() {
   const uint64_t one = 1;
   for (auto& w : workers_)
@@ -405,6 +447,9 @@ void Datapath::commit() {
     next = std::make_unique<View>();
     std::memcpy(next->ports, staged_.ports, sizeof(staged_.ports));
     std::memcpy(next->flood, staged_.flood, sizeof(staged_.flood));
+    next->mirror_count = staged_.mirror_count;
+    next->mirror_any = staged_.mirror_any;
+    std::memcpy(next->mirrors, staged_.mirrors, sizeof(staged_.mirrors));
     for (int w = 0; w < kMaxWorkers; w++) next->worker_queues[w] = staged_.worker_queues[w];
     for (int i = kMaxPorts - 1; i >= 0 && !next->flood_words; i--)
       if (!ports_[i].name.empty()) next->flood_words = i / 64 + 1;

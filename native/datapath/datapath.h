@@ -57,6 +57,7 @@ enum DropReason : int {
   kDropHandoffFull,       // the worker that owns the egress port is behind: its hand-off ring is full
   kDropMacLimit,          // source not learned here and the port is at its MAC limit (fdb.max_per_port)
   kDropMtuExceeded,       // larger than the egress port's MTU (never truncated)
+  kDropMirrorOutput,      // sent by a mirror's output port, which only receives copies
   kDropCount
 };
 // As the metrics and `vswitchctl` name them (and test/vectors/shared.json).
@@ -66,6 +67,7 @@ inline constexpr const char* kDropReasonNames[kDropCount] = {
     "link_local",   "bond_inactive_leg", "bond_no_leg", "handoff_full",
     "mac_limit",
     "mtu_exceeded",
+    "mirror_output",
 };
 
 enum PortCounter : int {
@@ -76,6 +78,15 @@ enum PortCounter : int {
   kFloodPackets,  // frames this port sent as part of a flood
   kDropBase,      // followed by kDropCount drop counters
   kPortCounterCount = kDropBase + kDropCount
+};
+
+// Mirrors (SPAN): at most this many (a frame's selection is a bitmask of them).
+constexpr int kMaxMirrors = 32;
+enum MirrorCounter : int {
+  kMirrorFrames = 0,  // copies handed to the output port
+  kMirrorBytes,
+  kMirrorLostBase,    // followed by kDropCount counters: copies lost, by the reason the copy was dropped
+  kMirrorCounterCount = kMirrorLostBase + kDropCount
 };
 
 enum WorkerCounter : int {
@@ -111,6 +122,12 @@ struct PortView {
   uint8_t trunk = 0;
   uint16_t access_vlan = 0;
   uint16_t native_vlan = 0;        // 0: untagged frames are dropped (trunk only)
+  // Mirrors: bitmasks of the mirrors (View::mirrors) selecting frames entering from this
+  // port and leaving through it; mirror_out: the output of a mirror (what it sends is dropped).
+  uint8_t mirror_out = 0;
+  uint8_t mirror_slow = 0;         // a mirror's source or output: never switched in the kernel (fast_in/fast_out off)
+  uint32_t mirror_in = 0;
+  uint32_t mirror_eg = 0;
   __u64 allowed[kVlanIds / 64] = {};     // trunk VLAN bitmap (the type of fast_port.allowed)
   Queue* tx_queue[kMaxWorkers] = {};  // the queue each worker transmits on, if it owns one
   int16_t tx_worker = -1;          // otherwise hand the frame to this worker
@@ -125,8 +142,17 @@ struct PortView {
   uint16_t mtu = 0;                // the device's MTU; 0 = not checked (see vsw_exceeds_mtu)
 };
 
+// One mirror as the hot loop applies it: its output port and the VLANs it selects.
+struct MirrorView {
+  uint16_t out = 0;
+  __u64 vlans[kVlanIds / 64] = {};  // selected VLANs (every VLAN when the mirror names none)
+};
+
 struct View {
   uint64_t gen = 0;
+  int mirror_count = 0;             // mirrors in use (0: the hot loop skips all mirror work)
+  uint32_t mirror_any = 0;          // mirrors selecting by VLAN only: frames entering from any port
+  MirrorView mirrors[kMaxMirrors];
   PortView ports[kMaxPorts];
   uint64_t flood[kVlanIds][kPortWords] = {};  // per VLAN: member ports
   int flood_words = 0;                         // words of flood[] that can have a bit set (ports in use)
@@ -189,6 +215,16 @@ struct PortHook {
   int adopt_link_fd = -1;        // the port's tcx or XDP link from before a restart (its program is replaced in it)
 };
 
+// A mirror as the control plane gives it (Datapath::setMirrors); ports by index.
+struct MirrorSpec {
+  uint16_t out = 0;
+  std::vector<uint16_t> ingress;  // frames entering from these ports
+  std::vector<uint16_t> egress;   // frames leaving through these ports
+  std::vector<uint16_t> vlans;    // only frames of these VLANs; empty: every VLAN
+  bool any_port = false;          // no ports named: every frame of its VLANs
+  bool used = true;               // false: a free slot (selects nothing, no output)
+};
+
 class Datapath {
  public:
   struct Options {
@@ -225,6 +261,11 @@ class Datapath {
   // The device's MTU: larger frames for it are dropped (mtu_exceeded), in the hot loop and the XDP program.
   void setPortMtu(uint16_t index, uint32_t mtu);
   void setFloodSet(uint16_t vlan, const std::vector<uint16_t>& ports);
+  // The mirrors (slot i: mirrors[i]), staged for the next commit. A port that is a
+  // mirror's source or output loses the kernel fast path (its frames, both ways, go
+  // through the hot loop, which makes the copies); see docs/ARCHITECTURE.md.
+  void setMirrors(const std::vector<MirrorSpec>& mirrors);
+  uint64_t mirrorCounter(int slot, int which) const;  // summed over workers
   void commit();  // publish staged changes to the workers and wait for them to take them
   FdbTable& fdb() { return *fdb_; }
   uint64_t counter(uint16_t port, int which) const;  // summed over workers

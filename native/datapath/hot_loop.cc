@@ -235,12 +235,18 @@ class HotLoop::Impl {
     bump(w_.port_counters[port][kDropBase + static_cast<int>(why)]);
     release(f);
   }
+  DropReason dropped(uint16_t port, DropReason why, const Frame& f) {
+    drop(port, why, f);
+    return why;
+  }
 
   // Forwarding decision for one received frame.
   void process(uint16_t in, Frame f) {  // in: the port it arrived on (a leg until resolved to its bond)
     auto& ctr = w_.port_counters[in];
     bump(ctr[kRxPackets]);
     bump(ctr[kRxBytes], f.len);
+    // A mirror's output only receives copies: whatever it sends goes nowhere.
+    if (w_.view->ports[in].mirror_out) return drop(in, kDropMirrorOutput, f);
     const uint8_t* eth = data(f.addr);
     // The headers are all in the first chunk (f.head bytes); the length checks take the whole frame.
     const FrameClass c = classifyFrame(w_.view->ports, in, eth, f.len, f.head, kMaxJumboLen);
@@ -255,16 +261,71 @@ class HotLoop::Impl {
     const uint16_t vlan = c.vlan;
     const uint8_t* dst = eth;
     const uint8_t* src = eth + 6;
-    if (!learn(vlan, src, in)) return drop(in, kDropMacLimit, f);
+    // Mirrors selecting the frame as it entered (copied whatever happens to it next).
+    const uint32_t mirrored_in = w_.view->mirror_count ? w_.view->ports[in].mirror_in | w_.view->mirror_any : 0;
+    if (!learn(vlan, src, in)) {
+      mirror(mirrored_in, f, vlan, pcp);
+      return drop(in, kDropMacLimit, f);
+    }
 
     FdbHit hit;
     if (!isMulticast(dst) && fdb_.lookup(vlan, dst, &hit)) {
-      if (hit.port == in) return drop(in, kDropSamePort, f);
-      if (hit.port < kMaxPorts && carriesVlan(w_.view->ports[hit.port], vlan))
-        return emit(hit.port, f, vlan, pcp, false);
+      if (hit.port == in) {
+        mirror(mirrored_in, f, vlan, pcp);
+        return drop(in, kDropSamePort, f);
+      }
+      if (hit.port < kMaxPorts && carriesVlan(w_.view->ports[hit.port], vlan)) {
+        mirror(mirrored_in | w_.view->ports[hit.port].mirror_eg, f, vlan, pcp);
+        emit(hit.port, f, vlan, pcp, false);
+        return;
+      }
       // Learned on a port that no longer carries the VLAN: flood as unknown.
     }
-    flood(in, f, vlan, pcp);
+    flood(in, f, vlan, pcp, mirrored_in);
+  }
+
+  // One copy of the frame for each mirror in `mirrors` (a bitmask of View::mirrors) that
+  // selects its VLAN, to the mirror's output; made before the frame itself is sent (its
+  // tag may change in place). Each selected frame is copied once per mirror, however many
+  // of the mirror's ports it enters and leaves by.
+  void mirror(uint32_t mirrors, const Frame& f, uint16_t vlan, uint8_t pcp) {
+    while (mirrors) {
+      const int m = __builtin_ctz(mirrors);
+      mirrors &= mirrors - 1;
+      const MirrorView& mv = w_.view->mirrors[m];
+      if (!((mv.vlans[vlan / 64] >> (vlan % 64)) & 1)) continue;
+      auto& mc = w_.mirror_counters[m];
+      Frame copy;
+      Chunk rest[kMaxChunks];
+      if (!copyFrame(f, &copy, rest)) {
+        bump(w_.port_counters[mv.out][kDropBase + static_cast<int>(kDropNoBuffer)]);
+        bump(mc[kMirrorLostBase + static_cast<int>(kDropNoBuffer)]);
+        continue;
+      }
+      const bool tag = egressTagged(w_.view->ports[mv.out], vlan);
+      const uint32_t len = f.len + (tag && !f.tagged ? 4 : 0) - (!tag && f.tagged ? 4 : 0);
+      const DropReason lost = emit(mv.out, copy, vlan, pcp, false);
+      if (lost != kDropCount) {
+        bump(mc[kMirrorLostBase + static_cast<int>(lost)]);
+        continue;
+      }
+      bump(mc[kMirrorFrames]);
+      bump(mc[kMirrorBytes], len);
+    }
+  }
+
+  // A copy of f in free chunks (rest: room for its later chunks); false: not enough free frames.
+  bool copyFrame(const Frame& f, Frame* copy, Chunk* rest) {
+    if (w_.pool.size() < 1u + f.more) return false;
+    *copy = Frame{takeChunk(), f.len, f.tagged, f.head};
+    std::memcpy(data(copy->addr), data(f.addr), f.head);
+    for (uint32_t c = 0; c < f.more; c++) {
+      rest[c] = Chunk{takeChunk(), f.rest[c].len};
+      std::memcpy(data(rest[c].addr), data(f.rest[c].addr), f.rest[c].len);
+    }
+    copy->more = f.more;
+    copy->rest = rest;
+    return true;
   }
 
   // False: the source is new (or moves) here and the port is at its MAC limit,
@@ -293,7 +354,7 @@ class HotLoop::Impl {
     return true;
   }
 
-  void flood(uint16_t in, Frame f, uint16_t vlan, uint8_t pcp) {
+  void flood(uint16_t in, Frame f, uint16_t vlan, uint8_t pcp, uint32_t mirrors) {
     const uint64_t* members = w_.view->flood[vlan];
     int targets[kMaxPorts];
     int n = 0;
@@ -302,24 +363,21 @@ class HotLoop::Impl {
       while (bits) {
         const int p = word * 64 + __builtin_ctzll(bits);
         bits &= bits - 1;
-        if (p != in && carriesVlan(w_.view->ports[p], vlan)) targets[n++] = p;
+        if (p != in && carriesVlan(w_.view->ports[p], vlan)) {
+          targets[n++] = p;
+          mirrors |= w_.view->ports[p].mirror_eg;
+        }
       }
     }
+    if (mirrors) mirror(mirrors, f, vlan, pcp);
     if (n == 0) return release(f);
     for (int i = 0; i < n - 1; i++) {
-      if (w_.pool.size() < 1u + f.more) {
+      Frame copy;
+      Chunk rest[kMaxChunks];
+      if (!copyFrame(f, &copy, rest)) {
         bump(w_.port_counters[targets[i]][kDropBase + static_cast<int>(kDropNoBuffer)]);
         continue;
       }
-      Frame copy{takeChunk(), f.len, f.tagged, f.head};
-      std::memcpy(data(copy.addr), data(f.addr), f.head);
-      Chunk rest[kMaxChunks];
-      for (uint32_t c = 0; c < f.more; c++) {
-        rest[c] = Chunk{takeChunk(), f.rest[c].len};
-        std::memcpy(data(rest[c].addr), data(f.rest[c].addr), f.rest[c].len);
-      }
-      copy.more = f.more;
-      copy.rest = rest;
       emit(static_cast<uint16_t>(targets[i]), copy, vlan, pcp, true);
     }
     emit(static_cast<uint16_t>(targets[n - 1]), f, vlan, pcp, true);
@@ -333,8 +391,9 @@ class HotLoop::Impl {
   }
 
   // Give the frame the tag the egress port wants, in place (the UMEM headroom
-  // takes a pushed tag), and queue it for transmission.
-  void emit(uint16_t out, Frame f, uint16_t vlan, uint8_t pcp, bool flooded) {
+  // takes a pushed tag), and queue it for transmission. Returns why it was
+  // dropped (counted on the port), kDropCount when it was sent or handed over.
+  DropReason emit(uint16_t out, Frame f, uint16_t vlan, uint8_t pcp, bool flooded) {
     const PortView& pv = w_.view->ports[out];
     const bool want = egressTagged(pv, vlan);
     if (f.tagged && !want) {
@@ -365,17 +424,18 @@ class HotLoop::Impl {
     const PortView* tx = &pv;
     if (pv.is_bond) {
       const int16_t leg = pv.buckets[pv.bond_hash ? flowBucket(data(f.addr), f.head, pv.bond_hash == 2) : 0];
-      if (leg < 0 || !w_.view->ports[leg].active) return drop(out, kDropBondNoLeg, f);
+      if (leg < 0 || !w_.view->ports[leg].active) return dropped(out, kDropBondNoLeg, f);
       out = static_cast<uint16_t>(leg);
       tx = &w_.view->ports[leg];
     }
-    if (vsw_exceeds_mtu(f.len, want, tx->mtu)) return drop(out, kDropMtuExceeded, f);
+    if (vsw_exceeds_mtu(f.len, want, tx->mtu)) return dropped(out, kDropMtuExceeded, f);
     if (Queue* q = tx->tx_queue[w_.id]) return transmit(q, f);
     const int16_t owner = tx->tx_worker;
-    if (owner < 0) return drop(out, kDropPortDown, f);
-    if (!handOff(*all_[owner]->handoff_in[w_.id], f, out)) return drop(out, kDropHandoffFull, f);
+    if (owner < 0) return dropped(out, kDropPortDown, f);
+    if (!handOff(*all_[owner]->handoff_in[w_.id], f, out)) return dropped(out, kDropHandoffFull, f);
     bump(w_.counters[kHandoffs]);
     w_.wake_peer[owner] = true;
+    return kDropCount;
   }
 
   bool handOff(SpscRing<Handoff>& ring, const Frame& f, uint16_t out) {
@@ -386,7 +446,7 @@ class HotLoop::Impl {
     return ring.pushAll(chunks, 1u + f.more);
   }
 
-  void transmit(Queue* q, const Frame& f) {
+  DropReason transmit(Queue* q, const Frame& f) {
     auto& ctr = w_.port_counters[q->port];
     if (q->kind == Queue::kTapFd) {
       // The internal port: hand the frame to the host stack through the tap.
@@ -397,14 +457,13 @@ class HotLoop::Impl {
         bump(ctr[kTxPackets]);
         bump(ctr[kTxBytes], f.len);
         release(f);
-      } else {
-        drop(q->port, kDropTxFull, f);
+        return kDropCount;
       }
-      return;
+      return dropped(q->port, kDropTxFull, f);
     }
     uint32_t idx;
     const uint32_t descs = 1u + f.more;
-    if (xsk_ring_prod__reserve(&q->xsk->tx, descs, &idx) != descs) return drop(q->port, kDropTxFull, f);
+    if (xsk_ring_prod__reserve(&q->xsk->tx, descs, &idx) != descs) return dropped(q->port, kDropTxFull, f);
     xdp_desc* d = xsk_ring_prod__tx_desc(&q->xsk->tx, idx);
     d->addr = f.addr;
     d->len = f.head;
@@ -419,6 +478,7 @@ class HotLoop::Impl {
     q->tx_pending = true;
     bump(ctr[kTxPackets]);
     bump(ctr[kTxBytes], f.len);
+    return kDropCount;
   }
 
   // Frames the control plane built (LACPDUs, gratuitous RARPs) for ports whose queue we own.

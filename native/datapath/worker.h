@@ -48,6 +48,7 @@ struct Worker {
 
   std::atomic<uint64_t> port_counters[kMaxPorts][kPortCounterCount] = {};
   std::atomic<uint64_t> counters[kWorkerCounterCount] = {};
+  std::atomic<uint64_t> mirror_counters[kMaxMirrors][kMirrorCounterCount] = {};
 
   // Hot-loop state.
   View* view = nullptr;

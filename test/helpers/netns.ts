@@ -156,6 +156,8 @@ export interface HostOptions {
   /** Address with prefix length, e.g. "10.0.0.1/24". */
   cidr?: string;
   mac?: string;
+  /** uniqueName() prefix of the namespace and devices (a test file's own, default "vt"). */
+  prefix?: string;
 }
 
 /** Disable IPv6 on a device so that no router solicitations or MLD reports muddy the counters. */
@@ -169,7 +171,7 @@ export function noIpv6(dev: string): void {
  * root namespace.
  */
 export async function addHost(cleanup: Cleanup, opts: HostOptions = {}): Promise<Host> {
-  const ns = uniqueName();
+  const ns = uniqueName(opts.prefix);
   const port = `${ns}p`;
   const dev = `${ns}h`;
   await run(['ip', 'netns', 'add', ns]);

@@ -58,6 +58,7 @@ const DEFAULTS: SwitchConfig = {
   log: { level: 'info' },
   ports: [],
   bonds: [],
+  mirrors: [],
 };
 
 // --- valid configs ---------------------------------------------------------
@@ -179,6 +180,7 @@ test('a full valid config comes back with every value and default', (t) => {
         vlan: 30,
       },
     ],
+    mirrors: [],
   };
   t.deepEqual(parseConfig(text, FILE), want);
 });

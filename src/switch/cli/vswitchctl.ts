@@ -13,6 +13,7 @@ commands:
   port del NAME
   vlan show                               VLANs and their member ports
   bond show [NAME]                        bond legs, active leg, LACP actor/partner state, per-leg tx
+  mirror show                             mirrors: selection, output, frames/bytes copied, copies lost
   fdb show [--vlan N] [--port P]
   fdb flush [--vlan N] [--port P]
   fdb add MAC --vlan N --port P           a static entry
@@ -116,6 +117,8 @@ export function toRequest(words: string[], o: Record<string, string | undefined>
       return { cmd: 'vlan.show', args: {} };
     case 'bond show':
       return { cmd: 'bond.show', args: pick({ name: arg }) };
+    case 'mirror show':
+      return { cmd: 'mirror.show', args: {} };
     case 'fdb show':
       return { cmd: 'fdb.show', args: pick({ vlan, port: o.port }) };
     case 'fdb flush':
@@ -132,7 +135,8 @@ export function toRequest(words: string[], o: Record<string, string | undefined>
 function render(cmd: string, result: unknown): string {
   if (cmd === 'stats') {
     type Counters = { rx_packets: number; rx_bytes: number; tx_packets: number; tx_bytes: number; flood_packets: number; drops: Record<string, number>; paths: { fast: { rx_packets: number; tx_packets: number } } };
-    const r = result as { ports: Record<string, Counters>; workers: Record<string, number>[]; fdb: { entries: number; rejected: Record<string, number> } };
+    type Mirror = { frames: number; bytes: number; lost: Record<string, number> };
+    const r = result as { ports: Record<string, Counters>; mirrors?: Record<string, Mirror>; workers: Record<string, number>[]; fdb: { entries: number; rejected: Record<string, number> } };
     const ports = table(
       Object.entries(r.ports).map(([port, c]) => ({
         port,
@@ -158,8 +162,11 @@ function render(cmd: string, result: unknown): string {
         restarts: w.restarts,
       })),
     );
+    const mirrors = r.mirrors && Object.keys(r.mirrors).length
+      ? table(Object.entries(r.mirrors).map(([mirror, m]) => ({ mirror, frames: m.frames, bytes: m.bytes, lost: m.lost }))) + '\n'
+      : '';
     const fdb = table([{ fdb_entries: r.fdb.entries, ...Object.fromEntries(Object.entries(r.fdb.rejected).map(([k, n]) => [`rejected_${k.replace('-', '_')}`, n])) }]);
-    return `${ports}\n${workers}\n${fdb}`;
+    return `${ports}\n${mirrors}${workers}\n${fdb}`;
   }
   if (cmd === 'vlan.show') {
     const rows = result as { vlan: number; ports: { name: string; tagged: boolean }[] }[];
@@ -186,6 +193,20 @@ function render(cmd: string, result: unknown): string {
         return head + legs;
       })
       .join('\n');
+  }
+  if (cmd === 'mirror.show') {
+    const rows = result as { name: string; select: { ports?: string[]; direction: string; vlans?: number[] }; output: string; output_up: boolean; frames: number; bytes: number; lost: Record<string, number> }[];
+    if (rows.length === 0) return 'no mirrors\n';
+    return table(rows.map((m) => ({
+      mirror: m.name,
+      ports: m.select.ports?.join(',') ?? 'all',
+      direction: m.select.direction,
+      vlans: m.select.vlans?.join(',') ?? 'all',
+      output: m.output_up ? m.output : `${m.output}(down)`,
+      frames: m.frames,
+      bytes: m.bytes,
+      lost: m.lost,
+    })));
   }
   if (cmd === 'reload') {
     const r = result as { changes: string[]; needsRestart: string[] };

@@ -52,6 +52,17 @@ export interface StaticFdbConfig {
   port: string;
 }
 
+/** A mirror (SPAN): copies of the selected frames go to the output port, which receives nothing else. */
+export interface MirrorConfig {
+  name: string;
+  /** Frames entering (ingress), leaving (egress) or both by these ports; absent: every port. vlans: only frames of these VLANs. */
+  select: { ports?: string[]; direction: 'both' | 'ingress' | 'egress'; vlans?: number[] };
+  output: string;
+}
+
+/** Mirrors a switch may have (native/datapath/datapath.h kMaxMirrors). */
+export const MAX_MIRRORS = 32;
+
 /**
  * Where known unicast is switched in the kernel. auto: per port, the hook that keeps
  * the host's offloads (tc on veth and tap ports; XDP on NICs). tc, xdp: that hook on
@@ -72,6 +83,7 @@ export interface SwitchConfig {
   log: { level: 'trace' | 'debug' | 'info' | 'warn' | 'error' };
   ports: PortConfig[];
   bonds: BondConfig[];
+  mirrors: MirrorConfig[];
 }
 
 export interface ConfigIssue {
@@ -275,6 +287,16 @@ const staticSchema = section({
   port: nameSchema,
 });
 
+const mirrorSchema = section({
+  name: nameSchema,
+  select: section({
+    ports: z.array(nameSchema, { error: expected('a non-empty list of port names') }).min(1).optional(),
+    direction: oneOf(['both', 'ingress', 'egress']).default('both'),
+    vlans: z.array(vlanSchema, { error: expected(`a non-empty list of VLAN ids in ${VLAN_MIN}..${VLAN_MAX}`) }).min(1).optional(),
+  }),
+  output: nameSchema,
+});
+
 const configSchema = section({
   bridge: nameSchema.default(DEFAULT_BRIDGE),
   // Format and unicast rule: a cross-field check (macProblem), like a static entry's MAC.
@@ -308,6 +330,7 @@ const configSchema = section({
   }).prefault({})),
   ports: emptyAsDefault(z.array(portSchema, { error: expected('a list of ports') }).default([])),
   bonds: emptyAsDefault(z.array(bondSchema, { error: expected('a list of bonds') }).default([])),
+  mirrors: emptyAsDefault(z.array(mirrorSchema, { error: expected('a list of mirrors') }).default([])),
 });
 
 // ---------------------------------------------------------------------------
@@ -674,6 +697,83 @@ function checkStatic(raw: Raw, names: Map<string, NameUse>, memberOf: Map<string
   return problems;
 }
 
+/** What a mirror names must be a plain port; undefined when it is one (the internal port counts). */
+function mirrorPortProblem(name: string, raw: Raw, names: Map<string, NameUse>, memberOf: Map<string, string>): string | undefined {
+  const use = names.get(name);
+  if (use?.kind === 'bond') return `"${name}" is a bond: a mirror names ports (a bond's members are not supported yet)`;
+  const bond = memberOf.get(name);
+  if (bond !== undefined) return `"${name}" is a member of bond "${bond}": a mirror names ports that are not bond members`;
+  if (use === undefined && name !== bridgeOf(raw)) return `expected the name of a port, got "${name}"`;
+  return undefined;
+}
+
+/**
+ * Mirrors: names unique, at most MAX_MIRRORS, a selection of ports and/or VLANs, an
+ * output that is a port of its own: not selected by any mirror, the output of one
+ * mirror only, not the internal port, no static FDB entry on it (it receives only copies).
+ */
+function checkMirrors(raw: Raw, names: Map<string, NameUse>, memberOf: Map<string, string>, loc: Locator): Problem[] {
+  const problems: Problem[] = [];
+  const mirrors = records(raw, 'mirrors');
+  const seen = new Map<string, Path>();
+  const outputs = new Map<string, { mirror: string; path: Path }>();
+  const selected = new Map<string, { mirror: string; path: Path }>();
+  const bridge = bridgeOf(raw);
+  if (mirrors.length > MAX_MIRRORS) {
+    problems.push({ path: ['mirrors', MAX_MIRRORS], message: `too many mirrors: ${mirrors.length}, at most ${MAX_MIRRORS}; the first that does not fit is here` });
+  }
+  for (const [i, m] of mirrors) {
+    const name = stringAt(m, 'name') ?? `mirrors[${i}]`;
+    const first = seen.get(name);
+    if (first !== undefined) problems.push({ path: ['mirrors', i, 'name'], message: `duplicate mirror name "${name}" (first at line ${loc.line(first)})` });
+    else seen.set(name, ['mirrors', i, 'name']);
+    const select = isRecord(m['select']) ? m['select'] : undefined;
+    if (select !== undefined && select['ports'] === undefined && select['vlans'] === undefined) {
+      problems.push({ path: ['mirrors', i, 'select'], message: 'expected ports and/or vlans to select frames by, got neither' });
+    }
+    const ports = select !== undefined && Array.isArray(select['ports']) ? select['ports'] : [];
+    ports.forEach((port, j) => {
+      if (typeof port !== 'string') return;
+      const path: Path = ['mirrors', i, 'select', 'ports', j];
+      const again = ports.indexOf(port);
+      if (again !== j) return problems.push({ path, message: `duplicate port "${port}" (first at ports[${again}])` });
+      const bad = mirrorPortProblem(port, raw, names, memberOf);
+      if (bad !== undefined) return problems.push({ path, message: bad });
+      if (!selected.has(port)) selected.set(port, { mirror: name, path });
+    });
+    const vlans = select !== undefined && Array.isArray(select['vlans']) ? select['vlans'] : [];
+    vlans.forEach((v, j) => {
+      if (typeof v === 'number' && vlans.indexOf(v) !== j) problems.push({ path: ['mirrors', i, 'select', 'vlans', j], message: `duplicate VLAN ${v} (first at vlans[${vlans.indexOf(v)}])` });
+    });
+    const output = stringAt(m, 'output');
+    if (output === undefined) continue;
+    const path: Path = ['mirrors', i, 'output'];
+    const bad = output === bridge ? `"${output}" is the bridge's internal port (the host stack's leg); a mirror's output must be a port of its own`
+      : mirrorPortProblem(output, raw, names, memberOf);
+    if (bad !== undefined) {
+      problems.push({ path, message: bad });
+      continue;
+    }
+    const other = outputs.get(output);
+    if (other !== undefined) problems.push({ path, message: `port "${output}" is already the output of mirror "${other.mirror}" (line ${loc.line(other.path)}); a port is the output of one mirror at most` });
+    else outputs.set(output, { mirror: name, path });
+  }
+  // An output receives only copies: it cannot be a source (of any mirror) or an FDB destination.
+  for (const [port, out] of outputs) {
+    const sel = selected.get(port);
+    if (sel !== undefined) {
+      const which = sel.mirror === out.mirror ? 'also selected by this mirror' : `selected by mirror "${sel.mirror}" (line ${loc.line(sel.path)})`;
+      problems.push({ path: out.path, message: `output port "${port}" is ${which}; a mirror's output receives only copies and cannot be a source` });
+    }
+  }
+  for (const [k, entry] of records(raw['fdb'], 'static')) {
+    const port = stringAt(entry, 'port');
+    const out = port === undefined ? undefined : outputs.get(port);
+    if (out !== undefined) problems.push({ path: ['fdb', 'static', k, 'port'], message: `port "${port}" is the output of mirror "${out.mirror}" (line ${loc.line(out.path)}): it receives only copies, never frames for a MAC` });
+  }
+  return problems;
+}
+
 function crossFieldProblems(raw: Raw, loc: Locator): Problem[] {
   const { problems: nameProblems, names } = checkNames(raw, loc);
   const { problems: bondProblems, memberOf } = checkBonds(raw, names, loc);
@@ -683,6 +783,7 @@ function crossFieldProblems(raw: Raw, loc: Locator): Problem[] {
     ...checkPorts(raw),
     ...bondProblems,
     ...checkStatic(raw, names, memberOf, loc),
+    ...checkMirrors(raw, names, memberOf, loc),
     ...checkPortSlots(raw),
   ];
 }

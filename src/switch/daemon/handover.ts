@@ -51,6 +51,8 @@ export interface HandoverState {
   workers?: Record<string, number>[];
   /** FdbManager's event counters (learn, move, age, flush). */
   fdbStats?: Record<string, unknown>;
+  /** Each mirror's counters (the hot loop's), by name. */
+  mirrors?: Record<string, { frames: number; bytes: number; lost: Record<string, number> }>;
   savedAtMs: number;
 }
 

@@ -19,6 +19,7 @@ import { LinkMonitor, type LinkEvent } from '../ports/link-monitor.js';
 import { BondManager, readCarrier } from '../bond/manager.js';
 import { CreatedDevices, PortTable, bondPortConfig, type AdoptedPort, type Port } from '../ports/ports.js';
 import { Supervisor } from '../datapath/supervisor.js';
+import { MirrorTable, type MirrorRow } from './mirrors.js';
 import { FDB_FLAG_STATIC, type Clock, type FdbEntry, type FdbTable, type LearnEvent } from '../types.js';
 
 const LIBXDP_DIR = '/sys/fs/bpf/xdp';
@@ -84,6 +85,8 @@ export class Switch implements SwitchApi {
   /** Handed-over links given to ports at start; reconcile() drops those no port took. */
   private readonly adoptedLinks = new Map<string, number>();
   private readonly startedMs: number;
+  /** The mirrors (SPAN) and their datapath slots. */
+  private readonly mirrorTable: MirrorTable;
 
   constructor(public config: SwitchConfig, readonly log: Logger, readonly configFile?: string) {
     this.native = loadNative();
@@ -156,6 +159,9 @@ export class Switch implements SwitchApi {
       },
     });
     if (this.handed && state?.fdbStats) Object.assign(this.fdb.stats, state.fdbStats);
+    this.mirrorTable = new MirrorTable((slot) => this.datapath.mirrorCounters(slot));
+    this.mirrorTable.set(config.mirrors);
+    if (this.handed && state?.mirrors) this.mirrorTable.carryOver(state.mirrors);
   }
 
   async start(): Promise<void> {
@@ -305,6 +311,7 @@ export class Switch implements SwitchApi {
       counters,
       workers: this.workerCounters() as unknown as Record<string, number>[],
       fdbStats: this.fdb.stats as unknown as Record<string, unknown>,
+      mirrors: Object.fromEntries(this.mirrorTable.rows(this.mirrorPorts()).map((m) => [m.name, { frames: m.frames, bytes: m.bytes, lost: m.lost }])),
       savedAtMs: this.clock.nowMs(),
     };
     this.handover.writeState(state);
@@ -351,12 +358,33 @@ export class Switch implements SwitchApi {
     for (const p of ports) this.fdb.setPortUp(p.index, p.up);  // a port going down flushes its MACs
     for (const p of this.ports.list()) this.kernelDrops.track(p.index, this.portDevices(p));
     this.bonds?.writeAll();
-    const members = vlanMembers(ports.map((p) => ({ index: p.index, vlan: p.vlan, up: p.up })));
+    // A mirror's output receives only copies: never flooded to.
+    const outputs = this.mirrorTable.outputs();
+    const members = vlanMembers(ports.filter((p) => !outputs.has(p.name)).map((p) => ({ index: p.index, vlan: p.vlan, up: p.up })));
     for (const vlan of this.floodVlans) if (!members.has(vlan)) this.datapath.setFloodSet(vlan, []);
     for (const [vlan, list] of members) this.datapath.setFloodSet(vlan, list);
     this.floodVlans = new Set(members.keys());
+    this.datapath.setMirrors(this.mirrorTable.native(this.mirrorPorts()));
     this.datapath.commit();
     this.warnFillShare(ports);
+  }
+
+  /** Ports as mirrors name them: an index while the port is up. */
+  private mirrorPorts() {
+    return { indexOf: (name: string) => {
+      const p = this.ports.byName(name);
+      return p && p.up && !p.bond && p.kind !== 'bond' ? p.index : undefined;
+    } };
+  }
+
+  mirrors(): MirrorRow[] {
+    return this.mirrorTable.rows(this.mirrorPorts());
+  }
+
+  /** The port's part in the mirrors (an output receives only copies: never an FDB destination). */
+  mirrorRole(name: string): 'output' | 'source' | undefined {
+    const port = this.ports.byName(name);
+    return this.mirrorTable.roleOf(name, port ? [...vlanMembers([{ index: port.index, vlan: port.vlan, up: true }]).keys()] : []);
   }
 
   /**
@@ -503,6 +531,13 @@ export class Switch implements SwitchApi {
     // Every configured static, not only the new ones: a port or bond rebuilt above lost its statics.
     this.addStatics(next.fdb.static);
     for (const s of added) changes.push(`static ${s.mac} vlan ${s.vlan} -> ${s.port} added`);
+    // Mirrors: a new output loses what was learned on it (it is never a destination again).
+    const outputsBefore = this.mirrorTable.outputs();
+    changes.push(...this.mirrorTable.set(next.mirrors));
+    for (const name of this.mirrorTable.outputs()) {
+      const port = this.ports.byName(name);
+      if (!outputsBefore.has(name) && port) this.fdb.flushPort(port.index);
+    }
     if (next.log.level !== prev.log.level) {
       this.log.level = next.log.level;
       changes.push(`log.level ${prev.log.level} -> ${next.log.level}`);
@@ -550,7 +585,10 @@ export class Switch implements SwitchApi {
   }
 
   private onLearn(events: LearnEvent[]): void {
+    const outputs = this.mirrorTable.outputs();
     for (const ev of events) {
+      // Reported before the port became a mirror's output: it is never learned on.
+      if (outputs.size && outputs.has(this.ports.get(ev.port)?.name ?? '')) continue;
       const result = this.fdb.learn(ev);
       this.learnResults[result] = (this.learnResults[result] ?? 0) + 1;
       if (result === 'learned' || result === 'moved') {

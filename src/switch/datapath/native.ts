@@ -64,6 +64,20 @@ export interface NativeFdbRecord {
 /** Where a port's frames enter the datapath (see native/datapath/datapath.h PortHook). */
 export type PortHook = 'xdp' | 'tc' | 'tap-fd' | 'bond';
 
+export interface NativeMirror {
+  out?: number;
+  ingress: number[];
+  egress: number[];
+  vlans: number[];
+  anyPort: boolean;
+}
+
+export interface MirrorCounters {
+  frames: number;
+  bytes: number;
+  lost: Record<string, number>;
+}
+
 export interface NativeDatapath {
   /**
    * hook tc: the tc program on the device, the slow path through the punt veth pair
@@ -83,6 +97,10 @@ export interface NativeDatapath {
   /** The device's MTU: larger frames for the port are dropped as mtu_exceeded (takes effect at commit). */
   setPortMtu(index: number, mtu: number): void;
   setFloodSet(vlan: number, ports: number[]): void;
+  /** The mirrors by slot (a free slot: no out), staged for the next commit; see native/datapath/datapath.h MirrorSpec. */
+  setMirrors(mirrors: NativeMirror[]): void;
+  /** A slot's counters since the datapath started: copies sent, their bytes, copies lost by reason. */
+  mirrorCounters(slot: number): MirrorCounters;
   commit(): void;
   portCounters(index: number): NativePortCounters;
   /**

@@ -41,7 +41,7 @@ function vlanId(v: number | undefined, key: string): number | undefined {
   return v;
 }
 
-function portRow(p: Port) {
+function portRow(p: Port, mirror?: 'output' | 'source') {
   return {
     name: p.name,
     index: p.index,
@@ -57,7 +57,9 @@ function portRow(p: Port) {
     ...(p.bond ? { bond: p.bond } : {}),
     ...(p.progId !== undefined ? { prog_id: p.progId } : {}),
     ...(p.adopted ? { adopted: true } : {}),
-    ...(p.fastPath ? { fast_path: p.fastPath.in && p.fastPath.out ? 'yes' : p.fastPath.in ? 'in' : p.fastPath.out ? 'out' : 'no' } : {}),
+    // A mirror's source or output is never switched in the kernel (the hot loop makes the copies).
+    ...(p.fastPath ? { fast_path: mirror ? 'no' : p.fastPath.in && p.fastPath.out ? 'yes' : p.fastPath.in ? 'in' : p.fastPath.out ? 'out' : 'no' } : {}),
+    ...(mirror ? { mirror } : {}),
   };
 }
 
@@ -65,11 +67,12 @@ const handlers: Record<string, Handler> = {
   version: () => ({ version: VERSION }),
   /** Which start of the daemon answers (vswitchctl restart waits for the next one). */
   instance: () => ({ instance: INSTANCE, pid: process.pid }),
-  'port.list': (sw) => sw.ports.list().map(portRow),
+  'port.list': (sw) => sw.ports.list().map((p) => portRow(p, sw.mirrorRole(p.name))),
   'port.add': async (sw, args) => {
     const cfg = parsePortConfig(args);
     if (cfg.type === 'internal') throw new Error('type: the internal port comes with the switch; give veth or tap');
-    return portRow(await sw.addPort(cfg));
+    const port = await sw.addPort(cfg);
+    return portRow(port, sw.mirrorRole(port.name));
   },
   'port.del': async (sw, args) => {
     const name = required(optString(args, 'name'), 'name');
@@ -78,10 +81,12 @@ const handlers: Record<string, Handler> = {
   },
   'vlan.show': (sw) => sw.vlans(),
   'bond.show': (sw, args) => sw.bondStatus(optString(args, 'name')),
+  'mirror.show': (sw) => sw.mirrors(),
   stats: (sw) => {
     const restarts = sw.workerRestarts();
     return {
       ports: sw.portCounters(),
+      mirrors: Object.fromEntries(sw.mirrors().map((m) => [m.name, { frames: m.frames, bytes: m.bytes, lost: m.lost }])),
       workers: sw.workerCounters().map((c, w) => ({ ...c, restarts: restarts[w] ?? 0 })),
       fdb: { entries: sw.fdb.size, rejected: { ...sw.fdb.stats.rejected } },
     };
@@ -105,6 +110,7 @@ const handlers: Record<string, Handler> = {
     const port = sw.ports.byName(name);
     if (!port) throw new Error(`no port named ${name}`);
     if (!portCarriesVlan(port.vlan, vlan)) throw new Error(`port ${name} does not carry VLAN ${vlan}`);
+    if (sw.mirrorRole(name) === 'output') throw new Error(`port ${name} is a mirror's output: it receives only copies, never frames for a MAC`);
     if (!sw.fdb.addStatic(vlan, mac, port.index)) throw new Error('the FDB is full');
     return { added: { mac, vlan, port: name } };
   },

@@ -63,6 +63,29 @@ export function buildRegistry(sw: SwitchApi): Registry {
         for (const [reason, n] of Object.entries(c.drops)) this.inc({ port, reason }, n);
     },
   });
+  const mirrorCounter = (name: string, help: string, field: 'frames' | 'bytes') =>
+    new Counter({
+      name,
+      help,
+      labelNames: ['mirror'],
+      registers: [registry],
+      collect() {
+        this.reset();
+        for (const m of sw.mirrors()) this.inc({ mirror: m.name }, m[field]);
+      },
+    });
+  mirrorCounter('vswitchd_mirror_frames_total', 'Copies a mirror sent to its output port', 'frames');
+  mirrorCounter('vswitchd_mirror_bytes_total', 'Bytes of the copies a mirror sent to its output port', 'bytes');
+  new Counter({
+    name: 'vswitchd_mirror_lost_total',
+    help: 'Copies a mirror could not send to its output port, by reason',
+    labelNames: ['mirror', 'reason'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const m of sw.mirrors()) for (const [reason, n] of Object.entries(m.lost)) this.inc({ mirror: m.name, reason }, n);
+    },
+  });
   new Gauge({
     name: 'vswitchd_fdb_entries',
     help: 'Entries in the FDB',

@@ -6,6 +6,7 @@ import type { PortConfig } from '../config/config.js';
 import type { PortCounters, WorkerCounters } from '../datapath/native.js';
 import type { FdbManager } from '../l2/fdb.js';
 import type { Port } from '../ports/ports.js';
+import type { MirrorConfig } from '../config/config.js';
 
 export interface ReloadResult {
   changes: string[];
@@ -25,6 +26,18 @@ export interface VlanRow {
   ports: { name: string; tagged: boolean }[];
 }
 
+export interface MirrorRow {
+  name: string;
+  select: MirrorConfig['select'];
+  output: string;
+  /** The output port is attached (copies can be sent). */
+  output_up: boolean;
+  frames: number;
+  bytes: number;
+  /** Copies lost, by the reason the copy was dropped (no_buffer, tx_full, port_down, ...). */
+  lost: Record<string, number>;
+}
+
 export interface SwitchApi {
   readonly ports: { list(): Port[]; byName(name: string): Port | undefined };
   readonly fdb: Pick<FdbManager, 'size' | 'stats' | 'flush' | 'addStatic' | 'removeStatic'>;
@@ -38,6 +51,10 @@ export interface SwitchApi {
   workerCounters(): WorkerCounters[];
   /** Starts the daemon again in place, keeping the datapath (answered before it happens). */
   restart(): { restarting: true; pid: number };
+  /** The mirrors with their selection, output and counters. */
+  mirrors(): MirrorRow[];
+  /** The port's part in the mirrors: their output, a source, or none. */
+  mirrorRole(name: string): 'output' | 'source' | undefined;
   /** Times each datapath worker died and was started again. */
   workerRestarts(): number[];
 }
