@@ -60,6 +60,20 @@ export interface StaticFdbConfig {
  */
 export type FastPathMode = 'auto' | 'tc' | 'xdp' | 'off';
 
+/** A VLAN carried across hosts in a VXLAN VNI (src/switch/tunnel/evpn.ts). */
+export interface VniConfig {
+  vlan: number;
+  vni: number;
+}
+
+export interface VxlanConfig {
+  /** This host's VTEP address (IPv4, on lo or the underlay). */
+  local: string;
+  /** UDP destination port. */
+  port: number;
+  vnis: VniConfig[];
+}
+
 export interface SwitchConfig {
   bridge: string;
   /** The internal port's MAC; absent: derived from the bridge name and the machine id (l2/mac.ts bridgeMac). */
@@ -72,6 +86,8 @@ export interface SwitchConfig {
   log: { level: 'trace' | 'debug' | 'info' | 'warn' | 'error' };
   ports: PortConfig[];
   bonds: BondConfig[];
+  /** VXLAN tunnels with an EVPN control plane (FRR); absent: every VLAN stays on this host. */
+  vxlan?: VxlanConfig;
 }
 
 export interface ConfigIssue {
@@ -275,6 +291,15 @@ const staticSchema = section({
   port: nameSchema,
 });
 
+const IPV4_RE = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
+export const VNI_MAX = 16_777_215;
+
+const vxlanSchema = section({
+  local: z.string({ error: expected('an IPv4 address (the VTEP, like 10.255.0.1)') }).regex(IPV4_RE),
+  port: intIn(1, 65535).default(4789),
+  vnis: emptyAsDefault(z.array(section({ vlan: vlanSchema, vni: intIn(1, VNI_MAX) }), { error: expected('a list of { vlan, vni } entries') }).default([])),
+});
+
 const configSchema = section({
   bridge: nameSchema.default(DEFAULT_BRIDGE),
   // Format and unicast rule: a cross-field check (macProblem), like a static entry's MAC.
@@ -308,6 +333,7 @@ const configSchema = section({
   }).prefault({})),
   ports: emptyAsDefault(z.array(portSchema, { error: expected('a list of ports') }).default([])),
   bonds: emptyAsDefault(z.array(bondSchema, { error: expected('a list of bonds') }).default([])),
+  vxlan: vxlanSchema.optional(),
 });
 
 // ---------------------------------------------------------------------------
@@ -674,6 +700,23 @@ function checkStatic(raw: Raw, names: Map<string, NameUse>, memberOf: Map<string
   return problems;
 }
 
+/** A VLAN has at most one VNI and a VNI one VLAN. */
+function checkVnis(raw: Raw, loc: Locator): Problem[] {
+  const problems: Problem[] = [];
+  const seen = { vlan: new Map<unknown, Path>(), vni: new Map<unknown, Path>() };
+  for (const [k, entry] of records(raw['vxlan'], 'vnis')) {
+    for (const key of ['vlan', 'vni'] as const) {
+      const value = entry[key];
+      if (typeof value !== 'number') continue;
+      const path: Path = ['vxlan', 'vnis', k, key];
+      const first = seen[key].get(value);
+      if (first !== undefined) problems.push({ path, message: `${key} ${value} is mapped twice (first at line ${loc.line(first)})` });
+      else seen[key].set(value, path);
+    }
+  }
+  return problems;
+}
+
 function crossFieldProblems(raw: Raw, loc: Locator): Problem[] {
   const { problems: nameProblems, names } = checkNames(raw, loc);
   const { problems: bondProblems, memberOf } = checkBonds(raw, names, loc);
@@ -684,6 +727,7 @@ function crossFieldProblems(raw: Raw, loc: Locator): Problem[] {
     ...bondProblems,
     ...checkStatic(raw, names, memberOf, loc),
     ...checkPortSlots(raw),
+    ...checkVnis(raw, loc),
   ];
 }
 

@@ -78,6 +78,7 @@ const handlers: Record<string, Handler> = {
   },
   'vlan.show': (sw) => sw.vlans(),
   'bond.show': (sw, args) => sw.bondStatus(optString(args, 'name')),
+  'tunnel.show': (sw) => sw.tunnelStatus() ?? { local: null, port: null, vnis: [], vteps: [] },
   stats: (sw) => {
     const restarts = sw.workerRestarts();
     return {

@@ -6,6 +6,7 @@ import type { PortConfig } from '../config/config.js';
 import type { PortCounters, WorkerCounters } from '../datapath/native.js';
 import type { FdbManager } from '../l2/fdb.js';
 import type { Port } from '../ports/ports.js';
+import type { TunnelStatus } from '../tunnel/evpn.js';
 
 export interface ReloadResult {
   changes: string[];
@@ -18,6 +19,8 @@ export interface FdbRow {
   port: string;
   static: boolean;
   age_s: number;
+  /** On a tunnel port: the remote VTEP the MAC is behind ('unknown' when zebra has not named it). */
+  vtep?: string;
 }
 
 export interface VlanRow {
@@ -40,4 +43,6 @@ export interface SwitchApi {
   restart(): { restarting: true; pid: number };
   /** Times each datapath worker died and was started again. */
   workerRestarts(): number[];
+  /** VXLAN VNIs, VTEPs and flood lists; undefined without a vxlan section. */
+  tunnelStatus(): TunnelStatus | undefined;
 }

@@ -1,0 +1,197 @@
+// VXLAN tunnels with BGP EVPN from FRR (issue 15): two "hypervisors", each a network
+// namespace with its own vswitchd and its own FRR (zebra + bgpd), an iBGP EVPN session
+// over an underlay veth, VTEP addresses on their loopbacks. On each: two hosts in VLAN 10
+// (VNI 10010) and one in VLAN 20 (VNI 10020), all six on one IP subnet, so only the
+// switches keep the VLANs apart.
+
+import test, { type ExecutionContext } from 'ava';
+import { startDaemon, type Daemon, type FdbRow } from '../helpers/daemon.js';
+import { startCapture } from '../helpers/frames.js';
+import { Frr, frrInstalled } from '../helpers/frr.js';
+import { addNamespace, arping, cleanupFor, iperf3, macOf, ping, pingUntil, run, sleep, uniqueName, type Cleanup, type Host } from '../helpers/netns.js';
+import type { TunnelStatus } from '../../src/switch/tunnel/evpn.js';
+
+const VTEP = { a: '10.255.0.1', b: '10.255.0.2' };
+const UNDERLAY = { a: '192.168.255.1', b: '192.168.255.2' };
+const TUN10 = 'vsw-tn10010';
+
+/** A host namespace whose veth's switch end lives in the hypervisor namespace hv. */
+async function addHostIn(cleanup: Cleanup, hv: string, cidr: string, mac?: string): Promise<Host> {
+  const ns = await addNamespace(cleanup, uniqueName('vevpn'));
+  const port = `${ns}p`;
+  const dev = `${ns}h`;
+  await plugHost(hv, ns, port, dev, mac);
+  await run(['ip', 'addr', 'add', cidr, 'dev', dev], { ns });
+  return { ns, dev, port, mac: await macOf(dev, ns), ip: cidr.split('/')[0]! };
+}
+
+/** The veth between host ns and hypervisor hv (again, after a move): same MAC when given. */
+async function plugHost(hv: string, ns: string, port: string, dev: string, mac?: string): Promise<void> {
+  await run(['ip', 'link', 'add', port, 'netns', hv, 'type', 'veth', 'peer', 'name', dev, 'netns', ns]);
+  await run(['sysctl', '-qw', `net.ipv6.conf.${port}.disable_ipv6=1`], { ns: hv });
+  await run(['ip', 'link', 'set', port, 'up'], { ns: hv });
+  if (mac) await run(['ip', 'link', 'set', dev, 'address', mac], { ns });
+  await run(['ip', 'link', 'set', dev, 'up'], { ns });
+}
+
+interface Hypervisor {
+  ns: string;
+  sw: Daemon;
+  frr: Frr;
+  hosts: [Host, Host, Host];  // VLAN 10, VLAN 10, VLAN 20
+}
+
+async function twoHypervisors(t: ExecutionContext) {
+  const cleanup = cleanupFor(t);
+  const tag = uniqueName('');
+  const ns = { a: await addNamespace(cleanup, `vevpn${tag}a`), b: await addNamespace(cleanup, `vevpn${tag}b`) };
+  // The underlay: 50 bytes more than the overlay's 1500 (outer IPv4 20 + UDP 8 + VXLAN 8 + inner Ethernet 14).
+  await run(['ip', 'link', 'add', `vevpn${tag}ua`, 'netns', ns.a, 'mtu', '1550', 'type', 'veth', 'peer', 'name', `vevpn${tag}ub`, 'netns', ns.b, 'mtu', '1550']);
+  for (const side of ['a', 'b'] as const) {
+    const other = side === 'a' ? 'b' : 'a';
+    const n = ns[side];
+    await run(['ip', 'addr', 'add', `${VTEP[side]}/32`, 'dev', 'lo'], { ns: n });
+    await run(['ip', 'addr', 'add', `${UNDERLAY[side]}/30`, 'dev', `vevpn${tag}u${side}`], { ns: n });
+    await run(['ip', 'link', 'set', `vevpn${tag}u${side}`, 'up'], { ns: n });
+    await run(['ip', 'route', 'add', `${VTEP[other]}/32`, 'via', UNDERLAY[other]], { ns: n });
+  }
+  const frr = {
+    a: new Frr({ ns: ns.a, name: `${tag}a`, asn: 65000, routerId: VTEP.a, listen: UNDERLAY.a, neighbor: UNDERLAY.b }),
+    b: new Frr({ ns: ns.b, name: `${tag}b`, asn: 65000, routerId: VTEP.b, listen: UNDERLAY.b, neighbor: UNDERLAY.a }),
+  };
+  t.teardown(() => {
+    if (!t.passed) console.error(frr.a.logs(), frr.b.logs());
+  });
+  const hv = {} as Record<'a' | 'b', Hypervisor>;
+  let i = 1;
+  for (const side of ['a', 'b'] as const) {
+    const hosts = [
+      await addHostIn(cleanup, ns[side], `10.0.10.${i}1/24`),
+      await addHostIn(cleanup, ns[side], `10.0.10.${i}2/24`),
+      await addHostIn(cleanup, ns[side], `10.0.10.${i}3/24`),
+    ] as [Host, Host, Host];
+    const sw = await startDaemon(t, cleanup, {
+      workers: 1,
+      ports: [
+        { name: hosts[0].port, vlan: 10 },
+        { name: hosts[1].port, vlan: 10 },
+        { name: hosts[2].port, vlan: 20 },
+        // Where a host of the other hypervisor moves to (no device until then).
+        { name: `vevpn${tag}m${side}`, vlan: 10 },
+      ],
+      vxlan: { local: VTEP[side], vnis: [{ vlan: 10, vni: 10010 }, { vlan: 20, vni: 10020 }] },
+    }, { netns: ns[side] });
+    // vswitchd first: zebra finds the VXLAN devices and bridges when it starts.
+    frr[side].register(cleanup);
+    await frr[side].start();
+    hv[side] = { ns: ns[side], sw, frr: frr[side], hosts };
+    i++;
+  }
+  return { cleanup, tag, a: hv.a, b: hv.b };
+}
+
+async function waitFor<T>(what: () => Promise<T>, ok: (v: T) => boolean, timeoutMs: number): Promise<{ value: T; ms: number; ok: boolean }> {
+  const start = Date.now();
+  let value = await what();
+  while (!ok(value) && Date.now() - start < timeoutMs) {
+    await sleep(50);
+    value = await what();
+  }
+  return { value, ms: Date.now() - start, ok: ok(value) };
+}
+
+const tunnel = (h: Hypervisor) => h.sw.ctl<TunnelStatus>('tunnel.show');
+const entry = (rows: FdbRow[], mac: string, vlan = 10) => rows.find((r) => r.mac === mac && r.vlan === vlan);
+
+test.serial('two hypervisors: VLANs span hosts over VXLAN with EVPN from FRR', async (t) => {
+  if (!frrInstalled()) {
+    t.fail('FRR is not installed (scripts/setup.sh installs frr)');
+    return;
+  }
+  const { cleanup, tag, a, b } = await twoHypervisors(t);
+  const [a1, a2, a3] = a.hosts;
+  const [b1, b2, b3] = b.hosts;
+
+  // The type-3 routes: each side floods its VNIs to the other VTEP.
+  const flood = await waitFor(() => tunnel(a), (s) => s.vnis.every((v) => v.flood_list.includes(VTEP.b)), 30_000);
+  t.true(flood.ok, `A's flood lists have B's VTEP: ${JSON.stringify(flood.value.vnis)}`);
+  t.true((await waitFor(() => tunnel(b), (s) => s.vnis.every((v) => v.flood_list.includes(VTEP.a)), 10_000)).ok, "B's flood lists have A's VTEP");
+
+  // VLAN 10 across hypervisors; VLAN 20 too, in its own VNI.
+  t.true(await pingUntil(a1, b1.ip, 15_000), 'a1 (A, VLAN 10) reaches b1 (B, VLAN 10)');
+  t.is(await ping(a1, b1.ip, { count: 5 }), 5, 'every ping answered');
+  t.true(await pingUntil(a2, b2.ip), 'a2 reaches b2');
+  t.true(await pingUntil(a3, b3.ip), 'a3 reaches b3 in VLAN 20 (VNI 10020)');
+  // MTU: a full 1500-byte IP packet crosses unfragmented (the underlay carries 1550).
+  const big = await run(['ping', '-n', '-q', '-c', '3', '-i', '0.2', '-W', '1', '-M', 'do', '-s', '1472', b1.ip], { ns: a1.ns, check: false });
+  t.regex(big.stdout, /3 received/, `1500-byte packets with DF set cross the tunnel: ${big.stdout}`);
+
+  // FRR's view: B's VLAN-10 MACs are remote on A (behind B's VTEP), and the other way round.
+  const macsA = await waitFor(() => a.frr.vtysh('show evpn mac vni all'), (s) => [b1.mac, b2.mac].every((m) => new RegExp(`${m}\\s+remote\\s+${VTEP.b}`).test(s)), 10_000);
+  t.true(macsA.ok, `A's FRR lists b1 and b2 as remote:\n${macsA.value}`);
+  const macsB = await a.frr.vtysh('show evpn mac vni 10010');
+  t.false(macsB.includes(b3.mac) || macsB.includes(a3.mac), 'no VLAN-20 MAC in VNI 10010');
+  const onB = await waitFor(() => b.frr.vtysh('show evpn mac vni all'), (s) => [a1.mac, a2.mac].every((m) => new RegExp(`${m}\\s+remote\\s+${VTEP.a}`).test(s)), 10_000);
+  t.true(onB.ok, `B's FRR lists a1 and a2 as remote:\n${onB.value}`);
+
+  // vswitchd's view: remote entries on the tunnel port with their VTEP.
+  const fdbA = await a.sw.fdb();
+  t.like(entry(fdbA, b1.mac), { port: TUN10, vtep: VTEP.b }, "A's FDB has b1 on the tunnel port behind B's VTEP");
+  t.like(entry(fdbA, a1.mac), { port: a1.port }, 'a1 is local on A');
+  t.is(entry(fdbA, a1.mac)?.vtep, undefined, 'a local entry names no VTEP');
+  const ta = await tunnel(a);
+  t.like(ta.vteps.find((v) => v.vtep === VTEP.b), { flood_vnis: [10010, 10020] }, 'tunnel show lists B as a VTEP of both VNIs');
+  t.true((ta.vteps.find((v) => v.vtep === VTEP.b)?.remote_macs ?? 0) >= 3, 'with its remote MACs (b1, b2, b3)');
+
+  // Isolation: a1's ARP for an unknown address reaches A's and B's VLAN-10 hosts, no VLAN-20 host.
+  const cap = async (h: Host) => startCapture(cleanup, { dev: h.dev, ns: h.ns, seconds: 7 });
+  const [capB1, capA3, capB3] = [await cap(b1), await cap(a3), await cap(b3)];
+  await arping(a1, '10.0.10.99', 3);
+  t.is(await ping(a1, b3.ip, { count: 3, wait: 1 }), 0, 'a1 (VLAN 10) cannot reach b3 (VLAN 20), same subnet');
+  const asks = (await capB1.frames()).filter((f) => f.src === a1.mac && f.arp?.op === 1 && f.arp.tpa === '10.0.10.99');
+  t.true(asks.length >= 3, `b1 (B, VLAN 10) saw a1's ARP requests (${asks.length})`);
+  const fromA1 = async (c: { frames(): Promise<{ src: string }[]> }) => (await c.frames()).filter((f) => f.src === a1.mac).length;
+  t.deepEqual({ a3: await fromA1(capA3), b3: await fromA1(capB3) }, { a3: 0, b3: 0 }, "the VLAN-20 hosts on A and B saw none of a1's frames");
+
+  // Throughput: the same pair kind across the tunnel and on one hypervisor.
+  const cross = await iperf3(a1, b1, { seconds: 5 });
+  const local = await iperf3(a1, a2, { seconds: 5 });
+  t.log(`iperf3 TCP 1 flow, fast_path ${process.env.VSWITCHD_TEST_FAST_PATH ?? 'off'}: across VXLAN ${cross.gbps.toFixed(2)} Gbit/s (${cross.retransmits} retr), same hypervisor ${local.gbps.toFixed(2)} Gbit/s`);
+  t.true(cross.gbps > 0 && cross.seconds >= 4.5, 'TCP across the tunnel completed');
+
+  // /metrics (inside A's namespace): per-VNI tunnel counters, per-VTEP figures.
+  const listen = (a.sw.config.metrics as { listen: string }).listen;
+  const metrics = (await run(['python3', '-c', `import urllib.request;print(urllib.request.urlopen('http://${listen}/metrics').read().decode())`], { ns: a.ns })).stdout;
+  const txLine = /vswitchd_vxlan_packets_total\{vni="10010",direction="tx"\} (\d+)/.exec(metrics);
+  t.true(Number(txLine?.[1] ?? 0) > 1000, `VNI 10010's encapsulated frames are counted: ${txLine?.[0]}`);
+  t.regex(metrics, new RegExp(`vswitchd_vxlan_vtep_remote_macs\\{vtep="${VTEP.b.replace(/\./g, '\\.')}"\\} [1-9]`), 'remote MACs per VTEP');
+
+  // A MAC moves: a2's namespace is re-wired from A to B (same MAC, same address).
+  await run(['ip', 'link', 'del', a2.port], { ns: a.ns });
+  const movedPort = `vevpn${tag}mb`;
+  await plugHost(b.ns, a2.ns, movedPort, a2.dev, a2.mac);
+  await run(['ip', 'addr', 'add', `${a2.ip}/24`, 'dev', a2.dev], { ns: a2.ns });
+  t.true((await waitFor(() => b.sw.ports(), (ps) => ps.some((p) => p.name === movedPort && p.up), 10_000)).ok, "B's port for the moved host is up");
+  const moveStart = Date.now();
+  const pinger = ping(a2, b2.ip, { count: 20, interval: 0.1 });
+  const followedB = await waitFor(() => b.sw.fdb(), (rows) => entry(rows, a2.mac)?.port === movedPort, 5_000);
+  const followedA = await waitFor(() => a.sw.fdb(), (rows) => entry(rows, a2.mac)?.vtep === VTEP.b, 5_000);
+  const moveMs = Date.now() - moveStart;
+  await pinger;
+  t.log(`MAC move followed in ${moveMs} ms (B local after ${followedB.ms} ms)`);
+  t.true(followedB.ok, `B has a2 on its new port: ${JSON.stringify(entry(followedB.value, a2.mac))}`);
+  t.true(followedA.ok, `A has a2 behind B's VTEP: ${JSON.stringify(entry(followedA.value, a2.mac))}`);
+  t.true(moveMs <= 2000, `both sides followed within 2 s (${moveMs} ms)`);
+  t.true(await pingUntil(a1, a2.ip), 'a1 (A) reaches a2, now on B');
+
+  // FRR on A stops: B's zebra withdraws A's routes, B's vswitchd drops A's MACs and flood entry.
+  await a.frr.stop();
+  const gone = await waitFor(() => b.sw.fdb(), (rows) => !rows.some((r) => r.vtep === VTEP.a), 15_000);
+  t.true(gone.ok, `B's FDB has no entry behind A's VTEP: ${JSON.stringify(gone.value.filter((r) => r.vtep))}`);
+  t.true((await waitFor(() => tunnel(b), (s) => s.vnis.every((v) => !v.flood_list.includes(VTEP.a)), 5_000)).ok, "B's flood lists lost A");
+  // And back.
+  await a.frr.start();
+  const back = await waitFor(() => b.sw.fdb(), (rows) => entry(rows, a1.mac)?.vtep === VTEP.a, 30_000);
+  t.true(back.ok, `after FRR on A restarts, B has a1 behind A's VTEP again (${back.ms} ms)`);
+  t.true(await pingUntil(b1, a1.ip), 'b1 reaches a1 again');
+});
