@@ -146,12 +146,15 @@ export interface EvpnOptions {
   /** A remote MAC appeared or moved (vtep), or went (undefined). */
   onRemote: (vlan: number, mac: string, vtep: string | undefined) => void;
   sh?: ShellRun;
+  /** Starts the long-running `bridge` processes (monitor, batch); tests inject fakes. */
+  spawn?: (cmd: string, args: string[]) => ChildProcessWithoutNullStreams;
 }
 
 export class Evpn {
   private config: VxlanConfig;
   private readonly vnis = new Map<number, VniState>();
   private readonly sh: ShellRun;
+  private readonly spawn: (cmd: string, args: string[]) => ChildProcessWithoutNullStreams;
   private monitor?: ChildProcessWithoutNullStreams;
   private batch?: ChildProcessWithoutNullStreams;
   private stopping = false;
@@ -162,6 +165,7 @@ export class Evpn {
   constructor(private readonly opts: EvpnOptions) {
     this.config = opts.config;
     this.sh = opts.sh ?? hostSh;
+    this.spawn = opts.spawn ?? ((cmd, args) => spawn(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'] }));
   }
 
   get local(): string {
@@ -276,7 +280,7 @@ export class Evpn {
 
   /** One `bridge -batch -` process takes the writes: no process per MAC. */
   private startBatch(): void {
-    const child = spawn('bridge', ['-force', '-batch', '-'], { stdio: ['pipe', 'pipe', 'pipe'] });
+    const child = this.spawn('bridge', ['-force', '-batch', '-']);
     this.batch = child;
     child.stdin.on('error', () => undefined);  // it ended: the exit handler starts another
     // A delete of an entry zebra has replaced by a remote one fails: nothing to do.
@@ -292,7 +296,7 @@ export class Evpn {
   }
 
   private startMonitor(): void {
-    const child = spawn('bridge', ['monitor', 'fdb'], { stdio: ['pipe', 'pipe', 'pipe'] });
+    const child = this.spawn('bridge', ['monitor', 'fdb']);
     this.monitor = child;
     createInterface({ input: child.stdout }).on('line', (line) => this.onLine(line));
     child.stderr.on('data', (d: Buffer) => this.opts.log.warn({ err: d.toString().trim() }, 'vxlan: bridge monitor'));
