@@ -57,13 +57,13 @@ export class Frr {
     await run([`${FRR_BIN}/bgpd`, ...common, '-f', `${dir}/bgpd.conf`, '-i', `${dir}/bgpd.pid`, '-l', o.listen], { ns: o.ns });
   }
 
-  /** SIGTERM to bgpd and zebra; waits until both are gone. */
-  async stop(): Promise<void> {
+  /** SIGTERM (a clean stop: bgpd closes its sessions) to bgpd and zebra; waits until both are gone. */
+  async stop(signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
     for (const d of ['bgpd', 'zebra']) {
       const pid = this.pid(d);
       if (pid === undefined) continue;
       try {
-        process.kill(pid, 'SIGTERM');
+        process.kill(pid, signal);
       } catch {
         continue;
       }
@@ -98,7 +98,7 @@ export class Frr {
   /** Stops the daemons and removes the run directory when the test ends. */
   register(cleanup: Cleanup): void {
     cleanup.add(async () => {
-      await this.stop();
+      await this.stop('SIGKILL');
       rmSync(this.dir, { recursive: true, force: true });
     });
   }
