@@ -83,7 +83,7 @@ async function twoHypervisors(t: ExecutionContext) {
       ],
       vxlan: { local: VTEP[side], vnis: [{ vlan: 10, vni: 10010 }, { vlan: 20, vni: 10020 }] },
     }, { netns: ns[side] });
-    // vswitchd first: zebra finds the VXLAN devices and bridges when it starts.
+    // vswitchd first here; zebra also follows VNI devices that appear later (the reload step).
     frr[side].register(cleanup);
     await frr[side].start();
     hv[side] = { ns: ns[side], sw, frr: frr[side], hosts };
@@ -173,6 +173,11 @@ serialInMode('two hypervisors: VLANs span hosts over VXLAN with EVPN from FRR', 
   const local = await iperf3(a1, a2, { seconds: 5 });
   t.log(`iperf3 TCP 1 flow, fast_path ${MODE}: across VXLAN ${cross.gbps.toFixed(2)} Gbit/s (${cross.retransmits} retr), same hypervisor ${local.gbps.toFixed(2)} Gbit/s`);
   t.true(cross.gbps > 0 && cross.seconds >= 4.5, 'TCP across the tunnel completed');
+  for (const h of [a, b]) {
+    const drops = Object.entries((await h.sw.portStats(TUN10)).drops).filter(([, n]) => n > 0);
+    const vni = (await tunnel(h)).vnis.find((v) => v.vni === 10010)!;
+    t.log(`${h.ns} ${TUN10} drops ${JSON.stringify(drops)}; vxlan ${JSON.stringify(vni.counters)}`);
+  }
 
   // /metrics (inside A's namespace): per-VNI tunnel counters, per-VTEP figures.
   const listen = (a.sw.config.metrics as { listen: string }).listen;
