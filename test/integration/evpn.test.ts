@@ -219,6 +219,19 @@ serialInMode('two hypervisors: VLANs span hosts over VXLAN with EVPN from FRR', 
   t.true(await pingUntil(b1, a1.ip), 'b1 reaches a1 again');
 
   mark('FRR back');
+  // A restart that keeps the datapath (re-exec in place): the tunnel's devices are taken
+  // over as they are, zebra sees no flap, A's MACs stay remote on B and traffic flows.
+  const before = (await run(['ip', '-j', 'link', 'show', 'dev', 'vsw-vx10010'], { ns: b.ns })).stdout;
+  await b.sw.ctl('restart');
+  await sleep(500);
+  await b.sw.waitReady(20_000);
+  t.is((await run(['ip', '-j', 'link', 'show', 'dev', 'vsw-vx10010'], { ns: b.ns })).stdout, before, "B's VXLAN device is the same one");
+  t.true((await waitFor(() => b.sw.fdb(), (rows) => entry(rows, a1.mac)?.vtep === VTEP.a, 10_000)).ok, 'a1 is still remote on B after the restart');
+  t.true(await pingUntil(b1, a1.ip), 'b1 reaches a1 after the restart');
+  const onAAfter = await a.frr.vtysh('show evpn mac vni 10010');
+  t.regex(onAAfter, new RegExp(`${b1.mac}\\s+remote`), "A's FRR still has b1");
+  mark('restart');
+
   // Reload: VNI 10020 leaves B's config (its tunnel port and kernel objects go), then comes back.
   const withVnis = (vnis: { vlan: number; vni: number }[]) =>
     writeFileSync(b.sw.configPath, stringify({ ...b.sw.config, vxlan: { local: VTEP.b, vnis } }));

@@ -21,7 +21,7 @@ function fakeChild(): ChildProcessWithoutNullStreams & { written: string[] } {
   return child;
 }
 
-async function setup(dump = '') {
+async function setup(dump = '', reconcile = true) {
   const commands: string[] = [];
   const children: Record<string, ReturnType<typeof fakeChild>> = {};
   const remote: [number, string, string | undefined][] = [];
@@ -36,6 +36,7 @@ async function setup(dump = '') {
     spawn: (_cmd, args) => (children[args.includes('monitor') ? 'monitor' : 'batch'] = fakeChild()),
   });
   await evpn.start();
+  if (reconcile) await evpn.reconcile();
   const feed = async (...lines: string[]) => {
     (children.monitor!.stdout as unknown as PassThrough).write(lines.join('\n') + '\n');
     await new Promise((r) => setImmediate(r));
@@ -95,6 +96,15 @@ test('the full dump at start finds what zebra installed before', async (t) => {
   const { evpn, remote } = await setup(`${M} dev vsw-vx10010 extern_learn master vsw-br10010 \n${M} dev vsw-vx10010 dst 10.255.0.3 self extern_learn \n00:00:00:00:00:00 dev vsw-vx10010 dst 10.255.0.3 self permanent\naa:bb:cc:00:00:01 dev vsw-vx10010 master vsw-br10010 permanent\n`);
   t.deepEqual(remote, [[10, M, '10.255.0.3']]);
   t.deepEqual(evpn.status().vnis[0]?.flood_list, ['10.255.0.3']);
+});
+
+test('reconcile deletes static entries on the advertise port that this run did not write', async (t) => {
+  const { children, evpn } = await setup(`${M} dev vsw-tb10010 master vsw-br10010 static\n02:00:00:00:0a:02 dev vsw-tb10010 master vsw-br10010 static\n`, false);
+  evpn.setLocal(10, '02:00:00:00:0a:02', true);
+  await evpn.reconcile();
+  await new Promise((r) => setImmediate(r));
+  t.true(children.batch!.written.includes(`fdb del ${M} dev vsw-tb10010 master`), JSON.stringify(children.batch!.written));
+  t.false(children.batch!.written.includes('fdb del 02:00:00:00:0a:02 dev vsw-tb10010 master'));
 });
 
 test('a reload removes a VNI (its remote MACs go) and adds another', async (t) => {

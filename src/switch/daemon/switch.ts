@@ -201,8 +201,10 @@ export class Switch implements SwitchApi {
       if (config.vxlan) {
         this.evpn = new Evpn({ config: config.vxlan, log, onRemote: (vlan, mac, vtep) => this.onRemote(vlan, mac, vtep) });
         await this.evpn.start();
-        for (const p of this.evpn.tunnelPorts()) await this.ports.add(p, false);
+        // Adopted like configured ports after a restart: the devices were taken over as they are.
+        for (const p of this.evpn.tunnelPorts()) await this.ports.add(p, false, undefined, undefined, this.adoptFor(p.name));
         this.advertiseExisting();
+        await this.evpn.reconcile();
       }
       this.bonds = new BondManager({
         datapath: this.datapath,
@@ -330,6 +332,7 @@ export class Switch implements SwitchApi {
   restartKeepingDatapath(reexec: boolean): never {
     if (this.agingTimer) clearInterval(this.agingTimer);
     this.monitor?.stop();
+    this.evpn?.detach();
     this.publishHandover();
     this.log.info({ reexec, handed_over: this.ports.list().length }, 'restarting: the datapath stays and is handed to the next daemon');
     if (reexec) this.handover.reexec([process.execPath, ...process.execArgv, ...process.argv.slice(1)]);
@@ -566,6 +569,7 @@ export class Switch implements SwitchApi {
         changes.push(`vni of vlan ${p.vlan} added (${p.name})`);
       }
       this.advertiseExisting();
+      await this.evpn.reconcile();
       return;
     }
     if (!this.evpn) return;
@@ -573,6 +577,7 @@ export class Switch implements SwitchApi {
     for (const p of added) await this.ports.add(p, false);
     changes.push(...done);
     this.advertiseExisting();
+    if (added.length) await this.evpn.reconcile();
     if (!next.vxlan) {
       await this.evpn.stop();
       this.evpn = undefined;

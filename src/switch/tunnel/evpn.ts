@@ -201,11 +201,28 @@ export class Evpn {
     return [...this.vnis.values()].flatMap((v) => [...v.remote].map(([mac, vtep]) => ({ vlan: v.vlan, mac, vtep })));
   }
 
+  /** Creates (or takes over) the VNIs' devices and starts the writer and the monitor; then the switch adds the tunnel ports, re-advertises its MACs and calls reconcile(). */
   async start(): Promise<void> {
     for (const v of this.config.vnis) await this.addVni(v.vni, v.vlan);
     this.startBatch();
     this.startMonitor();
+  }
+
+  /**
+   * The full dump: what zebra installed before (or while the monitor was away), and static
+   * entries on the advertise ports that are not the switch's any more (a run before this
+   * one advertised them) are deleted.
+   */
+  async reconcile(): Promise<void> {
     await this.dump();
+    let stale = 0;
+    for (const v of this.vnis.values())
+      for (const [mac, dev] of v.bridgePort)
+        if (dev === v.names.adv && !this.advertised.has(`${v.vni}/${mac}`)) {
+          this.batch?.stdin.write(`fdb del ${mac} dev ${v.names.adv} master\n`);
+          stale++;
+        }
+    if (stale) this.opts.log.info({ stale }, 'vxlan: removed local MACs an earlier run advertised');
   }
 
   /** Reload: VNIs added and removed; a new local address or port rebuilds every VNI. Returns what changed. */
@@ -228,14 +245,20 @@ export class Evpn {
       added.push({ name: tunnelNames(v.vni).port, type: 'veth', vlan: v.vlan });
       changes.push(`vni ${v.vni} (vlan ${v.vlan}) added`);
     }
-    if (added.length) await this.dump();
     return { added, changes };
   }
 
   private async addVni(vni: number, vlan: number): Promise<void> {
     const n = tunnelNames(vni);
     const { local, port } = this.config;
-    // Left by a run that was killed: ours by name.
+    // After a restart that kept the datapath (or a crash) the devices are there: taken over
+    // as they are when they match, so zebra sees no flap and the tunnel port keeps its link.
+    if (await this.matches(vni, n)) {
+      this.vnis.set(vni, new VniState(vni, vlan, n));
+      this.opts.log.info({ vni, vlan, devices: n }, 'vxlan: VNI taken over (its devices were there)');
+      return;
+    }
+    // Left by an earlier run, not as configured now: ours by name.
     for (const dev of [n.port, n.vxlan, n.bridge]) await this.sh('ip', ['link', 'del', dev]).catch(() => undefined);
     await this.sh('ip', ['link', 'add', n.bridge, 'type', 'bridge']);
     await this.sh('ip', ['link', 'add', n.vxlan, 'type', 'vxlan', 'id', String(vni), 'local', local, 'dstport', String(port), 'nolearning']);
@@ -249,6 +272,20 @@ export class Evpn {
     for (const dev of [n.bridge, n.vxlan, n.adv, n.port]) await this.sh('ip', ['link', 'set', dev, 'up']);
     this.vnis.set(vni, new VniState(vni, vlan, n));
     this.opts.log.info({ vni, vlan, local, port, devices: n }, 'vxlan: VNI up');
+  }
+
+  /** Whether the VNI's four devices exist, the VXLAN device with this VNI, address and port, in its bridge. */
+  private async matches(vni: number, n: TunnelNames): Promise<boolean> {
+    try {
+      const links = JSON.parse(await this.sh('ip', ['-d', '-j', 'link', 'show', 'dev', n.vxlan])) as { master?: string; linkinfo?: { info_kind?: string; info_data?: { id?: number; local?: string; port?: number } } }[];
+      const vx = links[0];
+      const d = vx?.linkinfo?.info_data;
+      if (vx?.linkinfo?.info_kind !== 'vxlan' || d?.id !== vni || d.local !== this.config.local || d.port !== this.config.port || vx.master !== n.bridge) return false;
+      for (const dev of [n.port, n.adv]) await this.sh('ip', ['link', 'show', 'dev', dev]);
+      return true;
+    } catch {
+      return false;
+    }
   }
 
   private async removeVni(vni: number): Promise<void> {
@@ -407,6 +444,13 @@ export class Evpn {
       vteps: [...vteps.values()].sort((a, b) => (a.vtep < b.vtep ? -1 : 1)),
       events: { ...this.counters },
     };
+  }
+
+  /** A restart that keeps the datapath: the processes go, the devices and entries stay for the next daemon. */
+  detach(): void {
+    this.stopping = true;
+    this.monitor?.kill();
+    this.batch?.stdin.end();
   }
 
   /** Takes the kernel objects down (after the switch removed the tunnel ports). */
