@@ -679,3 +679,12 @@ test('vxlan: an unknown key', (t) => {
     message: 'unknown key (expected one of: local, port, vnis)',
   });
 });
+
+test('vxlan: a port may not take a tunnel device name', (t) => {
+  assertOneIssue(t, yaml('ports:', '  - { name: vsw-tn10010, vlan: 10 }'), {
+    line: 2,
+    column: 13,
+    path: 'ports[0].name',
+    message: '"vsw-tn10010" is the name of a VXLAN tunnel device vswitchd creates',
+  });
+});

@@ -700,9 +700,14 @@ function checkStatic(raw: Raw, names: Map<string, NameUse>, memberOf: Map<string
   return problems;
 }
 
-/** A VLAN has at most one VNI and a VNI one VLAN. */
+/** A VLAN has at most one VNI and a VNI one VLAN; the tunnel devices' names are vswitchd's (tunnel/evpn.ts tunnelNames). */
 function checkVnis(raw: Raw, loc: Locator): Problem[] {
   const problems: Problem[] = [];
+  for (const [i, port] of records(raw, 'ports')) {
+    const name = stringAt(port, 'name');
+    if (name !== undefined && /^vsw-(br|vx|tn|tb)\d+$/.test(name))
+      problems.push({ path: ['ports', i, 'name'], message: `"${name}" is the name of a VXLAN tunnel device vswitchd creates (vsw-br/vx/tn/tb<vni>); name the port otherwise` });
+  }
   const seen = { vlan: new Map<unknown, Path>(), vni: new Map<unknown, Path>() };
   for (const [k, entry] of records(raw['vxlan'], 'vnis')) {
     for (const key of ['vlan', 'vni'] as const) {
