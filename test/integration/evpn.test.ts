@@ -178,9 +178,9 @@ serialInMode('two hypervisors: VLANs span hosts over VXLAN with EVPN from FRR', 
   t.log(`iperf3 TCP 1 flow, fast_path ${MODE}: across VXLAN ${cross.gbps.toFixed(2)} Gbit/s (${cross.retransmits} retr), same hypervisor ${local.gbps.toFixed(2)} Gbit/s`);
   t.true(cross.gbps > 0 && cross.seconds >= 4.5, 'TCP across the tunnel completed');
   for (const h of [a, b]) {
-    const drops = Object.entries((await h.sw.portStats(TUN10)).drops).filter(([, n]) => n > 0);
+    const drops = (await h.sw.portStats(TUN10)).drops;
     const vni = (await tunnel(h)).vnis.find((v) => v.vni === 10010)!;
-    t.log(`${h.ns} ${TUN10} drops ${JSON.stringify(drops)}; vxlan ${JSON.stringify(vni.counters)}`);
+    t.log(`${h.ns} ${TUN10} drops ${JSON.stringify(Object.entries(drops).filter(([, n]) => n > 0))}; vxlan ${JSON.stringify(vni.counters)}`);
   }
 
   // /metrics (inside A's namespace): per-VNI tunnel counters, per-VTEP figures.
@@ -215,6 +215,17 @@ serialInMode('two hypervisors: VLANs span hosts over VXLAN with EVPN from FRR', 
   const gone = await waitFor(() => b.sw.fdb(), (rows) => !rows.some((r) => r.vtep !== undefined && [a1.mac, a3.mac].includes(r.mac)), 15_000);
   t.true(gone.ok, `B's FDB has no remote entry for a1 or a3 any more: ${JSON.stringify(gone.value.filter((r) => r.vtep))}`);
   t.true((await waitFor(() => tunnel(b), (s) => s.vnis.every((v) => !v.flood_list.includes(VTEP.a)), 5_000)).ok, "B's flood lists lost A");
+  // Floods in VLAN 10 on B have no VTEP to go to now: the VXLAN device drops them, and they
+  // count as the tunnel port's drop reason tunnel_dropped.
+  const tunnelDrops = async () => ({
+    reason: (await b.sw.portStats(TUN10)).drops.tunnel_dropped ?? 0,
+    device: (await tunnel(b)).vnis.find((v) => v.vni === 10010)!.counters.tx_dropped,
+  });
+  const d0 = await tunnelDrops();
+  await arping(b1, '10.0.10.98', 3);
+  const d1 = await tunnelDrops();
+  t.true(d1.device - d0.device >= 3, `B's VXLAN device dropped the floods (${d1.device - d0.device})`);
+  t.is(d1.reason - d0.reason, d1.device - d0.device, 'each one counted as tunnel_dropped on the tunnel port');
   mark('withdrawn');
   // And back.
   await a.frr.start();

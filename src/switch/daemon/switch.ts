@@ -680,9 +680,11 @@ export class Switch implements SwitchApi {
   /** The devices whose kernel drop counters count as the port's (none for a bond). */
   private portDevices(p: Port): PortDevices {
     if (p.kind === 'bond') return {};
+    const tunnel = this.evpn?.devicesOf(p.name);
     return {
       port: deviceCounters(p.name),
       ...(p.punt ? { puntNear: deviceCounters(p.punt.near), puntFar: deviceCounters(p.punt.far) } : {}),
+      ...(tunnel ? { tunnelAdv: deviceCounters(tunnel.adv), tunnelVxlan: deviceCounters(tunnel.vxlan) } : {}),
     };
   }
 

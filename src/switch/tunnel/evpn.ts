@@ -177,6 +177,12 @@ export class Evpn {
     return [...this.vnis.values()].map((v) => ({ name: v.names.port, type: 'veth' as const, vlan: v.vlan }));
   }
 
+  /** The kernel devices behind a tunnel port. */
+  devicesOf(port: string): TunnelNames | undefined {
+    for (const v of this.vnis.values()) if (v.names.port === port) return v.names;
+    return undefined;
+  }
+
   isTunnelPort(name: string): boolean {
     return [...this.vnis.values()].some((v) => v.names.port === name);
   }
