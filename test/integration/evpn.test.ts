@@ -7,7 +7,7 @@
 import { writeFileSync } from 'node:fs';
 import test, { type ExecutionContext } from 'ava';
 import { stringify } from 'yaml';
-import { startDaemon, type Daemon, type FdbRow } from '../helpers/daemon.js';
+import { startDaemon, vswitchctl, type Daemon, type FdbRow } from '../helpers/daemon.js';
 import { startCapture } from '../helpers/frames.js';
 import { Frr, frrInstalled } from '../helpers/frr.js';
 import { addNamespace, arping, cleanupFor, iperf3, linkExists, macOf, ping, pingUntil, run, sleep, uniqueName, type Cleanup, type Host } from '../helpers/netns.js';
@@ -159,6 +159,12 @@ serialInMode('two hypervisors: VLANs span hosts over VXLAN with EVPN from FRR', 
   const ta = await tunnel(a);
   t.like(ta.vteps.find((v) => v.vtep === VTEP.b), { flood_vnis: [10010, 10020] }, 'tunnel show lists B as a VTEP of both VNIs');
   t.true((ta.vteps.find((v) => v.vtep === VTEP.b)?.remote_macs ?? 0) >= 3, 'with its remote MACs (b1, b2, b3)');
+  // The same for people: vswitchctl tunnel show and fdb show.
+  const shown = (await vswitchctl(a.sw.socketPath, ['tunnel', 'show'])).stdout;
+  t.regex(shown, new RegExp(`^vtep ${VTEP.a}, udp port 4789`), shown);
+  t.regex(shown, new RegExp(`10010\\s+10\\s+${TUN10}\\s+\\d+\\s+${VTEP.b}`), shown);
+  const fdbShown = (await vswitchctl(a.sw.socketPath, ['fdb', 'show'])).stdout;
+  t.regex(fdbShown, new RegExp(`10\\s+${b1.mac}\\s+${TUN10}\\s+false\\s+\\d+\\s+${VTEP.b}`), fdbShown);
 
   mark('fdb views');
   // Isolation: a1's ARP for an unknown address reaches A's and B's VLAN-10 hosts, no VLAN-20 host.
