@@ -136,3 +136,16 @@ test('FdbManager tells every appearance, move and removal (what the advertise po
   fdb.age();
   t.deepEqual(seen, [[10, M, 1], [10, M, 2], [10, M, undefined], [10, M, 1], [10, M, undefined]]);
 });
+
+test('a reload with another local address rebuilds every VNI; no vxlan section removes them all', async (t) => {
+  const { evpn, commands } = await setup();
+  const dropped: string[] = [];
+  const drop = async (name: string) => void dropped.push(name);
+  const r = await evpn.setConfig({ local: '10.255.0.9', port: 4789, vnis: [{ vlan: 10, vni: 10010 }] }, drop);
+  t.deepEqual(r.changes, ['vni 10010 (vlan 10) removed', 'vni 10010 (vlan 10) added']);
+  t.true(commands.includes('ip link add vsw-vx10010 type vxlan id 10010 local 10.255.0.9 dstport 4789 nolearning'));
+  const gone = await evpn.setConfig(undefined, drop);
+  t.deepEqual(gone.changes, ['vni 10010 (vlan 10) removed']);
+  t.deepEqual(dropped, ['vsw-tn10010', 'vsw-tn10010']);
+  t.deepEqual(evpn.status().vnis, []);
+});
