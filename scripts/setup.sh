@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 
 PACKAGES=(libxdp-dev libbpf-dev clang llvm xdp-tools bpftool netsniff-ng iperf3 ethtool
   iproute2 pkg-config tcpdump arping iputils-ping python3 make g++ openvswitch-switch
-  qemu-system-x86 busybox-static cpio libclang-rt-14-dev)
+  qemu-system-x86 busybox-static cpio libclang-rt-14-dev frr)
 
 say() { echo "setup: $*"; }
 
@@ -29,6 +29,8 @@ if ((${#missing[@]} > 0)); then
 else
   say "system packages present"
 fi
+# frr (the EVPN control plane of vxlan tunnels) comes with a system service that setup
+# leaves alone: vswitchd's tests run their own zebra/bgpd per namespace.
 
 if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
   say "node and npm (Node >= 20.19) are needed and not found" >&2

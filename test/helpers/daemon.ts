@@ -99,6 +99,8 @@ export interface DaemonOptions {
   logLevel?: string;
   /** Milliseconds to wait for the control socket to answer `version` (default 20 s). */
   readyTimeoutMs?: number;
+  /** Run the daemon inside this network namespace (`ip netns exec`; it mounts bpffs there itself). */
+  netns?: string;
 }
 
 export class Daemon {
@@ -113,9 +115,13 @@ export class Daemon {
     readonly socketPath: string,
     readonly config: Record<string, unknown>,
     logLevel: string,
+    readonly netns?: string,
   ) {
     const bin = join(repoRoot(), 'bin', 'vswitchd.js');
-    this.proc = spawn(process.execPath, [bin, '--config', configPath, '--log-level', logLevel], {
+    const argv = [process.execPath, bin, '--config', configPath, '--log-level', logLevel];
+    // ip netns exec execs the program: the pid is the daemon's, signals reach it.
+    const full = netns ? ['ip', 'netns', 'exec', netns, ...argv] : argv;
+    this.proc = spawn(full[0]!, full.slice(1), {
       cwd: repoRoot(),
       stdio: ['ignore', 'pipe', 'pipe'],
     });
@@ -212,7 +218,7 @@ export async function startDaemon(
   const full = await withDefaults(dir, config);
   const configPath = join(dir, 'switch.yaml');
   writeFileSync(configPath, stringify(full));
-  return launch(t, cleanup, new Daemon(dir, configPath, (full.control as { socket: string }).socket, full, opts.logLevel ?? 'debug'), opts);
+  return launch(t, cleanup, new Daemon(dir, configPath, (full.control as { socket: string }).socket, full, opts.logLevel ?? 'debug', opts.netns), opts);
 }
 
 /** Start vswitchd again on the same config file as an earlier (stopped) daemon. */

@@ -638,3 +638,55 @@ test('bridge_mac: a unicast MAC, lowercased; absent by default', (t) => {
   assertOneIssue(t, yaml('bridge_mac: 02:00:00:00:01'), { line: 1, column: 13, path: 'bridge_mac', message: 'expected a MAC address like' });
   assertOneIssue(t, yaml('bridge_mac: 5'), { line: 1, column: 13, path: 'bridge_mac', message: 'expected a MAC address like' });
 });
+
+test('vxlan: local, port (default 4789) and vnis; absent by default', (t) => {
+  t.is(parseConfig('', FILE).vxlan, undefined);
+  const config = parseConfig(yaml('vxlan:', '  local: 10.255.0.1', '  vnis:', '    - { vlan: 10, vni: 10010 }', '    - { vlan: 20, vni: 10020 }'), FILE);
+  t.deepEqual(config.vxlan, { local: '10.255.0.1', port: 4789, vnis: [{ vlan: 10, vni: 10010 }, { vlan: 20, vni: 10020 }] });
+  t.deepEqual(loadConfig(resolve('config/switch.example.yaml')).vxlan?.vnis.length, 2);
+});
+
+test('vxlan: a local address that is not IPv4', (t) => {
+  assertOneIssue(t, yaml('vxlan:', '  local: 10.255.0.300'), {
+    line: 2,
+    column: 10,
+    path: 'vxlan.local',
+    message: 'expected an IPv4 address (the VTEP, like 10.255.0.1), got "10.255.0.300"',
+  });
+});
+
+test('vxlan: a VNI out of range', (t) => {
+  assertOneIssue(t, yaml('vxlan:', '  local: 10.255.0.1', '  vnis:', '    - { vlan: 10, vni: 16777216 }'), {
+    line: 4,
+    column: 24,
+    path: 'vxlan.vnis[0].vni',
+    message: 'expected an integer in 1..16777215, got 16777216',
+  });
+});
+
+test('vxlan: a VLAN mapped to two VNIs points at the second', (t) => {
+  assertOneIssue(t, yaml('vxlan:', '  local: 10.255.0.1', '  vnis:', '    - { vlan: 10, vni: 10010 }', '    - { vlan: 10, vni: 10011 }'), {
+    line: 5,
+    column: 15,
+    path: 'vxlan.vnis[1].vlan',
+    message: 'vlan 10 is mapped twice (first at line 4)',
+  });
+});
+
+test('vxlan: an unknown key', (t) => {
+  assertOneIssue(t, yaml('vxlan:', '  local: 10.255.0.1', '  remote: 10.255.0.2'), {
+    line: 3,
+    column: 3,
+    path: 'vxlan.remote',
+    message: 'unknown key (expected one of: local, port, vnis)',
+  });
+});
+
+test('vxlan: a port may not take a tunnel device name', (t) => {
+  assertOneIssue(t, yaml('ports:', '  - { name: vsw-tn10010, vlan: 10 }'), {
+    line: 2,
+    column: 13,
+    path: 'ports[0].name',
+    message: '"vsw-tn10010" is the name of a VXLAN tunnel device vswitchd creates',
+  });
+});

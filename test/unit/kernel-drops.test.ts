@@ -35,3 +35,10 @@ test('no reason ever goes backwards, even when counters read apart dip', (t) => 
   t.is(k.reasons(2, { ...noXsk, rx_ring_full: 12 }, 0, { port: dev(8, 11) }).kernel_rx_dropped, 10);
   t.is(k.reasons(2, { ...noXsk, rx_ring_full: 12 }, 0, { port: dev(8, 25) }).kernel_rx_dropped, 13);
 });
+
+test("a tunnel port counts what its bridge side lost: the advertise end's receive and the VXLAN device's transmit drops", (t) => {
+  const k = new KernelDrops();
+  k.track(5, { port: dev(20, 0), tunnelAdv: dev(21, 1), tunnelVxlan: dev(22, 0, 4) });
+  const r = k.reasons(5, noXsk, 0, { port: dev(20, 0), tunnelAdv: dev(21, 3), tunnelVxlan: dev(22, 0, 10) });
+  t.like(r, { tunnel_dropped: 8, kernel_rx_dropped: 0, kernel_tx_dropped: 0 });
+});

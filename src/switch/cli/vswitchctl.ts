@@ -3,6 +3,7 @@ import net from 'node:net';
 import { parseArgs } from 'node:util';
 import { VERSION } from '../operate/version.js';
 import type { BondReport } from '../bond/manager.js';
+import type { TunnelStatus } from '../tunnel/evpn.js';
 
 const USAGE = `usage: vswitchctl [--socket PATH] [--json] COMMAND
 
@@ -14,10 +15,11 @@ commands:
   vlan show                               VLANs and their member ports
   bond show [NAME]                        bond legs, active leg, LACP actor/partner state, per-leg tx
   mirror show                             mirrors: selection, output, frames/bytes copied, copies lost
-  fdb show [--vlan N] [--port P]
+  fdb show [--vlan N] [--port P]         entries on a tunnel port show the remote VTEP (vtep)
   fdb flush [--vlan N] [--port P]
   fdb add MAC --vlan N --port P           a static entry
   fdb del MAC --vlan N
+  tunnel show                             VXLAN VNIs, their tunnel ports and flood lists, remote VTEPs
   stats                                   per-port counters and per-worker loop figures
   reload                                  re-read the config file and apply the difference
   restart                                 start the daemon again in place (a new build on disk too),
@@ -119,6 +121,8 @@ export function toRequest(words: string[], o: Record<string, string | undefined>
       return { cmd: 'bond.show', args: pick({ name: arg }) };
     case 'mirror show':
       return { cmd: 'mirror.show', args: {} };
+    case 'tunnel show':
+      return { cmd: 'tunnel.show', args: {} };
     case 'fdb show':
       return { cmd: 'fdb.show', args: pick({ vlan, port: o.port }) };
     case 'fdb flush':
@@ -207,6 +211,14 @@ function render(cmd: string, result: unknown): string {
       bytes: m.bytes,
       lost: m.lost,
     })));
+  }
+  if (cmd === 'tunnel.show') {
+    const r = result as TunnelStatus;
+    if (r.local === null) return 'no vxlan tunnels configured\n';
+    const head = `vtep ${r.local}, udp port ${r.port}\n`;
+    const vnis = table(r.vnis.map((v) => ({ vni: v.vni, vlan: v.vlan, port: v.port, remote_macs: v.remote_macs, flood_list: v.flood_list.join(' ') || '-' })));
+    const vteps = r.vteps.length ? table(r.vteps.map((v) => ({ vtep: v.vtep, remote_macs: v.remote_macs, flood_vnis: v.flood_vnis.join(' ') || '-' }))) : 'no remote VTEPs\n';
+    return `${head}${vnis}\n${vteps}`;
   }
   if (cmd === 'reload') {
     const r = result as { changes: string[]; needsRestart: string[] };

@@ -71,6 +71,20 @@ export const MAX_MIRRORS = 32;
  */
 export type FastPathMode = 'auto' | 'tc' | 'xdp' | 'off';
 
+/** A VLAN carried across hosts in a VXLAN VNI (src/switch/tunnel/evpn.ts). */
+export interface VniConfig {
+  vlan: number;
+  vni: number;
+}
+
+export interface VxlanConfig {
+  /** This host's VTEP address (IPv4, on lo or the underlay). */
+  local: string;
+  /** UDP destination port. */
+  port: number;
+  vnis: VniConfig[];
+}
+
 export interface SwitchConfig {
   bridge: string;
   /** The internal port's MAC; absent: derived from the bridge name and the machine id (l2/mac.ts bridgeMac). */
@@ -84,6 +98,8 @@ export interface SwitchConfig {
   ports: PortConfig[];
   bonds: BondConfig[];
   mirrors: MirrorConfig[];
+  /** VXLAN tunnels with an EVPN control plane (FRR); absent: every VLAN stays on this host. */
+  vxlan?: VxlanConfig;
 }
 
 export interface ConfigIssue {
@@ -297,6 +313,15 @@ const mirrorSchema = section({
   output: nameSchema,
 });
 
+const IPV4_RE = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
+export const VNI_MAX = 16_777_215;
+
+const vxlanSchema = section({
+  local: z.string({ error: expected('an IPv4 address (the VTEP, like 10.255.0.1)') }).regex(IPV4_RE),
+  port: intIn(1, 65535).default(4789),
+  vnis: emptyAsDefault(z.array(section({ vlan: vlanSchema, vni: intIn(1, VNI_MAX) }), { error: expected('a list of { vlan, vni } entries') }).default([])),
+});
+
 const configSchema = section({
   bridge: nameSchema.default(DEFAULT_BRIDGE),
   // Format and unicast rule: a cross-field check (macProblem), like a static entry's MAC.
@@ -331,6 +356,7 @@ const configSchema = section({
   ports: emptyAsDefault(z.array(portSchema, { error: expected('a list of ports') }).default([])),
   bonds: emptyAsDefault(z.array(bondSchema, { error: expected('a list of bonds') }).default([])),
   mirrors: emptyAsDefault(z.array(mirrorSchema, { error: expected('a list of mirrors') }).default([])),
+  vxlan: vxlanSchema.optional(),
 });
 
 // ---------------------------------------------------------------------------
@@ -774,6 +800,28 @@ function checkMirrors(raw: Raw, names: Map<string, NameUse>, memberOf: Map<strin
   return problems;
 }
 
+/** A VLAN has at most one VNI and a VNI one VLAN; the tunnel devices' names are vswitchd's (tunnel/evpn.ts tunnelNames). */
+function checkVnis(raw: Raw, loc: Locator): Problem[] {
+  const problems: Problem[] = [];
+  for (const [i, port] of records(raw, 'ports')) {
+    const name = stringAt(port, 'name');
+    if (name !== undefined && /^vsw-(br|vx|tn|tb)\d+$/.test(name))
+      problems.push({ path: ['ports', i, 'name'], message: `"${name}" is the name of a VXLAN tunnel device vswitchd creates (vsw-br/vx/tn/tb<vni>); name the port otherwise` });
+  }
+  const seen = { vlan: new Map<unknown, Path>(), vni: new Map<unknown, Path>() };
+  for (const [k, entry] of records(raw['vxlan'], 'vnis')) {
+    for (const key of ['vlan', 'vni'] as const) {
+      const value = entry[key];
+      if (typeof value !== 'number') continue;
+      const path: Path = ['vxlan', 'vnis', k, key];
+      const first = seen[key].get(value);
+      if (first !== undefined) problems.push({ path, message: `${key} ${value} is mapped twice (first at line ${loc.line(first)})` });
+      else seen[key].set(value, path);
+    }
+  }
+  return problems;
+}
+
 function crossFieldProblems(raw: Raw, loc: Locator): Problem[] {
   const { problems: nameProblems, names } = checkNames(raw, loc);
   const { problems: bondProblems, memberOf } = checkBonds(raw, names, loc);
@@ -785,6 +833,7 @@ function crossFieldProblems(raw: Raw, loc: Locator): Problem[] {
     ...checkStatic(raw, names, memberOf, loc),
     ...checkMirrors(raw, names, memberOf, loc),
     ...checkPortSlots(raw),
+    ...checkVnis(raw, loc),
   ];
 }
 

@@ -20,6 +20,7 @@ import { BondManager, readCarrier } from '../bond/manager.js';
 import { CreatedDevices, PortTable, bondPortConfig, type AdoptedPort, type Port } from '../ports/ports.js';
 import { Supervisor } from '../datapath/supervisor.js';
 import { MirrorTable, type MirrorRow } from './mirrors.js';
+import { Evpn, type TunnelStatus } from '../tunnel/evpn.js';
 import { FDB_FLAG_STATIC, type Clock, type FdbEntry, type FdbTable, type LearnEvent } from '../types.js';
 
 const LIBXDP_DIR = '/sys/fs/bpf/xdp';
@@ -60,6 +61,8 @@ export class Switch implements SwitchApi {
   readonly fdb: FdbManager;
   readonly clock: Clock;
   private bonds?: BondManager;
+  /** VXLAN tunnels and FRR's control surface (config key vxlan). */
+  private evpn?: Evpn;
   private readonly internalTapFd: number;
   private supervisor?: Supervisor;
   private control?: ControlServer;
@@ -157,6 +160,7 @@ export class Switch implements SwitchApi {
         if (full) log.warn({ port: name }, 'port at its MAC limit: frames from new sources are dropped (mac_limit) until entries age out');
         else log.info({ port: name }, 'port below its MAC limit again: learning');
       },
+      onChange: (vlan, mac, port) => this.onFdbChange(vlan, mac, port),
     });
     if (this.handed && state?.fdbStats) Object.assign(this.fdb.stats, state.fdbStats);
     this.mirrorTable = new MirrorTable((slot) => this.datapath.mirrorCounters(slot));
@@ -200,6 +204,14 @@ export class Switch implements SwitchApi {
       const others = config.ports.filter((p) => p.name !== config.bridge);
       for (const p of others.filter((q) => this.handed?.has(q.name))) await this.ports.add(p, false, undefined, undefined, this.adoptFor(p.name));
       for (const p of others.filter((q) => !this.handed?.has(q.name))) await this.ports.add(p, false);
+      if (config.vxlan) {
+        this.evpn = new Evpn({ config: config.vxlan, log, onRemote: (vlan, mac, vtep) => this.onRemote(vlan, mac, vtep) });
+        await this.evpn.start();
+        // Adopted like configured ports after a restart: the devices were taken over as they are.
+        for (const p of this.evpn.tunnelPorts()) await this.ports.add(p, false, undefined, undefined, this.adoptFor(p.name));
+        this.advertiseExisting();
+        await this.evpn.reconcile();
+      }
       this.bonds = new BondManager({
         datapath: this.datapath,
         ports: this.ports,
@@ -217,6 +229,7 @@ export class Switch implements SwitchApi {
     this.bonds!.start();
     this.publishHandover();
     this.agingTimer = setInterval(() => {
+      this.refreshRemote();
       this.fdb.age();
       this.saveState();
     }, 1000);
@@ -326,6 +339,7 @@ export class Switch implements SwitchApi {
   restartKeepingDatapath(reexec: boolean): never {
     if (this.agingTimer) clearInterval(this.agingTimer);
     this.monitor?.stop();
+    this.evpn?.detach();
     this.publishHandover();
     this.log.info({ reexec, handed_over: this.ports.list().length }, 'restarting: the datapath stays and is handed to the next daemon');
     if (reexec) this.handover.reexec([process.execPath, ...process.execArgv, ...process.argv.slice(1)]);
@@ -494,6 +508,7 @@ export class Switch implements SwitchApi {
     const wanted = new Map(next.ports.filter((p) => p.name !== next.bridge).map((p) => [p.name, p]));
     for (const port of this.ports.list()) {
       if (port.bond || port.kind === 'bond') continue;  // bonds change with a restart
+      if (this.evpn?.isTunnelPort(port.name)) continue;  // the vxlan key's, below
       if (port.kind === 'internal') {
         const cfg = next.ports.find((p) => p.name === port.name) ?? { name: port.name, type: 'internal' as const };
         if (!samePortConfig(port.cfg, cfg)) this.changePortVlan(port, cfg, changes);
@@ -515,6 +530,7 @@ export class Switch implements SwitchApi {
       await this.ports.add(cfg, false);
       changes.push(`port ${cfg.name} added`);
     }
+    await this.applyVxlan(next, changes);
     if (next.fdb.aging !== prev.fdb.aging) {
       this.fdb.setAging(next.fdb.aging * 1000);
       changes.push(`fdb.aging ${prev.fdb.aging} -> ${next.fdb.aging}`);
@@ -577,6 +593,80 @@ export class Switch implements SwitchApi {
     }
   }
 
+  /** VNIs added and removed at a reload (each with its tunnel port); the section added or removed too. */
+  private async applyVxlan(next: SwitchConfig, changes: string[]): Promise<void> {
+    const dropByName = async (name: string) => {
+      const port = this.ports.byName(name);
+      if (port) await this.dropPort(port);
+    };
+    if (!this.evpn && next.vxlan) {
+      this.evpn = new Evpn({ config: next.vxlan, log: this.log, onRemote: (vlan, mac, vtep) => this.onRemote(vlan, mac, vtep) });
+      await this.evpn.start();
+      for (const p of this.evpn.tunnelPorts()) {
+        await this.ports.add(p, false);
+        changes.push(`vni of vlan ${p.vlan} added (${p.name})`);
+      }
+      this.advertiseExisting();
+      await this.evpn.reconcile();
+      return;
+    }
+    if (!this.evpn) return;
+    const { added, changes: done } = await this.evpn.setConfig(next.vxlan, dropByName);
+    for (const p of added) await this.ports.add(p, false);
+    changes.push(...done);
+    this.advertiseExisting();
+    if (added.length) await this.evpn.reconcile();
+    if (!next.vxlan) {
+      await this.evpn.stop();
+      this.evpn = undefined;
+    }
+  }
+
+  /**
+   * A local MAC in a VLAN with a VNI is advertised to FRR, one that went or moved onto a
+   * tunnel port is withdrawn (src/switch/tunnel/evpn.ts).
+   */
+  private onFdbChange(vlan: number, mac: string, port: number | undefined): void {
+    const evpn = this.evpn;
+    if (!evpn) return;
+    const name = port === undefined ? undefined : this.ports?.get(port)?.name;
+    evpn.setLocal(vlan, mac, name !== undefined && !evpn.isTunnelPort(name));
+  }
+
+  /** MACs learned before a VNI's control surface existed (learning runs while ports are added). */
+  private advertiseExisting(): void {
+    for (const e of this.fdb.entries()) this.onFdbChange(e.vlan, e.mac, e.port);
+  }
+
+  /** zebra installed a remote MAC (behind vtep) or took it away: the FDB follows on the tunnel port. */
+  private onRemote(vlan: number, mac: string, vtep: string | undefined): void {
+    const name = this.evpn?.portOfVlan(vlan);
+    const port = name === undefined ? undefined : this.ports.byName(name);
+    if (!port) return;
+    if (vtep) {
+      const result = this.fdb.learn({ vlan, mac, port: port.index });
+      this.learnResults[result] = (this.learnResults[result] ?? 0) + 1;
+    } else {
+      this.fdb.forget(vlan, mac, port.index);
+    }
+  }
+
+  /** Remote MACs stay while zebra has them, traffic or not. */
+  private refreshRemote(): void {
+    if (!this.evpn) return;
+    const cutoff = this.clock.nowMs() - this.fdb.agingMsNow / 2;
+    for (const r of this.evpn.remoteEntries()) {
+      const port = this.ports.byName(this.evpn.portOfVlan(r.vlan) ?? '');
+      if (!port) continue;
+      const e = this.fdb.tableEntry(r.vlan, r.mac);
+      if (!e || e.port !== port.index || e.lastSeenMs < cutoff) this.fdb.learn({ vlan: r.vlan, mac: r.mac, port: port.index });
+    }
+  }
+
+  tunnelStatus(): TunnelStatus | undefined {
+    return this.evpn?.status();
+  }
+
   private changePortVlan(port: Port, cfg: PortConfig, changes: string[]): void {
     this.ports.setVlan(port, cfg);
     // Its MACs were learned in the old VLANs.
@@ -631,9 +721,11 @@ export class Switch implements SwitchApi {
   /** The devices whose kernel drop counters count as the port's (none for a bond). */
   private portDevices(p: Port): PortDevices {
     if (p.kind === 'bond') return {};
+    const tunnel = this.evpn?.devicesOf(p.name);
     return {
       port: deviceCounters(p.name),
       ...(p.punt ? { puntNear: deviceCounters(p.punt.near), puntFar: deviceCounters(p.punt.far) } : {}),
+      ...(tunnel ? { tunnelAdv: deviceCounters(tunnel.adv), tunnelVxlan: deviceCounters(tunnel.vxlan) } : {}),
     };
   }
 
@@ -715,7 +807,15 @@ export class Switch implements SwitchApi {
         port: this.ports.get(e.port)?.name ?? `#${e.port}`,
         static: (e.flags & FDB_FLAG_STATIC) !== 0,
         age_s: Math.max(0, Math.round((now - e.lastSeenMs) / 1000)),
+        ...this.remoteColumn(e),
       }));
+  }
+
+  /** Entries on a tunnel port are remote: behind the VTEP zebra names (unknown: learned from traffic only). */
+  private remoteColumn(e: FdbEntry): { vtep?: string } {
+    const name = this.ports.get(e.port)?.name;
+    if (!this.evpn || name === undefined || !this.evpn.isTunnelPort(name)) return {};
+    return { vtep: this.evpn.remoteOf(e.vlan, e.mac) ?? 'unknown' };
   }
 
   async stop(): Promise<void> {
@@ -729,6 +829,7 @@ export class Switch implements SwitchApi {
     for (const p of this.ports.list().reverse()) {
       await this.ports.remove(p.index).catch((err: unknown) => this.log.error({ port: p.name, err }, 'removing port failed'));
     }
+    await this.evpn?.stop();
     this.datapath.close();
     // A stop hands nothing over: the store's copies go (systemd closes them on a stop anyway).
     this.handover.clear();

@@ -28,6 +28,11 @@ export interface FdbManagerOptions {
    * the control plane an event per frame).
    */
   onPortFull?: (port: number, full: boolean) => void;
+  /**
+   * Told after an entry appeared, moved (port: where it is now) or went (port undefined):
+   * the EVPN control surface advertises local MACs from it (src/switch/tunnel/evpn.ts).
+   */
+  onChange?: (vlan: number, mac: Mac, port: number | undefined) => void;
 }
 
 export interface FdbStats {
@@ -65,9 +70,11 @@ export class FdbManager {
   private readonly dynamicCountByPort = new Map<number, number>();
   private readonly fullPorts = new Set<number>();
   private readonly onPortFull: (port: number, full: boolean) => void;
+  private readonly onChange: (vlan: number, mac: Mac, port: number | undefined) => void;
 
   constructor(opts: FdbManagerOptions) {
     this.onPortFull = opts.onPortFull ?? (() => undefined);
+    this.onChange = opts.onChange ?? (() => undefined);
     this.table = opts.table;
     this.clock = opts.clock;
     this.agingMs = opts.agingMs;
@@ -98,6 +105,7 @@ export class FdbManager {
     if (this.countByPort(port) >= this.maxPerPort) return this.reject('port-limit');
     if (!this.table.put(vlan, mac, port, 0)) return this.reject('table-full');
     this.adjustCount(port, +1);
+    this.onChange(vlan, mac, port);
     if (existing) {
       this.adjustCount(existing.port, -1);
       this.stats.moved++;
@@ -121,6 +129,7 @@ export class FdbManager {
     const existing = this.table.get(vlan, canonical);
     if (!this.table.put(vlan, canonical, port, FDB_FLAG_STATIC)) return false;
     if (existing && !isStatic(existing)) this.adjustCount(existing.port, -1);
+    this.onChange(vlan, canonical, port);
     return true;
   }
 
@@ -129,7 +138,16 @@ export class FdbManager {
     const canonical = parseMac(mac);
     const existing = this.table.get(vlan, canonical);
     if (!existing || !isStatic(existing)) return false;
-    return this.table.delete(vlan, canonical);
+    if (!this.table.delete(vlan, canonical)) return false;
+    this.onChange(vlan, canonical, undefined);
+    return true;
+  }
+
+  /** Removes the dynamic entry of <vlan, mac> if it is on this port (a remote MAC withdrawn); true if it was. */
+  forget(vlan: number, mac: Mac, port: number): boolean {
+    const existing = this.table.get(vlan, mac);
+    if (!existing || isStatic(existing) || existing.port !== port) return false;
+    return this.removeDynamic(existing);
   }
 
   /**
@@ -180,6 +198,16 @@ export class FdbManager {
     return this.upPorts.has(port);
   }
 
+  /** The aging time in force. */
+  get agingMsNow(): number {
+    return this.agingMs;
+  }
+
+  /** The table's entry for <vlan, mac>, if any. */
+  tableEntry(vlan: number, mac: Mac): FdbEntry | undefined {
+    return this.table.get(vlan, mac);
+  }
+
   /** Takes effect at the next age(). */
   setAging(ms: number): void {
     this.agingMs = ms;
@@ -222,6 +250,7 @@ export class FdbManager {
   private removeDynamic(entry: FdbEntry): boolean {
     if (!this.table.delete(entry.vlan, entry.mac)) return false;
     this.adjustCount(entry.port, -1);
+    this.onChange(entry.vlan, entry.mac, undefined);
     return true;
   }
 

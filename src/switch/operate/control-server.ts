@@ -82,6 +82,7 @@ const handlers: Record<string, Handler> = {
   'vlan.show': (sw) => sw.vlans(),
   'bond.show': (sw, args) => sw.bondStatus(optString(args, 'name')),
   'mirror.show': (sw) => sw.mirrors(),
+  'tunnel.show': (sw) => sw.tunnelStatus() ?? { local: null, port: null, vnis: [], vteps: [] },
   stats: (sw) => {
     const restarts = sw.workerRestarts();
     return {

@@ -2,6 +2,7 @@
 // collect() reads them at scrape time, so a scrape never stops a worker.
 import http from 'node:http';
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+import type { TunnelStatus, VxlanCounters } from '../tunnel/evpn.js';
 import type { SwitchApi } from './switch-api.js';
 import type { BondLegStatus } from '../bond/policy.js';
 import type { WorkerCounters } from '../datapath/native.js';
@@ -210,6 +211,39 @@ export function buildRegistry(sw: SwitchApi): Registry {
     if (kind === 'gauge') new Gauge({ ...cfg, collect() { collect(this); } });
     else new Counter({ ...cfg, collect() { collect(this); } });
   };
+  // VXLAN tunnels (src/switch/tunnel/evpn.ts): per VNI the VXLAN device's counters, per remote VTEP what zebra told.
+  const perVni = (name: string, help: string, fields: Record<string, keyof VxlanCounters>) =>
+    new Counter({
+      name, help, labelNames: ['vni', 'direction'], registers: [registry],
+      collect() {
+        this.reset();
+        for (const v of sw.tunnelStatus()?.vnis ?? [])
+          for (const [direction, field] of Object.entries(fields)) this.inc({ vni: String(v.vni), direction }, v.counters[field]);
+      },
+    });
+  perVni('vswitchd_vxlan_packets_total', 'Frames encapsulated towards remote VTEPs (tx) and decapsulated from them (rx), per VNI', { rx: 'rx_packets', tx: 'tx_packets' });
+  perVni('vswitchd_vxlan_bytes_total', 'Bytes of those frames (inner frames), per VNI', { rx: 'rx_bytes', tx: 'tx_bytes' });
+  perVni('vswitchd_vxlan_drops_total', 'Frames the VXLAN device lost (tx: no VTEP for the MAC, no route to the VTEP, errors; rx: dropped, errors), per VNI', { rx: 'rx_dropped', tx: 'tx_dropped', rx_errors: 'rx_errors', tx_errors: 'tx_errors' });
+  const perVtep = (name: string, help: string, value: (v: TunnelStatus['vteps'][number]) => number) =>
+    new Gauge({
+      name, help, labelNames: ['vtep'], registers: [registry],
+      collect() {
+        this.reset();
+        for (const v of sw.tunnelStatus()?.vteps ?? []) this.set({ vtep: v.vtep }, value(v));
+      },
+    });
+  perVtep('vswitchd_vxlan_vtep_remote_macs', 'MACs zebra says are behind the remote VTEP', (v) => v.remote_macs);
+  perVtep('vswitchd_vxlan_vtep_flood_vnis', "VNIs whose flood list has the remote VTEP (its type-3 routes)", (v) => v.flood_vnis.length);
+  new Counter({
+    name: 'vswitchd_vxlan_events_total',
+    help: 'EVPN control-surface events: local MACs advertised to and withdrawn from FRR, remote MACs added and removed',
+    labelNames: ['event'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const [event, n] of Object.entries(sw.tunnelStatus()?.events ?? {})) this.inc({ event }, n);
+    },
+  });
   const flag = (on: boolean) => (on ? 1 : 0);
   perLeg('gauge', 'vswitchd_bond_leg_carrier', "1 when the leg's device has carrier (after updelay/downdelay)", (l) => flag(l.carrierUp));
   perLeg('gauge', 'vswitchd_bond_leg_usable', "1 when the leg carries the bond's traffic (carrier, and LACP collecting/distributing on an LACP bond)", (l) => flag(l.usable));

@@ -7,6 +7,7 @@ import type { PortCounters, WorkerCounters } from '../datapath/native.js';
 import type { FdbManager } from '../l2/fdb.js';
 import type { Port } from '../ports/ports.js';
 import type { MirrorConfig } from '../config/config.js';
+import type { TunnelStatus } from '../tunnel/evpn.js';
 
 export interface ReloadResult {
   changes: string[];
@@ -19,6 +20,8 @@ export interface FdbRow {
   port: string;
   static: boolean;
   age_s: number;
+  /** On a tunnel port: the remote VTEP the MAC is behind ('unknown' when zebra has not named it). */
+  vtep?: string;
 }
 
 export interface VlanRow {
@@ -57,4 +60,6 @@ export interface SwitchApi {
   mirrorRole(name: string): 'output' | 'source' | undefined;
   /** Times each datapath worker died and was started again. */
   workerRestarts(): number[];
+  /** VXLAN VNIs, VTEPs and flood lists; undefined without a vxlan section. */
+  tunnelStatus(): TunnelStatus | undefined;
 }

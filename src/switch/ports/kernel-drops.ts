@@ -30,6 +30,7 @@ export const KERNEL_DROP_REASONS = [
   'kernel_tx_dropped',
   'punt_dropped',
   'redirect_failed',
+  'tunnel_dropped',
 ] as const;
 export type KernelDropReason = (typeof KERNEL_DROP_REASONS)[number];
 
@@ -50,6 +51,9 @@ export interface PortDevices {
   port?: DeviceCounters;
   puntNear?: DeviceCounters;
   puntFar?: DeviceCounters;
+  /** A VXLAN tunnel port's far side: the bridge's end of its pair (receive) and the VXLAN device (transmit: no VTEP for the MAC). */
+  tunnelAdv?: DeviceCounters;
+  tunnelVxlan?: DeviceCounters;
 }
 
 /** One instance per switch; ports are known by index, as their other counters are. */
@@ -93,6 +97,8 @@ export class KernelDrops {
     this.device(index, 'port', devices.port);
     this.device(index, 'puntNear', devices.puntNear);
     this.device(index, 'puntFar', devices.puntFar);
+    this.device(index, 'tunnelAdv', devices.tunnelAdv);
+    this.device(index, 'tunnelVxlan', devices.tunnelVxlan);
   }
 
   /** The port's kernel drop reasons; xsk and redirectFailed come from the datapath. */
@@ -100,6 +106,8 @@ export class KernelDrops {
     const port = this.device(index, 'port', devices.port);
     const near = this.device(index, 'puntNear', devices.puntNear);
     const far = this.device(index, 'puntFar', devices.puntFar);
+    const adv = this.device(index, 'tunnelAdv', devices.tunnelAdv);
+    const vxlan = this.device(index, 'tunnelVxlan', devices.tunnelVxlan);
     const rx = port.rx + far.rx;
     const fillEmpty = xsk.rx_fill_ring_empty_descs;
     const socketRx = xsk.rx_dropped + xsk.rx_ring_full;  // rx_dropped includes the fill-ring-empty ones
@@ -113,6 +121,7 @@ export class KernelDrops {
       kernel_tx_dropped: port.tx,
       punt_dropped: near.tx,
       redirect_failed: redirectFailed,
+      tunnel_dropped: adv.rx + vxlan.tx,
     };
     for (const reason of KERNEL_DROP_REASONS) {
       const key = `${index}/${reason}`;
