@@ -102,18 +102,19 @@ test.serial('--check on a good config exits 0 and touches nothing', async (t) =>
 
 // Issue 12: config files as hostile input. Each is answered with exit 2, a file:line:col on
 // every line of stderr, at most 21 lines, and never a stack trace.
-const hostileFiles: Record<string, { text: () => string; says: RegExp; withinMs: number }> = {
-  // Refused before parsing: a second at most, node's own start included.
-  'a 10 MB file': { text: () => 'ports:\n' + '  - { name: p, vlan: 1 }\n'.repeat(400_000), says: /more than the 262144 bytes/, withinMs: 1000 },
-  'nesting 100000 deep': { text: () => `ports: ${'['.repeat(100_000)}${']'.repeat(100_000)}\n`, says: /nested more than 32 deep/, withinMs: 1000 },
+// How long each took is logged, not asserted (speed is for bench/, not for tests).
+const hostileFiles: Record<string, { text: () => string; says: RegExp }> = {
+  // Refused before parsing.
+  'a 10 MB file': { text: () => 'ports:\n' + '  - { name: p, vlan: 1 }\n'.repeat(400_000), says: /more than the 262144 bytes/ },
+  'nesting 100000 deep': { text: () => `ports: ${'['.repeat(100_000)}${']'.repeat(100_000)}\n`, says: /nested more than 32 deep/ },
   // Near the size limit, parsed in full: under 1 s alone here (bench lock held), up to 1.9 s beside other
-  // suites; the bound leaves room for a busy machine and still catches the minutes these took before.
-  '8000 errors': { text: () => 'ports:\n' + Array.from({ length: 8000 }, (_, i) => `  - { name: p${i}, vlan: 0 }`).join('\n') + '\n', says: /and 7981 more errors from here on/, withinMs: 5000 },
-  '20000 duplicate keys': { text: () => 'workers: 1\n'.repeat(20_000), says: /duplicate key "workers"/, withinMs: 5000 },
+  // suites, where these took minutes before the limits.
+  '8000 errors': { text: () => 'ports:\n' + Array.from({ length: 8000 }, (_, i) => `  - { name: p${i}, vlan: 0 }`).join('\n') + '\n', says: /and 7981 more errors from here on/ },
+  '20000 duplicate keys': { text: () => 'workers: 1\n'.repeat(20_000), says: /duplicate key "workers"/ },
 };
 
 for (const [name, c] of Object.entries(hostileFiles)) {
-  test.serial(`--check on ${name}: exit 2 quickly, file:line:col on every line, no stack trace`, async (t) => {
+  test.serial(`--check on ${name}: exit 2, file:line:col on every line, no stack trace`, async (t) => {
     const { dir } = await setup(t);
     const file = join(dir, 'hostile.yaml');
     writeFileSync(file, c.text());
@@ -122,7 +123,6 @@ for (const [name, c] of Object.entries(hostileFiles)) {
     const ms = Date.now() - start;
     t.log(`${name}: ${ms} ms`);
     t.is(res.code, 2, res.stderr);
-    t.true(ms < c.withinMs, `answered in ${ms} ms`);
     const lines = res.stderr.trimEnd().split('\n');
     t.true(lines.length <= 21, `${lines.length} lines`);
     for (const line of lines) t.true(line.startsWith(`${file}:`) && /^[^:]+:\d+:\d+: /.test(line), line);
