@@ -108,6 +108,7 @@ class DatapathWrap : public Napi::ObjectWrap<DatapathWrap> {
                            InstanceMethod<&DatapathWrap::SendFrame>("sendFrame"),
                            InstanceMethod<&DatapathWrap::HandoverFds>("handoverFds"),
                            InstanceMethod<&DatapathWrap::HookLinkFd>("hookLinkFd"),
+                           InstanceMethod<&DatapathWrap::PuntLinkFd>("puntLinkFd"),
                            InstanceMethod<&DatapathWrap::ReleaseFastPorts>("releaseFastPorts"),
                            InstanceMethod<&DatapathWrap::ForgetFastPort>("forgetFastPort"),
                            InstanceMethod<&DatapathWrap::SetLearnFull>("setLearnFull"),
@@ -161,6 +162,8 @@ class DatapathWrap : public Napi::ObjectWrap<DatapathWrap> {
       }
       hook.peer_netns = h.Get("peerNetns").ToBoolean();
       if (h.Get("adoptLinkFd").IsNumber()) hook.adopt_link_fd = h.Get("adoptLinkFd").As<Napi::Number>().Int32Value();
+      if (h.Get("adoptPuntLinkFd").IsNumber()) hook.adopt_punt_link_fd = h.Get("adoptPuntLinkFd").As<Napi::Number>().Int32Value();
+      hook.keep_programs = h.Get("keepPrograms").ToBoolean();
     }
     auto r = guarded(env, [&] { return dp(env).addPort(index, name, queues, mode, tap_fd, hook); });
     auto o = Napi::Object::New(env);
@@ -361,6 +364,10 @@ class DatapathWrap : public Napi::ObjectWrap<DatapathWrap> {
     o.Set("config", m.config);
     o.Set("tc_ports", m.tc_ports);
     return o;
+  }
+
+  Napi::Value PuntLinkFd(const Napi::CallbackInfo& info) {
+    return Napi::Number::New(info.Env(), dp(info.Env()).puntLinkFd(argU16(info, 0, "index")));
   }
 
   Napi::Value HookLinkFd(const Napi::CallbackInfo& info) {

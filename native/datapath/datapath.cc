@@ -222,7 +222,7 @@ Datapath::PortResult Datapath::addPort(uint16_t index, const std::string& name, 
         if (!fresh.punt_ifindex || !far) throw std::runtime_error(name + ": its punt pair " + hook.punt_near + "/" + hook.punt_far + " does not exist");
         // The far end's program takes no fast path (no port index): it only
         // hands the punted frames to the socket, which belongs to this port.
-        fresh.xdp = fast_->attach(VSW_MAX_PORTS, hook.punt_far, far, xdp_mode);
+        fresh.xdp = fast_->attach(VSW_MAX_PORTS, hook.punt_far, far, xdp_mode, hook.adopt_punt_link_fd, hook.keep_programs);
         fresh.xdp_mode = fresh.xdp.mode;
         // Transmit sockets on the device first: sendFrame and the View pick the first.
         for (int qi = 0; qi < queues; qi++) {
@@ -238,10 +238,10 @@ Datapath::PortResult Datapath::addPort(uint16_t index, const std::string& name, 
         punt->fd = punt->xsk->fd();
         fast_->bindQueue(fresh.xdp, 0, punt->fd);
         fresh.queues.push_back(std::move(punt));
-        fresh.tc = fast_->attachTc(index, name, fresh.ifindex, hook.adopt_link_fd);
+        fresh.tc = fast_->attachTc(index, name, fresh.ifindex, hook.adopt_link_fd, hook.keep_programs);
       } else {
         fresh.hook = "xdp";
-        fresh.xdp = fast_->attach(index, name, fresh.ifindex, xdp_mode, hook.adopt_link_fd);
+        fresh.xdp = fast_->attach(index, name, fresh.ifindex, xdp_mode, hook.adopt_link_fd, hook.keep_programs);
         fresh.xdp_mode = fresh.xdp.mode;
         for (int qi = 0; qi < queues; qi++) {
           auto q = newQueue(static_cast<uint32_t>(qi), static_cast<uint16_t>((index + qi) % nworkers));  // spread queues and single-queue ports

@@ -187,6 +187,8 @@ struct PortHook {
   std::string punt_near, punt_far;
   bool peer_netns = false;       // the device is a veth whose peer is in another netns
   int adopt_link_fd = -1;        // the port's tcx or XDP link from before a restart (its program is replaced in it)
+  int adopt_punt_link_fd = -1;   // a tc port: its punt far end's XDP link from before a restart
+  bool keep_programs = false;    // the adopted links run this build's programs: keep them, load nothing
 };
 
 class Datapath {
@@ -272,6 +274,11 @@ class Datapath {
     if (index >= kMaxPorts) return -1;
     const PortInfo& p = ports_[index];
     return p.tc.link_fd >= 0 ? p.tc.link_fd : p.hook == "xdp" ? p.xdp.link_fd : -1;
+  }
+  // A tc port's punt far end's XDP link (a restart hands it over too). -1: none.
+  int puntLinkFd(uint16_t index) const {
+    if (index >= kMaxPorts) return -1;
+    return ports_[index].hook == "tc" ? ports_[index].xdp.link_fd : -1;
   }
   bool adopting() const { return hold_fast_ports_; }
   // Ends the adoption: the port table and tc device table follow the View again.

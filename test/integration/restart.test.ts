@@ -156,6 +156,8 @@ async function across(t: ExecutionContext, kind: 'restart' | 'kill' | 'ctl', net
   const svc = await startService(t, cleanup, hosts);
   t.true(await pingUntil(a, b.ip), 'a reaches b');
   const before = await learned(svc, [a, b]);
+  const progIds = async () => Object.fromEntries((await svc.ctl<{ name: string; prog_id?: number }[]>('port.list')).map((p) => [p.name, p.prog_id]));
+  const progsBefore = await progIds();
   await sleep(2000);  // ages that can be seen to continue
   const flow = traffic(cleanup, a, b, 4);
   await flow.start();
@@ -201,6 +203,9 @@ async function across(t: ExecutionContext, kind: 'restart' | 'kill' | 'ctl', net
   }
   const ports = await svc.ctl<{ name: string; adopted?: boolean }[]>('port.list');
   t.true(ports.filter((p) => hosts.some((h) => h.port === p.name)).every((p) => p.adopted), 'port list says the ports were adopted');
+  // The same build restarted: the programs run on as they were (nothing loaded; an upgrade replaces them, see below).
+  if (FAST !== 'off') t.deepEqual(await progIds(), progsBefore, 'the same programs run in the links');
+  t.regex(svc.logs(), /"programs":"kept \(same build\)"/);
   t.regex(svc.logs(), /datapath adopted; reconciled with the config/);
 }
 

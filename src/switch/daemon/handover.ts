@@ -8,7 +8,8 @@
 // them over the same way. A stop removes everything itself and empties the
 // store (FDSTOREREMOVE=1); systemd also closes the store on a stop, which
 // detaches the links by itself. Why this and not pins in bpffs: docs/ARCHITECTURE.md.
-import { fstatSync, ftruncateSync, readSync, writeSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { fstatSync, ftruncateSync, readFileSync, readSync, writeSync } from 'node:fs';
 import type { Logger } from 'pino';
 import type { NativeAddon } from '../datapath/native.js';
 import type { PeerChanges } from '../ports/hygiene.js';
@@ -20,6 +21,21 @@ export type MapName = (typeof MAP_NAMES)[number];
 const STATE = 'state';
 export const tapFdName = (bridge: string) => `tap.${bridge}`;
 export const linkFdName = (port: string) => `link.${port}`;
+/** A tc port's punt far end's XDP link. */
+export const puntFdName = (port: string) => `punt.${port}`;
+/** Handed-over names that are program links (detached, not only closed, when not taken). */
+export const isLinkFdName = (name: string) => name.startsWith('link.') || name.startsWith('punt.');
+
+/**
+ * What identifies the programs a build loads: a hash of its BPF objects. Equal across a
+ * restart, the running programs are what this build would load (with the same port
+ * index, which adoption keeps), so they stay in their links and nothing is loaded.
+ */
+export function programBuild(objects: string[]): string {
+  const hash = createHash('sha256');
+  for (const file of objects) hash.update(readFileSync(file));
+  return hash.digest('hex').slice(0, 16);
+}
 
 /** A port as the daemon that ran it left it. */
 export interface HandedPort {
@@ -42,6 +58,8 @@ export interface SlowCounters {
 export interface HandoverState {
   /** VSW_LAYOUT_VERSION of the build that made the maps. */
   layout: number;
+  /** programBuild() of the programs running in the links (absent: an older build's). */
+  programs?: string;
   bridge: string;
   fdbCapacity: number;
   ports: HandedPort[];

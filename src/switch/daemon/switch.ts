@@ -10,7 +10,7 @@ import { FdbManager } from '../l2/fdb.js';
 import { egressTagged, vlanMembers } from '../l2/vlan-rules.js';
 import { deleteLink, deviceCounters, ensureBpffs, puntNames, puntPairExists, restorePeer, setLinkAddress, stalePuntDevices } from '../ports/hygiene.js';
 import { KernelDrops, type PortDevices } from '../ports/kernel-drops.js';
-import { Handover, inheritedFds, linkFdName, MAP_NAMES, tapFdName, type HandedPort, type HandoverState, type SlowCounters } from './handover.js';
+import { Handover, inheritedFds, isLinkFdName, linkFdName, MAP_NAMES, programBuild, puntFdName, tapFdName, type HandedPort, type HandoverState, type SlowCounters } from './handover.js';
 import { isLoopbackAddress, MetricsServer } from '../operate/metrics.js';
 import { bridgeMac } from '../l2/mac.js';
 import type { FdbRow, ReloadResult, SwitchApi, VlanRow } from '../operate/switch-api.js';
@@ -83,6 +83,11 @@ export class Switch implements SwitchApi {
   private workerBase: Record<string, number>[] = [];
   /** Handed-over links given to ports at start; reconcile() drops those no port took. */
   private readonly adoptedLinks = new Map<string, number>();
+  private readonly adoptedPuntLinks = new Map<string, number>();
+  /** programBuild() of this build's BPF objects; handed over with the links. */
+  private readonly programs: string;
+  /** The handed-over links run this build's programs: they stay, nothing is loaded per port. */
+  private keepPrograms = false;
   private readonly startedMs: number;
 
   constructor(public config: SwitchConfig, readonly log: Logger, readonly configFile?: string) {
@@ -106,6 +111,8 @@ export class Switch implements SwitchApi {
       const busy = /busy/i.test((err as Error).message);
       throw new Error(`internal port ${config.bridge}: ${(err as Error).message}${busy ? ' (is another vswitchd running with bridge ' + config.bridge + '?)' : ''}`);
     }
+    const tcObject = process.env.VSWITCHD_TC_OBJECT ?? path.join(path.dirname(bpfObjectPath), 'tc_fastpath.bpf.o');
+    this.programs = programBuild([bpfObjectPath, tcObject]);
     const options = {
       anchorDevice: config.bridge,
       workers: config.workers,
@@ -113,7 +120,7 @@ export class Switch implements SwitchApi {
       fdbCapacity: config.fdb.capacity,
       bpfObject: bpfObjectPath,
       // A test build of the tc program (the upgrade test) or a packaged one elsewhere.
-      ...(process.env.VSWITCHD_TC_OBJECT ? { tcObject: process.env.VSWITCHD_TC_OBJECT } : {}),
+      tcObject,
       fastPath: config.datapath.fast_path !== 'off',
     };
     let datapath: NativeDatapath | undefined;
@@ -123,7 +130,8 @@ export class Switch implements SwitchApi {
         this.handed = new Map(state.ports.map((p) => [p.name, p]));
         this.counterBase = state.counters ?? {};
         if (state.workers?.length === config.workers) this.workerBase = state.workers;
-        log.info({ ports: state.ports.length, fdb_entries: datapath.fdbInfo().size, handed_over_ms_ago: this.clock.nowMs() - state.savedAtMs, process_uptime_ms: Math.round(process.uptime() * 1000) }, 'adopting the running datapath');
+        this.keepPrograms = state.programs === this.programs;
+        log.info({ ports: state.ports.length, programs: this.keepPrograms ? 'kept (same build)' : 'replaced (another build)', fdb_entries: datapath.fdbInfo().size, handed_over_ms_ago: this.clock.nowMs() - state.savedAtMs, process_uptime_ms: Math.round(process.uptime() * 1000) }, 'adopting the running datapath');
       } catch (err) {
         log.warn({ err: (err as Error).message }, 'cannot adopt the running datapath: starting afresh (the FDB is relearned)');
       }
@@ -134,7 +142,7 @@ export class Switch implements SwitchApi {
     if (!datapath) {
       // The old programs go: the new ones (fresh maps) are attached port by port.
       for (const [name, fd] of this.handover.inherited) {
-        if (name.startsWith('link.')) this.native.detachLink(fd);
+        if (isLinkFdName(name)) this.native.detachLink(fd);
         else this.native.closeFd(fd);
       }
       this.handover.inherited.clear();
@@ -190,6 +198,7 @@ export class Switch implements SwitchApi {
       // Adopted ports keep their indices (the FDB and the running programs name ports by
       // index); no other port may take one of them before the reconciliation.
       this.ports.reserve(new Set([...(this.handed?.values() ?? [])].map((p) => p.index)));
+      await this.ports.preloadLinkInfo(config.ports.map((p) => p.name));
       await this.ports.add(internal, true, undefined, this.internalTapFd, this.adoptFor(config.bridge));
       const others = config.ports.filter((p) => p.name !== config.bridge);
       for (const p of others.filter((q) => this.handed?.has(q.name))) await this.ports.add(p, false, undefined, undefined, this.adoptFor(p.name));
@@ -232,7 +241,15 @@ export class Switch implements SwitchApi {
     if (!p) return undefined;
     const linkFd = this.handover.take(linkFdName(name));
     if (linkFd !== undefined) this.adoptedLinks.set(name, linkFd);
-    return { index: p.index, ...(linkFd !== undefined ? { linkFd } : {}), ...(p.peerChanges ? { peerChanges: p.peerChanges } : {}) };
+    const puntLinkFd = this.handover.take(puntFdName(name));
+    if (puntLinkFd !== undefined) this.adoptedPuntLinks.set(name, puntLinkFd);
+    return {
+      index: p.index,
+      ...(linkFd !== undefined ? { linkFd } : {}),
+      ...(puntLinkFd !== undefined ? { puntLinkFd } : {}),
+      ...(this.keepPrograms ? { keepPrograms: true } : {}),
+      ...(p.peerChanges ? { peerChanges: p.peerChanges } : {}),
+    };
   }
 
   /**
@@ -247,9 +264,11 @@ export class Switch implements SwitchApi {
     const removed: string[] = [];
     for (const p of handed.values()) {
       if (this.ports.byName(p.name)) continue;
-      const linkFd = this.handover.take(linkFdName(p.name));
-      if (linkFd !== undefined) this.native.detachLink(linkFd);
-      this.handover.forget(linkFdName(p.name));
+      for (const fdName of [linkFdName(p.name), puntFdName(p.name)]) {
+        const linkFd = this.handover.take(fdName);
+        if (linkFd !== undefined) this.native.detachLink(linkFd);
+        this.handover.forget(fdName);
+      }
       const punt = puntNames(this.config.bridge, p.index);
       if (puntPairExists(punt.near, punt.far) && !this.ports.list().some((q) => q.punt?.near === punt.near)) await deleteLink(punt.near).catch(() => undefined);
       if (p.peerChanges) await restorePeer(p.peerChanges);
@@ -261,17 +280,19 @@ export class Switch implements SwitchApi {
     const gone = new Set(this.fdb.entries().map((e) => e.port).filter((i) => !this.ports.get(i)));
     for (const index of gone) flushed += this.fdb.flushPort(index);
     // A link handed to a port that did not take it (its device is gone: the port is down).
-    for (const [name, fd] of this.adoptedLinks) {
-      const port = this.ports.byName(name);
-      if (port && this.datapath.hookLinkFd(port.index) === fd) continue;
-      this.native.detachLink(fd);
-      this.handover.forget(linkFdName(name));
+    for (const [links, fdOf, fdName] of [[this.adoptedLinks, (i: number) => this.datapath.hookLinkFd(i), linkFdName], [this.adoptedPuntLinks, (i: number) => this.datapath.puntLinkFd(i), puntFdName]] as const) {
+      for (const [name, fd] of links) {
+        const port = this.ports.byName(name);
+        if (port && fdOf(port.index) === fd) continue;
+        this.native.detachLink(fd);
+        this.handover.forget(fdName(name));
+      }
+      links.clear();
     }
-    this.adoptedLinks.clear();
     // What was handed over and not taken (a bond leg gets a new link; an unknown name):
     // links are detached, and the store forgets them before this daemon stores its own.
     for (const [name, fd] of this.handover.inherited) {
-      if (name.startsWith('link.')) this.native.detachLink(fd);
+      if (isLinkFdName(name)) this.native.detachLink(fd);
       else this.native.closeFd(fd);
       this.handover.forget(name);
     }
@@ -289,9 +310,10 @@ export class Switch implements SwitchApi {
     const internal = this.ports.list().find((p) => p.kind === 'internal');
     if (internal) h.store(tapFdName(this.config.bridge), this.internalTapFd);
     for (const p of this.ports.list()) {
-      const fd = p.up ? this.datapath.hookLinkFd(p.index) : -1;
-      if (fd >= 0) h.store(linkFdName(p.name), fd);
-      else h.remove(linkFdName(p.name));
+      for (const [fdName, fd] of [[linkFdName(p.name), this.datapath.hookLinkFd(p.index)], [puntFdName(p.name), this.datapath.puntLinkFd(p.index)]] as const) {
+        if (p.up && fd >= 0) h.store(fdName, fd);
+        else h.remove(fdName);
+      }
     }
     this.saveState();
   }
@@ -299,6 +321,7 @@ export class Switch implements SwitchApi {
   private saveState(counters: Record<string, SlowCounters> = this.slowCounters(this.readPortCounters())): void {
     const state: HandoverState = {
       layout: this.native.layoutVersion,
+      programs: this.programs,
       bridge: this.config.bridge,
       fdbCapacity: this.config.fdb.capacity,
       ports: this.ports.list().filter((p) => p.kind !== 'bond').map((p) => ({ name: p.name, index: p.index, ...(p.hook ? { hook: p.hook } : {}), ...(p.peerChanges ? { peerChanges: p.peerChanges } : {}) })),
@@ -408,6 +431,7 @@ export class Switch implements SwitchApi {
     this.fdb.setPortUp(port.index, false);
     for (const e of this.fdb.entries({ port: port.index })) this.fdb.removeStatic(e.vlan, e.mac);
     this.handover.remove(linkFdName(port.name));
+    this.handover.remove(puntFdName(port.name));
     delete this.counterBase[port.name];
     await this.ports.remove(port.index);
   }

@@ -75,7 +75,7 @@ export interface NativeDatapath {
     queues: number,
     xdpMode: string,
     tapFd?: number,
-    hook?: { hook: 'tc' | 'xdp'; puntNear?: string; puntFar?: string; peerNetns?: boolean; adoptLinkFd?: number },
+    hook?: { hook: 'tc' | 'xdp'; puntNear?: string; puntFar?: string; peerNetns?: boolean; adoptLinkFd?: number; adoptPuntLinkFd?: number; keepPrograms?: boolean },
   ): { xdpMode: string; hook: PortHook; owners: number[] };
   removePort(index: number): void;
   setPortVlan(index: number, vlan: { trunk: boolean; accessVlan: number; nativeVlan: number; trunks: number[] }): void;
@@ -112,6 +112,8 @@ export interface NativeDatapath {
   handoverFds(): Record<string, number>;
   /** The link of the program on the port's device (tcx, or XDP on an xdp-hook port; -1: none): what a restart hands over. */
   hookLinkFd(index: number): number;
+  /** A tc port's punt far end's XDP link (-1: none): handed over too. */
+  puntLinkFd(index: number): number;
   /** Ends an adoption: the running programs' port tables follow the View again. */
   releaseFastPorts(): void;
   /** An adopted port index the config no longer has: off the devmap, fast counters zeroed. */
