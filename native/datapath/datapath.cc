@@ -185,9 +185,18 @@ Datapath::PortResult Datapath::addPort(uint16_t index, const std::string& name, 
   std::lock_guard<std::mutex> lock(control_mu_);
   if (index >= kMaxPorts) throw std::runtime_error("port index out of range");
   PortInfo& p = ports_[index];
+  PortResult result;
+  if (p.early && p.name == name) {
+    // The early start served this port already (a restart): the daemon takes it as it runs.
+    p.early = false;
+    for (auto& q : p.queues)
+      if (q->tx) result.owners.push_back(q->owner);
+    result.xdp_mode = p.xdp_mode;
+    result.hook = p.hook;
+    return result;
+  }
   if (!p.name.empty()) throw std::runtime_error("port index " + std::to_string(index) + " is in use by " + p.name);
   const uint32_t nworkers = workers();
-  PortResult result;
   PortInfo fresh;
   fresh.name = name;
   auto newQueue = [&](uint32_t queue_id, uint16_t owner) {
@@ -259,6 +268,7 @@ Datapath::PortResult Datapath::addPort(uint16_t index, const std::string& name, 
       throw;
     }
   }
+  fresh.early = hook.early;
   p = std::move(fresh);
   PortView& pv = staged_.ports[index];
   pv = PortView{};

@@ -175,6 +175,7 @@ struct PortInfo {
   bool peer_netns = false;         // a veth whose peer is in another netns
   std::string xdp_mode;            // "native" | "generic" | "none" | "bond"
   std::vector<std::unique_ptr<Queue>> queues;
+  bool early = false;              // added by the early start, not yet claimed (see PortHook::early)
 };
 
 // How a device port's frames enter the datapath. xdp: the XDP program on the
@@ -189,6 +190,7 @@ struct PortHook {
   int adopt_link_fd = -1;        // the port's tcx or XDP link from before a restart (its program is replaced in it)
   int adopt_punt_link_fd = -1;   // a tc port: its punt far end's XDP link from before a restart
   bool keep_programs = false;    // the adopted links run this build's programs: keep them, load nothing
+  bool early = false;            // added by the early start: the daemon's own addPort of it later takes it as it is
 };
 
 class Datapath {

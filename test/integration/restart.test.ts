@@ -180,13 +180,17 @@ async function across(t: ExecutionContext, kind: 'restart' | 'kill' | 'ctl', net
   // Where the time goes (the new daemon's log, ms after the restart was asked).
   const timeline = svc.logs().split('\n').flatMap((l) => {
     try {
-      const e = JSON.parse(l) as { time: number; level: number; msg: string; port?: string };
-      return e.time >= asked - 50 && e.level !== 20 ? [`${e.time - asked} ${e.msg}${e.port ? ' ' + e.port : ''}`] : [];
+      const e = JSON.parse(l) as { time: number; level: number; msg: string; port?: string; handed_over_ms_ago?: number; process_uptime_ms?: number; took_ms?: number };
+      // The early start logs once the logger exists: its own figures say when it served (ms after the old daemon's last save).
+      const when = e.handed_over_ms_ago !== undefined ? ` (served ${e.handed_over_ms_ago} ms after the handover, process up ${e.process_uptime_ms} ms, took ${e.took_ms} ms)` : '';
+      return e.time >= asked - 50 && e.level !== 20 ? [`${e.time - asked} ${e.msg}${e.port ? ' ' + e.port : ''}${when}`] : [];
     } catch {
       return [];
     }
   });
-  t.log(timeline.join('; '));
+  // The stand-in's view: when the old daemon had exited and the new one was started.
+  const standIn = [...svc.events.matchAll(/^(started|exited)\b.* at=(\d+)$/gm)].filter((m) => Number(m[2]) >= asked).map((m) => `${Number(m[2]) - asked} ${m[1]}`);
+  t.log([...standIn, ...timeline].join('; '));
   const res = await flow.results();
   t.log(`${kind} (fast_path ${FAST}): UDP ${res.sent - res.received}/${res.sent} lost, max gap ${res.udpGapMs} ms; TCP ${res.exchanged} exchanges, max stall ${res.stallMs} ms, ${res.tcpError}; new pair pings after ${gap} ms; answering after ${readyMs} ms`);
   if (FAST !== 'off') {

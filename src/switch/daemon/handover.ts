@@ -13,6 +13,8 @@ import { fstatSync, ftruncateSync, readFileSync, readSync, writeSync } from 'nod
 import type { Logger } from 'pino';
 import type { NativeAddon } from '../datapath/native.js';
 import type { PeerChanges } from '../ports/hygiene.js';
+import type { AttachedAs } from '../ports/ports.js';
+import type { VlanMode } from '../types.js';
 
 /** The maps, by the names they are handed over with (the addon's handoverFds()). */
 export const MAP_NAMES = ['fdb', 'ports', 'tx', 'fstats', 'config', 'tc_ports'] as const;
@@ -43,6 +45,25 @@ export interface HandedPort {
   index: number;
   hook?: string;
   peerChanges?: PeerChanges;
+  /** What the early start needs (src/switch/daemon/early.ts); absent: the port is added by the daemon only. */
+  kind?: string;
+  up?: boolean;
+  bond?: string;
+  queues?: number;
+  mtu?: number;
+  vlan?: VlanMode;
+  punt?: { near: string; far: string };
+  attached?: AttachedAs;
+}
+
+/** The datapath's settings, so that the early start can build it before the config is read. */
+export interface HandedDatapath {
+  workers: number;
+  framesPerWorker: number;
+  fastPath: boolean;
+  /** datapath.fast_path as configured (it decides each port's hook). */
+  fastPathMode: string;
+  xdpMode: string;
 }
 
 export interface SlowCounters {
@@ -62,6 +83,7 @@ export interface HandoverState {
   programs?: string;
   bridge: string;
   fdbCapacity: number;
+  datapath?: HandedDatapath;
   ports: HandedPort[];
   /** The hot loop's counters (they live in process memory): the next daemon counts on from them. */
   counters: Record<string, SlowCounters>;
@@ -102,21 +124,23 @@ export class Handover {
     this.underSystemd = Boolean(process.env.NOTIFY_SOCKET);
   }
 
-  /** The state the previous daemon left, if it left one. */
+  private state?: HandoverState;
+
+  /** The state the previous daemon left, if it left one (read once: the early start and the Switch both ask). */
   readState(): HandoverState | undefined {
     const fd = this.inherited.get(STATE);
-    if (fd === undefined) return undefined;
+    if (fd === undefined) return this.state;
     this.inherited.delete(STATE);
     this.stateFd = fd;  // written on from here
     try {
       const size = fstatSync(fd).size;
       const buf = Buffer.alloc(size);
       readSync(fd, buf, 0, size, 0);
-      return JSON.parse(buf.toString()) as HandoverState;
+      this.state = JSON.parse(buf.toString()) as HandoverState;
     } catch (err) {
       this.log.warn({ err: (err as Error).message }, 'the handed-over state is unreadable: starting afresh');
-      return undefined;
     }
+    return this.state;
   }
 
   /** Takes an inherited fd (undefined when there is none). */

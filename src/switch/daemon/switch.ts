@@ -10,6 +10,7 @@ import { FdbManager } from '../l2/fdb.js';
 import { egressTagged, vlanMembers } from '../l2/vlan-rules.js';
 import { deleteLink, deviceCounters, ensureBpffs, puntNames, puntPairExists, restorePeer, setLinkAddress, stalePuntDevices } from '../ports/hygiene.js';
 import { KernelDrops, type PortDevices } from '../ports/kernel-drops.js';
+import type { EarlyStart, Inherited } from './early.js';
 import { Handover, inheritedFds, isLinkFdName, linkFdName, MAP_NAMES, programBuild, puntFdName, tapFdName, type HandedPort, type HandoverState, type SlowCounters } from './handover.js';
 import { isLoopbackAddress, MetricsServer } from '../operate/metrics.js';
 import { bridgeMac } from '../l2/mac.js';
@@ -90,21 +91,40 @@ export class Switch implements SwitchApi {
   private keepPrograms = false;
   private readonly startedMs: number;
 
-  constructor(public config: SwitchConfig, readonly log: Logger, readonly configFile?: string) {
+  /** The early start's datapath and workers (a restart), taken over here. */
+  private readonly early?: EarlyStart;
+
+  constructor(public config: SwitchConfig, readonly log: Logger, readonly configFile?: string, inherited?: Inherited) {
     this.native = loadNative();
     this.clock = { nowMs: () => this.native.monotonicMs() };
     this.startedMs = this.clock.nowMs();
-    this.handover = new Handover(this.native, inheritedFds(), log);
+    inherited?.log.attach(log);
+    this.handover = inherited?.handover ?? new Handover(this.native, inheritedFds(), log);
     const state = this.handover.readState();
+    const early = inherited?.early;
+    if (early) {
+      const d = early.state.datapath!;
+      const differs = [
+        config.bridge !== early.state.bridge && 'bridge',
+        config.fdb.capacity !== early.state.fdbCapacity && 'fdb.capacity',
+        config.workers !== d.workers && 'workers',
+        config.datapath.frames_per_worker !== d.framesPerWorker && 'datapath.frames_per_worker',
+        config.datapath.fast_path !== d.fastPathMode && 'datapath.fast_path',
+        config.datapath.xdp_mode !== d.xdpMode && 'datapath.xdp_mode',
+      ].filter(Boolean);
+      if (differs.length) early.fallback(`the config changed ${differs.join(', ')}`);
+      early.release();
+      this.early = early;
+    }
     const refuse = state && (state.layout !== this.native.layoutVersion ? `map layout ${state.layout}, this build's is ${this.native.layoutVersion}`
       : state.bridge !== config.bridge ? `bridge ${state.bridge}` : state.fdbCapacity !== config.fdb.capacity ? `fdb.capacity ${state.fdbCapacity}` : undefined);
-    const maps = Object.fromEntries(MAP_NAMES.flatMap((n) => {
+    const maps = early ? {} : Object.fromEntries(MAP_NAMES.flatMap((n) => {
       const fd = this.handover.take(n);
       return fd === undefined ? [] : [[n, fd]];
     })) as Record<string, number>;
     // The internal port's tap exists for the life of the process: the UMEM is anchored on it.
     // After a restart it is the same tap (same MAC, the host's addresses on it kept).
-    const tapFd = this.handover.take(tapFdName(config.bridge));
+    const tapFd = early?.tapFd ?? this.handover.take(tapFdName(config.bridge));
     try {
       this.internalTapFd = tapFd ?? this.native.openTap(config.bridge, false);
     } catch (err) {
@@ -123,15 +143,15 @@ export class Switch implements SwitchApi {
       tcObject,
       fastPath: config.datapath.fast_path !== 'off',
     };
-    let datapath: NativeDatapath | undefined;
-    if (state && !refuse && MAP_NAMES.every((n) => maps[n] !== undefined)) {
+    let datapath: NativeDatapath | undefined = early?.datapath;
+    if (state && !refuse && (early || MAP_NAMES.every((n) => maps[n] !== undefined))) {
       try {
-        datapath = new this.native.Datapath({ ...options, adopt: maps });
+        datapath ??= new this.native.Datapath({ ...options, adopt: maps });
         this.handed = new Map(state.ports.map((p) => [p.name, p]));
         this.counterBase = state.counters ?? {};
         if (state.workers?.length === config.workers) this.workerBase = state.workers;
         this.keepPrograms = state.programs === this.programs;
-        log.info({ ports: state.ports.length, programs: this.keepPrograms ? 'kept (same build)' : 'replaced (another build)', fdb_entries: datapath.fdbInfo().size, handed_over_ms_ago: this.clock.nowMs() - state.savedAtMs, process_uptime_ms: Math.round(process.uptime() * 1000) }, 'adopting the running datapath');
+        log.info({ ports: state.ports.length, early: early ? [...early.ports] : false, programs: this.keepPrograms ? 'kept (same build)' : 'replaced (another build)', fdb_entries: datapath.fdbInfo().size, handed_over_ms_ago: this.clock.nowMs() - state.savedAtMs, process_uptime_ms: Math.round(process.uptime() * 1000) }, 'adopting the running datapath');
       } catch (err) {
         log.warn({ err: (err as Error).message }, 'cannot adopt the running datapath: starting afresh (the FDB is relearned)');
       }
@@ -185,13 +205,19 @@ export class Switch implements SwitchApi {
     this.monitor.start();
     // Workers first: each port carries its slow path as soon as it is attached (after a
     // restart, the sooner the hot loop runs, the shorter the slow path's gap).
-    this.supervisor = new Supervisor({
-      workers: config.workers,
-      log,
-      onLearn: (ev) => this.onLearn(ev),
-      onPunt: (port, frame) => this.bonds?.onPunt(port, frame),
-    });
-    this.supervisor.start();
+    if (this.early) {
+      // Running since the early start: learned MACs reported meanwhile are learned now.
+      this.supervisor = this.early.supervisor;
+      this.early.setHandlers((ev) => this.onLearn(ev), (port, frame) => this.bonds?.onPunt(port, frame));
+    } else {
+      this.supervisor = new Supervisor({
+        workers: config.workers,
+        log,
+        onLearn: (ev) => this.onLearn(ev),
+        onPunt: (port, frame) => this.bonds?.onPunt(port, frame),
+      });
+      this.supervisor.start();
+    }
     // Inside serialize(): link events about the devices being added wait until they are.
     await this.serialize(async () => {
       const internal = config.ports.find((p) => p.name === config.bridge) ?? { name: config.bridge, type: 'internal' as const };
@@ -239,9 +265,11 @@ export class Switch implements SwitchApi {
   private adoptFor(name: string): AdoptedPort | undefined {
     const p = this.handed?.get(name);
     if (!p) return undefined;
-    const linkFd = this.handover.take(linkFdName(name));
+    // A port the early start serves: its links are in the datapath already.
+    const served = (fd: number) => (this.early?.ports.has(name) && fd >= 0 ? fd : undefined);
+    const linkFd = this.handover.take(linkFdName(name)) ?? served(this.datapath.hookLinkFd(p.index));
     if (linkFd !== undefined) this.adoptedLinks.set(name, linkFd);
-    const puntLinkFd = this.handover.take(puntFdName(name));
+    const puntLinkFd = this.handover.take(puntFdName(name)) ?? served(this.datapath.puntLinkFd(p.index));
     if (puntLinkFd !== undefined) this.adoptedPuntLinks.set(name, puntLinkFd);
     return {
       index: p.index,
@@ -264,6 +292,8 @@ export class Switch implements SwitchApi {
     const removed: string[] = [];
     for (const p of handed.values()) {
       if (this.ports.byName(p.name)) continue;
+      // Served by the early start, gone from the config: out of the datapath (its links detached).
+      if (this.early?.ports.has(p.name) && !this.ports.get(p.index)) this.datapath.removePort(p.index);
       for (const fdName of [linkFdName(p.name), puntFdName(p.name)]) {
         const linkFd = this.handover.take(fdName);
         if (linkFd !== undefined) this.native.detachLink(linkFd);
@@ -324,7 +354,21 @@ export class Switch implements SwitchApi {
       programs: this.programs,
       bridge: this.config.bridge,
       fdbCapacity: this.config.fdb.capacity,
-      ports: this.ports.list().filter((p) => p.kind !== 'bond').map((p) => ({ name: p.name, index: p.index, ...(p.hook ? { hook: p.hook } : {}), ...(p.peerChanges ? { peerChanges: p.peerChanges } : {}) })),
+      datapath: { workers: this.config.workers, framesPerWorker: this.config.datapath.frames_per_worker, fastPath: this.config.datapath.fast_path !== 'off', fastPathMode: this.config.datapath.fast_path, xdpMode: this.config.datapath.xdp_mode },
+      ports: this.ports.list().filter((p) => p.kind !== 'bond').map((p) => ({
+        name: p.name,
+        index: p.index,
+        ...(p.hook ? { hook: p.hook } : {}),
+        ...(p.peerChanges ? { peerChanges: p.peerChanges } : {}),
+        kind: p.kind,
+        up: p.up,
+        ...(p.bond ? { bond: p.bond } : {}),
+        queues: p.queues,
+        ...(p.mtu !== undefined ? { mtu: p.mtu } : {}),
+        vlan: p.vlan,
+        ...(p.punt ? { punt: p.punt } : {}),
+        ...(p.attached ? { attached: p.attached } : {}),
+      })),
       counters,
       workers: this.workerCounters() as unknown as Record<string, number>[],
       fdbStats: this.fdb.stats as unknown as Record<string, unknown>,
@@ -344,6 +388,8 @@ export class Switch implements SwitchApi {
     this.monitor?.stop();
     this.publishHandover();
     this.log.info({ reexec, handed_over: this.ports.list().length }, 'restarting: the datapath stays and is handed to the next daemon');
+    // The sockets go now, all at once (the exit would close them one after the other).
+    this.native.closeSocketsInParallel();
     if (reexec) this.handover.reexec([process.execPath, ...process.execArgv, ...process.argv.slice(1)]);
     this.native.exitNow(0);
   }

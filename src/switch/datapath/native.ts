@@ -75,7 +75,7 @@ export interface NativeDatapath {
     queues: number,
     xdpMode: string,
     tapFd?: number,
-    hook?: { hook: 'tc' | 'xdp'; puntNear?: string; puntFar?: string; peerNetns?: boolean; adoptLinkFd?: number; adoptPuntLinkFd?: number; keepPrograms?: boolean },
+    hook?: { hook?: 'tc' | 'xdp'; puntNear?: string; puntFar?: string; peerNetns?: boolean; adoptLinkFd?: number; adoptPuntLinkFd?: number; keepPrograms?: boolean; early?: boolean },
   ): { xdpMode: string; hook: PortHook; owners: number[] };
   removePort(index: number): void;
   setPortVlan(index: number, vlan: { trunk: boolean; accessVlan: number; nativeVlan: number; trunks: number[] }): void;
@@ -149,6 +149,10 @@ export interface NativeAddon {
   openTap(name: string, persist: boolean): number;
   setTapPersist(name: string, persist: boolean): void;
   closeFd(fd: number): void;
+  /** Closes the process's AF_XDP sockets in parallel (a restart's exit would close them in turn). */
+  closeSocketsInParallel(): void;
+  /** A close-on-exec copy of fd. */
+  dupFd(fd: number): number;
   /** Sends a state line to systemd; false when not run by systemd (no NOTIFY_SOCKET). */
   sdNotify(state: string, fds?: number[]): boolean;
   memfdCreate(name: string): number;

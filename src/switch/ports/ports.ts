@@ -54,6 +54,16 @@ export interface Port {
   progId?: number;
   /** Taken over from the daemon that ran before a restart (its tc link, punt pair, index). */
   adopted?: boolean;
+  /** How it was put in the datapath, for the next daemon's early start (src/switch/daemon/early.ts). */
+  attached?: AttachedAs;
+}
+
+/** What a restart's early start needs to put a port back in the datapath before the config is read. */
+export interface AttachedAs {
+  ifindex: number;
+  peerNetns: boolean;
+  /** setPortFast's fastIn, fastOut, tcOut, fastOutMb. */
+  fast: [boolean, boolean, boolean, boolean];
 }
 
 /** What a port had before a restart, for add() to take over (src/switch/daemon/handover.ts). */
@@ -309,6 +319,7 @@ export class PortTable {
       const fastIn = enabled && (hook === 'tc' || r.xdpMode === 'native');
       const fastOut = enabled && (kind === 'tap' || peerTakesRedirect);
       datapath.setPortFast(port.index, fastIn, fastOut, enabled, fastOut && kind === 'veth');
+      port.attached = { ifindex: info.ifindex, peerNetns: kind === 'veth' && info.peerNetnsId !== undefined, fast: [fastIn, fastOut, enabled, fastOut && kind === 'veth'] };
       port.fastPath = { in: fastIn, out: fastOut || (enabled && hook === 'tc') };
       if (enabled) log.info({ port: port.name, hook, fast_in: fastIn, fast_out: port.fastPath.out }, fastIn && port.fastPath.out ? 'port is fast-path capable' : 'port is partly or not fast-path capable');
     }
