@@ -17,6 +17,13 @@ const FAST = process.env.VSWITCHD_TEST_FAST_PATH ?? 'off';
 /** The tc hook (auto, tc) is adopted in its links; the XDP hook's program is attached again (a short gap). */
 const TC_HOOK = FAST === 'auto' || FAST === 'tc';
 const STREAM = join(repoRoot(), 'test', 'helpers', 'stream.py');
+/**
+ * The slow path's gap asserted: the issue's 200 ms is what an idle machine gives (bench/README.md,
+ * "Restarts"); CI shares 2 CPUs with other tests, so the bound here is looser. The figures are logged.
+ */
+const GAP_BOUND_MS = Number(process.env.VSWITCHD_TEST_RESTART_GAP_MS ?? 1500);
+/** VSWITCHD_TEST_RESTART_EARLY=off: the next daemon starts without the early start (for comparing; its assertions then fail). */
+const EARLY_OFF = process.env.VSWITCHD_TEST_RESTART_EARLY === 'off';
 
 /** vswitchd under the systemd stand-in. */
 class Service {
@@ -161,6 +168,7 @@ async function across(t: ExecutionContext, kind: 'restart' | 'kill' | 'ctl', net
   await sleep(2000);  // ages that can be seen to continue
   const flow = traffic(cleanup, a, b, 4);
   await flow.start();
+  if (EARLY_OFF) svc.send('env VSWITCHD_EARLY=off');
   await sleep(1000);
   const asked = Date.now();
   // c and d speak first once the old daemon has stopped serving: ARP and their
@@ -199,6 +207,11 @@ async function across(t: ExecutionContext, kind: 'restart' | 'kill' | 'ctl', net
     t.true(res.stallMs < 200, `TCP stalled ${res.stallMs} ms at most`);
   }
   t.is(res.tcpError, 'none', 'the TCP connection lived on');
+  // The early start served every handed-over port before the config was read (c and d among them).
+  const early = /"ports":(\[[^\]]*\]).*"msg":"early start: the handed-over ports forward again/.exec(svc.logs());
+  t.truthy(early, 'the early start served the handed-over ports');
+  t.true(hosts.every((h) => (JSON.parse(early?.[1] ?? '[]') as string[]).includes(h.port)), 'every port among them');
+  t.true(gap < GAP_BOUND_MS, `a new pair talked ${gap} ms after the restart was asked (bound ${GAP_BOUND_MS} ms)`);
 
   const after = await svc.ctl<FdbRow[]>('fdb.show');
   for (const e of before.filter((x) => x.mac === a.mac || x.mac === b.mac)) {
