@@ -18,7 +18,7 @@ const FAST = process.env.VSWITCHD_TEST_FAST_PATH ?? 'off';
 const TC_HOOK = FAST === 'auto' || FAST === 'tc';
 const STREAM = join(repoRoot(), 'test', 'helpers', 'stream.py');
 /**
- * The slow path's gap asserted: the issue's 200 ms is what an idle machine gives (bench/README.md,
+ * The slow path's gap asserted: the issue asks 200 ms (measured figures: bench/README.md,
  * "Restarts"); CI shares 2 CPUs with other tests, so the bound here is looser. The figures are logged.
  */
 const GAP_BOUND_MS = Number(process.env.VSWITCHD_TEST_RESTART_GAP_MS ?? 1500);
