@@ -114,6 +114,7 @@ class DatapathWrap : public Napi::ObjectWrap<DatapathWrap> {
                            InstanceMethod<&DatapathWrap::HandoverFds>("handoverFds"),
                            InstanceMethod<&DatapathWrap::HookLinkFd>("hookLinkFd"),
                            InstanceMethod<&DatapathWrap::PuntLinkFd>("puntLinkFd"),
+                           InstanceMethod<&DatapathWrap::ReleaseSocketsForRestart>("releaseSocketsForRestart"),
                            InstanceMethod<&DatapathWrap::ReleaseFastPorts>("releaseFastPorts"),
                            InstanceMethod<&DatapathWrap::ForgetFastPort>("forgetFastPort"),
                            InstanceMethod<&DatapathWrap::SetLearnFull>("setLearnFull"),
@@ -372,6 +373,11 @@ class DatapathWrap : public Napi::ObjectWrap<DatapathWrap> {
     return o;
   }
 
+  void ReleaseSocketsForRestart(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    guarded(env, [&] { dp(env).releaseSocketsForRestart(); return 0; });
+  }
+
   Napi::Value PuntLinkFd(const Napi::CallbackInfo& info) {
     return Napi::Number::New(info.Env(), dp(info.Env()).puntLinkFd(argU16(info, 0, "index")));
   }
@@ -488,26 +494,6 @@ Napi::Value MemfdCreate(const Napi::CallbackInfo& info) {
 // or close what the next daemon adopts.
 void ExitNow(const Napi::CallbackInfo& info) { _exit(info[0].As<Napi::Number>().Int32Value()); }
 
-// Closes every AF_XDP socket of the process, each in a thread of its own, before a
-// restart's exit or exec: the kernel unbinds each socket with a synchronize_net()
-// (net/xdp/xsk.c xsk_unbind_dev), one RCU grace period after the other when the
-// exit closes them in turn (~190 ms for 9 sockets, loaded); in parallel the waits overlap.
-void CloseSocketsInParallel(const Napi::CallbackInfo&) {
-  std::vector<int> xsks;
-  if (DIR* dir = opendir("/proc/self/fd")) {
-    while (dirent* e = readdir(dir)) {
-      const int fd = atoi(e->d_name);
-      int domain = 0;
-      socklen_t len = sizeof(domain);
-      if (fd > 2 && fd != dirfd(dir) && getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &len) == 0 && domain == AF_XDP) xsks.push_back(fd);
-    }
-    closedir(dir);
-  }
-  std::vector<std::thread> closers;
-  for (int fd : xsks) closers.emplace_back([fd] { close(fd); });
-  for (auto& t : closers) t.join();
-}
-
 // A tcx link of a port that is gone from the config after a restart: off the device.
 void DetachLink(const Napi::CallbackInfo& info) {
   const int fd = info[0].As<Napi::Number>().Int32Value();
@@ -544,7 +530,6 @@ class Addon : public Napi::Addon<Addon> {
                              InstanceMethod<&Addon::Persist>("setTapPersist"),
                              InstanceMethod<&Addon::Close>("closeFd"),
                              InstanceMethod<&Addon::Dup>("dupFd"),
-                             InstanceMethod<&Addon::CloseXsks>("closeSocketsInParallel"),
                              InstanceMethod<&Addon::Notify>("sdNotify"),
                              InstanceMethod<&Addon::Memfd>("memfdCreate"),
                              InstanceMethod<&Addon::Exit>("exitNow"),
@@ -562,7 +547,6 @@ class Addon : public Napi::Addon<Addon> {
   void Persist(const Napi::CallbackInfo& info) { SetTapPersist(info); }
   void Close(const Napi::CallbackInfo& info) { CloseFd(info); }
   Napi::Value Dup(const Napi::CallbackInfo& info) { return DupFd(info); }
-  void CloseXsks(const Napi::CallbackInfo& info) { CloseSocketsInParallel(info); }
   Napi::Value Notify(const Napi::CallbackInfo& info) { return SdNotify(info); }
   Napi::Value Memfd(const Napi::CallbackInfo& info) { return MemfdCreate(info); }
   void Exit(const Napi::CallbackInfo& info) { ExitNow(info); }

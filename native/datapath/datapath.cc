@@ -153,6 +153,24 @@ void Datapath::forgetFastPort(uint16_t index) {
   if (index < kMaxPorts && ports_[index].name.empty()) fast_->removePort(index);
 }
 
+void Datapath::releaseSocketsForRestart() {
+  {
+    std::lock_guard<std::mutex> lock(control_mu_);
+    hold_fast_ports_ = true;  // the next daemon adopts the tables as they are
+    for (auto& pv : staged_.ports) pv = PortView{};
+    std::memset(staged_.flood, 0, sizeof(staged_.flood));
+    for (auto& list : staged_.worker_queues) list.clear();
+  }
+  commit();  // from here on no worker touches a socket's rings
+  std::lock_guard<std::mutex> lock(control_mu_);
+  std::vector<std::thread> closers;
+  for (auto& p : ports_)
+    for (auto& q : p.queues)
+      if (q->xsk) closers.emplace_back([x = q->xsk.get()] { x->closeAndHarvest(); });
+  closers.emplace_back([this] { umem_->releaseAnchor(); });
+  for (auto& t : closers) t.join();
+}
+
 void Datapath::releaseFastPorts() {
   hold_fast_ports_ = false;
   View* v = live_.load(std::memory_order_seq_cst);

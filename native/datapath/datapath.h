@@ -283,6 +283,12 @@ class Datapath {
     return ports_[index].hook == "tc" ? ports_[index].xdp.link_fd : -1;
   }
   bool adopting() const { return hold_fast_ports_; }
+  // A restart's last step: the workers let go of every socket (an empty View; the
+  // running programs' tables are left as they are), then every AF_XDP socket is
+  // closed and its rings unmapped, each in a thread of its own. Each socket's release
+  // waits for an RCU grace period (xsk_unbind_dev's synchronize_net); the exit
+  // released them one after the other when their ring mappings went (~130 ms for nine).
+  void releaseSocketsForRestart();
   // Ends the adoption: the port table and tc device table follow the View again.
   void releaseFastPorts();
   // An adopted port index the config no longer has: out of the devmap, its counters zeroed

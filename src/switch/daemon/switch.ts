@@ -388,8 +388,8 @@ export class Switch implements SwitchApi {
     this.monitor?.stop();
     this.publishHandover();
     this.log.info({ reexec, handed_over: this.ports.list().length }, 'restarting: the datapath stays and is handed to the next daemon');
-    // The sockets go now, all at once (the exit would close them one after the other).
-    this.native.closeSocketsInParallel();
+    // The sockets go now, all at once (the exit would release them one after the other).
+    this.datapath.releaseSocketsForRestart();
     if (reexec) this.handover.reexec([process.execPath, ...process.execArgv, ...process.argv.slice(1)]);
     this.native.exitNow(0);
   }

@@ -112,6 +112,8 @@ export interface NativeDatapath {
   handoverFds(): Record<string, number>;
   /** The link of the program on the port's device (tcx, or XDP on an xdp-hook port; -1: none): what a restart hands over. */
   hookLinkFd(index: number): number;
+  /** A restart's last step: the workers let go of the sockets, which are closed in parallel (the exit would release them in turn). */
+  releaseSocketsForRestart(): void;
   /** A tc port's punt far end's XDP link (-1: none): handed over too. */
   puntLinkFd(index: number): number;
   /** Ends an adoption: the running programs' port tables follow the View again. */
@@ -149,8 +151,6 @@ export interface NativeAddon {
   openTap(name: string, persist: boolean): number;
   setTapPersist(name: string, persist: boolean): void;
   closeFd(fd: number): void;
-  /** Closes the process's AF_XDP sockets in parallel (a restart's exit would close them in turn). */
-  closeSocketsInParallel(): void;
   /** A close-on-exec copy of fd. */
   dupFd(fd: number): number;
   /** Sends a state line to systemd; false when not run by systemd (no NOTIFY_SOCKET). */
