@@ -5,6 +5,9 @@
 #include <bpf/bpf.h>
 #include <napi.h>
 #include <sys/mman.h>
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <cstddef>
@@ -13,6 +16,8 @@
 #include <cerrno>
 #include <cstring>
 #include <stdexcept>
+#include <thread>
+#include <vector>
 
 #include "datapath/datapath.h"
 #include "afxdp/xsk.h"
@@ -110,6 +115,8 @@ class DatapathWrap : public Napi::ObjectWrap<DatapathWrap> {
                            InstanceMethod<&DatapathWrap::SendFrame>("sendFrame"),
                            InstanceMethod<&DatapathWrap::HandoverFds>("handoverFds"),
                            InstanceMethod<&DatapathWrap::HookLinkFd>("hookLinkFd"),
+                           InstanceMethod<&DatapathWrap::PuntLinkFd>("puntLinkFd"),
+                           InstanceMethod<&DatapathWrap::ReleaseSocketsForRestart>("releaseSocketsForRestart"),
                            InstanceMethod<&DatapathWrap::ReleaseFastPorts>("releaseFastPorts"),
                            InstanceMethod<&DatapathWrap::ResetPortIndex>("resetPortIndex"),
                            InstanceMethod<&DatapathWrap::SetLearnFull>("setLearnFull"),
@@ -163,6 +170,9 @@ class DatapathWrap : public Napi::ObjectWrap<DatapathWrap> {
       }
       hook.peer_netns = h.Get("peerNetns").ToBoolean();
       if (h.Get("adoptLinkFd").IsNumber()) hook.adopt_link_fd = h.Get("adoptLinkFd").As<Napi::Number>().Int32Value();
+      if (h.Get("adoptPuntLinkFd").IsNumber()) hook.adopt_punt_link_fd = h.Get("adoptPuntLinkFd").As<Napi::Number>().Int32Value();
+      hook.keep_programs = h.Get("keepPrograms").ToBoolean();
+      hook.early = h.Get("early").ToBoolean();
     }
     auto r = guarded(env, [&] { return dp(env).addPort(index, name, queues, mode, tap_fd, hook); });
     auto o = Napi::Object::New(env);
@@ -410,6 +420,15 @@ class DatapathWrap : public Napi::ObjectWrap<DatapathWrap> {
     return o;
   }
 
+  void ReleaseSocketsForRestart(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    guarded(env, [&] { dp(env).releaseSocketsForRestart(); return 0; });
+  }
+
+  Napi::Value PuntLinkFd(const Napi::CallbackInfo& info) {
+    return Napi::Number::New(info.Env(), dp(info.Env()).puntLinkFd(argU16(info, 0, "index")));
+  }
+
   Napi::Value HookLinkFd(const Napi::CallbackInfo& info) {
     return Napi::Number::New(info.Env(), dp(info.Env()).hookLinkFd(argU16(info, 0, "index")));
   }
@@ -479,6 +498,14 @@ void SetTapPersist(const Napi::CallbackInfo& info) {
 }
 
 void CloseFd(const Napi::CallbackInfo& info) { close(info[0].As<Napi::Number>().Int32Value()); }
+
+// A copy of an fd (close-on-exec): the early start gives the datapath copies, so the
+// handed-over originals stay intact if it has to fall back (src/switch/daemon/early.ts).
+Napi::Value DupFd(const Napi::CallbackInfo& info) {
+  const int fd = fcntl(info[0].As<Napi::Number>().Int32Value(), F_DUPFD_CLOEXEC, 3);
+  if (fd < 0) throw Napi::Error::New(info.Env(), std::string("dup: ") + std::strerror(errno));
+  return Napi::Number::New(info.Env(), fd);
+}
 
 std::vector<int> argFds(const Napi::Value& v) {
   std::vector<int> fds;
@@ -550,6 +577,7 @@ class Addon : public Napi::Addon<Addon> {
                              InstanceMethod<&Addon::Tap>("openTap"),
                              InstanceMethod<&Addon::Persist>("setTapPersist"),
                              InstanceMethod<&Addon::Close>("closeFd"),
+                             InstanceMethod<&Addon::Dup>("dupFd"),
                              InstanceMethod<&Addon::Notify>("sdNotify"),
                              InstanceMethod<&Addon::Memfd>("memfdCreate"),
                              InstanceMethod<&Addon::Exit>("exitNow"),
@@ -566,6 +594,7 @@ class Addon : public Napi::Addon<Addon> {
   Napi::Value Tap(const Napi::CallbackInfo& info) { return OpenTap(info); }
   void Persist(const Napi::CallbackInfo& info) { SetTapPersist(info); }
   void Close(const Napi::CallbackInfo& info) { CloseFd(info); }
+  Napi::Value Dup(const Napi::CallbackInfo& info) { return DupFd(info); }
   Napi::Value Notify(const Napi::CallbackInfo& info) { return SdNotify(info); }
   Napi::Value Memfd(const Napi::CallbackInfo& info) { return MemfdCreate(info); }
   void Exit(const Napi::CallbackInfo& info) { ExitNow(info); }

@@ -112,6 +112,15 @@ Umem::Umem(uint32_t frames, const std::string& anchor_device) : frames_(frames) 
     fail("binding the UMEM anchor socket to " + anchor_device);
 }
 
+void Umem::releaseAnchor() {
+  for (int i = 0; i < 2; i++) {
+    if (anchor_maps_[i]) munmap(anchor_maps_[i], anchor_map_len_[i]);
+    anchor_maps_[i] = nullptr;
+  }
+  if (anchor_fd_ >= 0) close(anchor_fd_);
+  anchor_fd_ = -1;
+}
+
 Umem::~Umem() {
   for (int i = 0; i < 2; i++)
     if (anchor_maps_[i]) munmap(anchor_maps_[i], anchor_map_len_[i]);

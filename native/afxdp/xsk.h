@@ -41,6 +41,9 @@ class Umem {
   uint8_t* area() const { return area_; }
   uint32_t frames() const { return frames_; }
   int anchorFd() const { return anchor_fd_; }
+  // Closes the anchor socket and unmaps its rings (a restart's exit; see
+  // Datapath::releaseSocketsForRestart). The UMEM memory itself stays mapped.
+  void releaseAnchor();
 
  private:
   uint8_t* area_ = nullptr;

@@ -162,6 +162,24 @@ void Datapath::resetPortIndex(uint16_t index) {
   xsk_base_[index] = XskStats{};
 }
 
+void Datapath::releaseSocketsForRestart() {
+  {
+    std::lock_guard<std::mutex> lock(control_mu_);
+    hold_fast_ports_ = true;  // the next daemon adopts the tables as they are
+    for (auto& pv : staged_.ports) pv = PortView{};
+    std::memset(staged_.flood, 0, sizeof(staged_.flood));
+    for (auto& list : staged_.worker_queues) list.clear();
+  }
+  commit();  // from here on no worker touches a socket's rings
+  std::lock_guard<std::mutex> lock(control_mu_);
+  std::vector<std::thread> closers;
+  for (auto& p : ports_)
+    for (auto& q : p.queues)
+      if (q->xsk) closers.emplace_back([x = q->xsk.get()] { x->closeAndHarvest(); });
+  closers.emplace_back([this] { umem_->releaseAnchor(); });
+  for (auto& t : closers) t.join();
+}
+
 void Datapath::releaseFastPorts() {
   hold_fast_ports_ = false;
   View* v = live_.load(std::memory_order_seq_cst);
@@ -194,9 +212,18 @@ Datapath::PortResult Datapath::addPort(uint16_t index, const std::string& name, 
   std::lock_guard<std::mutex> lock(control_mu_);
   if (index >= kMaxPorts) throw std::runtime_error("port index out of range");
   PortInfo& p = ports_[index];
+  PortResult result;
+  if (p.early && p.name == name) {
+    // The early start served this port already (a restart): the daemon takes it as it runs.
+    p.early = false;
+    for (auto& q : p.queues)
+      if (q->tx) result.owners.push_back(q->owner);
+    result.xdp_mode = p.xdp_mode;
+    result.hook = p.hook;
+    return result;
+  }
   if (!p.name.empty()) throw std::runtime_error("port index " + std::to_string(index) + " is in use by " + p.name);
   const uint32_t nworkers = workers();
-  PortResult result;
   PortInfo fresh;
   fresh.name = name;
   auto newQueue = [&](uint32_t queue_id, uint16_t owner) {
@@ -231,7 +258,7 @@ Datapath::PortResult Datapath::addPort(uint16_t index, const std::string& name, 
         if (!fresh.punt_ifindex || !far) throw std::runtime_error(name + ": its punt pair " + hook.punt_near + "/" + hook.punt_far + " does not exist");
         // The far end's program takes no fast path (no port index): it only
         // hands the punted frames to the socket, which belongs to this port.
-        fresh.xdp = fast_->attach(VSW_MAX_PORTS, hook.punt_far, far, xdp_mode);
+        fresh.xdp = fast_->attach(VSW_MAX_PORTS, hook.punt_far, far, xdp_mode, hook.adopt_punt_link_fd, hook.keep_programs);
         fresh.xdp_mode = fresh.xdp.mode;
         // Transmit sockets on the device first: sendFrame and the View pick the first.
         for (int qi = 0; qi < queues; qi++) {
@@ -247,10 +274,10 @@ Datapath::PortResult Datapath::addPort(uint16_t index, const std::string& name, 
         punt->fd = punt->xsk->fd();
         fast_->bindQueue(fresh.xdp, 0, punt->fd);
         fresh.queues.push_back(std::move(punt));
-        fresh.tc = fast_->attachTc(index, name, fresh.ifindex, hook.adopt_link_fd);
+        fresh.tc = fast_->attachTc(index, name, fresh.ifindex, hook.adopt_link_fd, hook.keep_programs);
       } else {
         fresh.hook = "xdp";
-        fresh.xdp = fast_->attach(index, name, fresh.ifindex, xdp_mode, hook.adopt_link_fd);
+        fresh.xdp = fast_->attach(index, name, fresh.ifindex, xdp_mode, hook.adopt_link_fd, hook.keep_programs);
         fresh.xdp_mode = fresh.xdp.mode;
         for (int qi = 0; qi < queues; qi++) {
           auto q = newQueue(static_cast<uint32_t>(qi), static_cast<uint16_t>((index + qi) % nworkers));  // spread queues and single-queue ports
@@ -268,6 +295,7 @@ Datapath::PortResult Datapath::addPort(uint16_t index, const std::string& name, 
       throw;
     }
   }
+  fresh.early = hook.early;
   p = std::move(fresh);
   PortView& pv = staged_.ports[index];
   pv = PortView{};

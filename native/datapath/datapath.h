@@ -201,6 +201,7 @@ struct PortInfo {
   bool peer_netns = false;         // a veth whose peer is in another netns
   std::string xdp_mode;            // "native" | "generic" | "none" | "bond"
   std::vector<std::unique_ptr<Queue>> queues;
+  bool early = false;              // added by the early start, not yet claimed (see PortHook::early)
 };
 
 // How a device port's frames enter the datapath. xdp: the XDP program on the
@@ -213,6 +214,9 @@ struct PortHook {
   std::string punt_near, punt_far;
   bool peer_netns = false;       // the device is a veth whose peer is in another netns
   int adopt_link_fd = -1;        // the port's tcx or XDP link from before a restart (its program is replaced in it)
+  int adopt_punt_link_fd = -1;   // a tc port: its punt far end's XDP link from before a restart
+  bool keep_programs = false;    // the adopted links run this build's programs: keep them, load nothing
+  bool early = false;            // added by the early start: the daemon's own addPort of it later takes it as it is
 };
 
 // A mirror as the control plane gives it (Datapath::setMirrors); ports by index.
@@ -314,7 +318,18 @@ class Datapath {
     const PortInfo& p = ports_[index];
     return p.tc.link_fd >= 0 ? p.tc.link_fd : p.hook == "xdp" ? p.xdp.link_fd : -1;
   }
+  // A tc port's punt far end's XDP link (a restart hands it over too). -1: none.
+  int puntLinkFd(uint16_t index) const {
+    if (index >= kMaxPorts) return -1;
+    return ports_[index].hook == "tc" ? ports_[index].xdp.link_fd : -1;
+  }
   bool adopting() const { return hold_fast_ports_; }
+  // A restart's last step: the workers let go of every socket (an empty View; the
+  // running programs' tables are left as they are), then every AF_XDP socket is
+  // closed and its rings unmapped, each in a thread of its own. Each socket's release
+  // waits for an RCU grace period (xsk_unbind_dev's synchronize_net); the exit
+  // released them one after the other when their ring mappings went (~130 ms for nine).
+  void releaseSocketsForRestart();
   // Ends the adoption: the port table and tc device table follow the View again.
   void releaseFastPorts();
   // A port index a new port takes, or an adopted index the config no longer has: out of

@@ -6,6 +6,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <cstdarg>
@@ -58,6 +59,45 @@ bool replaceInAdoptedLink(int link_fd, int prog_fd) {
   close(link_fd);
   return false;
 }
+
+// The program a handed-over link runs, when it is the one named `name` (this
+// build's, by the caller's word) and the link is of `link_type`: its fd, else -1.
+int keptProgram(int link_fd, __u32 link_type, const char* name) {
+  bpf_link_info link{};
+  __u32 len = sizeof(link);
+  if (bpf_obj_get_info_by_fd(link_fd, &link, &len) != 0 || link.type != link_type) return -1;
+  const int prog_fd = bpf_prog_get_fd_by_id(link.prog_id);
+  if (prog_fd < 0) return -1;
+  bpf_prog_info info{};
+  len = sizeof(info);
+  // The kernel keeps BPF_OBJ_NAME_LEN - 1 characters of a name ("vswitchd_tc_fas").
+  if (bpf_obj_get_info_by_fd(prog_fd, &info, &len) != 0 || std::strncmp(info.name, name, BPF_OBJ_NAME_LEN - 1) != 0) {
+    close(prog_fd);
+    return -1;
+  }
+  return prog_fd;
+}
+
+// The XSKMAP a running XDP program redirects into (its own map: each port's copy has one).
+int programXsksMap(int prog_fd) {
+  __u32 ids[16] = {};
+  bpf_prog_info info{};
+  __u32 len = sizeof(info);
+  info.nr_map_ids = 16;
+  info.map_ids = reinterpret_cast<__u64>(ids);
+  if (bpf_obj_get_info_by_fd(prog_fd, &info, &len) != 0) return -1;
+  for (__u32 i = 0; i < std::min<__u32>(info.nr_map_ids, 16); i++) {
+    const int fd = bpf_map_get_fd_by_id(ids[i]);
+    if (fd < 0) continue;
+    bpf_map_info m{};
+    __u32 mlen = sizeof(m);
+    if (bpf_obj_get_info_by_fd(fd, &m, &mlen) == 0 && m.type == BPF_MAP_TYPE_XSKMAP) return fd;
+    close(fd);
+  }
+  return -1;
+}
+
+constexpr __u32 kLinkTypeTcx = 11;  // BPF_LINK_TYPE_TCX (kernel 6.6; newer than these headers)
 
 }  // namespace
 
@@ -153,10 +193,20 @@ void FastPath::setProgramPort(bpf_object* obj, const std::string& path, uint32_t
     throw std::runtime_error("setting the program's port index: " + errText(err));
 }
 
-TcAttachment FastPath::attachTc(uint16_t index, const std::string& dev_name, int ifindex, int adopt_link_fd) {
+TcAttachment FastPath::attachTc(uint16_t index, const std::string& dev_name, int ifindex, int adopt_link_fd, bool keep) {
   TcAttachment a;
   a.dev_name = dev_name;
   a.ifindex = ifindex;
+  if (keep && adopt_link_fd >= 0) {
+    // The same build restarted: the program in the link is what would be loaded (same
+    // object, same port index), so it stays; loading it again cost ~50 ms per port.
+    const int prog_fd = keptProgram(adopt_link_fd, kLinkTypeTcx, "vswitchd_tc_fast");
+    if (prog_fd >= 0) {
+      close(prog_fd);
+      a.link_fd = adopt_link_fd;
+      return a;
+    }
+  }
   a.obj = bpf_object__open_file(tc_object_.c_str(), nullptr);
   if (int err = libbpf_get_error(a.obj)) {
     a.obj = nullptr;
@@ -208,11 +258,30 @@ void FastPath::writeTcPort(uint16_t index, const TcPort& port) {
 // remove left programs loaded for good; and its dispatcher cannot load here
 // (no CAP_SYS_RESOURCE), so it only ever attached one program anyway.
 XdpAttachment FastPath::attach(uint32_t index, const std::string& dev_name, int ifindex, const std::string& xdp_mode,
-                              int adopt_link_fd) {
+                              int adopt_link_fd, bool keep) {
   if (adopt_link_fd < 0) detachStaleProgram(ifindex);
   XdpAttachment a;
   a.dev_name = dev_name;
   a.ifindex = ifindex;
+  if (keep && adopt_link_fd >= 0) {
+    // The same build restarted (see attachTc): the running program and its XSKMAP stay.
+    const int prog_fd = keptProgram(adopt_link_fd, BPF_LINK_TYPE_XDP, "vswitchd_steer");
+    const int xsks = prog_fd >= 0 ? programXsksMap(prog_fd) : -1;
+    if (xsks >= 0) {
+      __u32 native_id = 0;
+      bpf_prog_info info{};
+      __u32 len = sizeof(info);
+      const bool native = bpf_xdp_query_id(ifindex, XDP_FLAGS_DRV_MODE, &native_id) == 0 &&
+                          bpf_obj_get_info_by_fd(prog_fd, &info, &len) == 0 && native_id == info.id;
+      close(prog_fd);
+      a.link_fd = adopt_link_fd;
+      a.xsks_map_fd = xsks;
+      a.kept = true;
+      a.mode = native ? "native" : "generic";
+      return a;
+    }
+    if (prog_fd >= 0) close(prog_fd);
+  }
   a.obj = bpf_object__open_file(bpf_object_.c_str(), nullptr);
   if (int err = libbpf_get_error(a.obj)) {
     a.obj = nullptr;
@@ -261,6 +330,8 @@ void FastPath::detach(XdpAttachment& a) {
   a.link_fd = -1;
   if (a.obj) bpf_object__close(a.obj);  // the program's and its own maps' fds
   a.obj = nullptr;
+  if (a.kept && a.xsks_map_fd >= 0) close(a.xsks_map_fd);  // a kept program's map, found by id
+  a.kept = false;
   a.xsks_map_fd = -1;
 }
 

@@ -28,6 +28,7 @@ struct XdpAttachment {
   int ifindex = 0;
   std::string mode;       // "native" | "generic"
   int xsks_map_fd = -1;   // the program's own XSKMAP: queue -> AF_XDP socket
+  bool kept = false;      // the program a restart left running (no obj; xsks_map_fd is ours to close)
 };
 
 // A port's copy of the tc program (bpf/tc_fastpath.bpf.o) on its device's tcx ingress.
@@ -62,8 +63,10 @@ class FastPath {
   // constant, the shared maps reused) and attaches it to `ifindex`:
   // xdp_mode "native", "generic", or anything else for native with a generic fallback.
   // index VSW_MAX_PORTS: a program that takes no fast path (a punt pair's far end).
+  // keep: adopt_link_fd's program is this build's (a restart, not an upgrade): it
+  // stays as it runs, nothing is loaded (its XSKMAP is found through the program).
   XdpAttachment attach(uint32_t index, const std::string& dev_name, int ifindex, const std::string& xdp_mode,
-                       int adopt_link_fd = -1);  // throws
+                       int adopt_link_fd = -1, bool keep = false);  // throws
   void detach(XdpAttachment& a);  // no-op when not attached
   // Frames of `queue` that take the slow path go to this AF_XDP socket.
   void bindQueue(const XdpAttachment& a, uint32_t queue, int xsk_fd);  // throws
@@ -73,7 +76,8 @@ class FastPath {
   // restart: the new program replaces the running one in it atomically
   // (bpf_link_update: no moment without a program). detachTc detaches the link
   // (a copy of the fd may sit in systemd's fd store) and closes it.
-  TcAttachment attachTc(uint16_t index, const std::string& dev_name, int ifindex, int adopt_link_fd = -1);  // throws
+  // keep: as for attach(), the running program stays in the link.
+  TcAttachment attachTc(uint16_t index, const std::string& dev_name, int ifindex, int adopt_link_fd = -1, bool keep = false);  // throws
   void detachTc(TcAttachment& a);  // no-op when not attached
   // The tc device table (written with the port table).
   void writeTcPort(uint16_t index, const TcPort& port);

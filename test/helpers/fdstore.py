@@ -9,7 +9,8 @@ FileDescriptorStoreMax= and RestartKillSignal=SIGUSR2:
   - commands on stdin: "env KEY=VALUE" (for the next start), "restart" (SIGUSR2, wait, start), "kill" (SIGKILL, then
     start: a crash and Restart=on-failure), "stop" (SIGTERM, wait, close the store).
 Events on stdout, one per line: "started PID", "ready", "exited CODE",
-"store NAME,NAME,...", "stopped".
+"store NAME,NAME,...", "stopped"; started, ready and exited end with "at=MS" (epoch ms,
+for the restart test's timeline).
 
 usage: fdstore.py NOTIFY_SOCKET LOGFILE -- COMMAND...
 """
@@ -20,6 +21,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 
 libc = ctypes.CDLL(None, use_errno=True)
 SYS_KCMP, KCMP_FILE = 312, 0
@@ -34,6 +36,10 @@ proc = None
 
 def say(*words):
     print(*words, flush=True)
+
+
+def at():
+    return 'at=%d' % (time.time() * 1000)
 
 
 def same_file(a, b):
@@ -68,7 +74,7 @@ def listen():
             for fd in fds:
                 os.close(fd)
             if fields.get('READY') == '1':
-                say('ready')
+                say('ready', at())
 
 
 def start():
@@ -90,7 +96,7 @@ def start():
     os.environ['NOTIFY_SOCKET'] = notify_path
     proc = subprocess.Popen(command, stdout=log, stderr=log, preexec_fn=child, close_fds=False)
     log.close()
-    say('started', proc.pid)
+    say('started', proc.pid, at())
 
 
 def fcntl_dup_above(fd, minimum):
@@ -102,7 +108,7 @@ def fcntl_dup_above(fd, minimum):
 
 def wait_exit():
     code = proc.wait()
-    say('exited', code)
+    say('exited', code, at())
 
 
 for fd in range(3, 1024):  # nothing of ours may leak into the service

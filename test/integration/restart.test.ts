@@ -17,6 +17,13 @@ const FAST = process.env.VSWITCHD_TEST_FAST_PATH ?? 'off';
 /** The tc hook (auto, tc) is adopted in its links; the XDP hook's program is attached again (a short gap). */
 const TC_HOOK = FAST === 'auto' || FAST === 'tc';
 const STREAM = join(repoRoot(), 'test', 'helpers', 'stream.py');
+/**
+ * The slow path's gap asserted: the issue asks 200 ms (measured figures: bench/README.md,
+ * "Restarts"); CI shares 2 CPUs with other tests, so the bound here is looser. The figures are logged.
+ */
+const GAP_BOUND_MS = Number(process.env.VSWITCHD_TEST_RESTART_GAP_MS ?? 1500);
+/** VSWITCHD_TEST_RESTART_EARLY=off: the next daemon starts without the early start (for comparing; its assertions then fail). */
+const EARLY_OFF = process.env.VSWITCHD_TEST_RESTART_EARLY === 'off';
 
 /** vswitchd under the systemd stand-in. */
 class Service {
@@ -156,9 +163,12 @@ async function across(t: ExecutionContext, kind: 'restart' | 'kill' | 'ctl', net
   const svc = await startService(t, cleanup, hosts);
   t.true(await pingUntil(a, b.ip), 'a reaches b');
   const before = await learned(svc, [a, b]);
+  const progIds = async () => Object.fromEntries((await svc.ctl<{ name: string; prog_id?: number }[]>('port.list')).map((p) => [p.name, p.prog_id]));
+  const progsBefore = await progIds();
   await sleep(2000);  // ages that can be seen to continue
   const flow = traffic(cleanup, a, b, 4);
   await flow.start();
+  if (EARLY_OFF) svc.send('env VSWITCHD_EARLY=off');
   await sleep(1000);
   const asked = Date.now();
   // c and d speak first once the old daemon has stopped serving: ARP and their
@@ -178,13 +188,17 @@ async function across(t: ExecutionContext, kind: 'restart' | 'kill' | 'ctl', net
   // Where the time goes (the new daemon's log, ms after the restart was asked).
   const timeline = svc.logs().split('\n').flatMap((l) => {
     try {
-      const e = JSON.parse(l) as { time: number; level: number; msg: string; port?: string };
-      return e.time >= asked - 50 && e.level !== 20 ? [`${e.time - asked} ${e.msg}${e.port ? ' ' + e.port : ''}`] : [];
+      const e = JSON.parse(l) as { time: number; level: number; msg: string; port?: string; handed_over_ms_ago?: number; process_uptime_ms?: number; took_ms?: number };
+      // The early start logs once the logger exists: its own figures say when it served (ms after the old daemon's last save).
+      const when = e.handed_over_ms_ago !== undefined ? ` (served ${e.handed_over_ms_ago} ms after the handover, process up ${e.process_uptime_ms} ms, took ${e.took_ms} ms)` : '';
+      return e.time >= asked - 50 && e.level !== 20 ? [`${e.time - asked} ${e.msg}${e.port ? ' ' + e.port : ''}${when}`] : [];
     } catch {
       return [];
     }
   });
-  t.log(timeline.join('; '));
+  // The stand-in's view: when the old daemon had exited and the new one was started.
+  const standIn = [...svc.events.matchAll(/^(started|exited)\b.* at=(\d+)$/gm)].filter((m) => Number(m[2]) >= asked).map((m) => `${Number(m[2]) - asked} ${m[1]}`);
+  t.log([...standIn, ...timeline].join('; '));
   const res = await flow.results();
   t.log(`${kind} (fast_path ${FAST}): UDP ${res.sent - res.received}/${res.sent} lost, max gap ${res.udpGapMs} ms; TCP ${res.exchanged} exchanges, max stall ${res.stallMs} ms, ${res.tcpError}; new pair pings after ${gap} ms; answering after ${readyMs} ms`);
   if (FAST !== 'off') {
@@ -193,6 +207,11 @@ async function across(t: ExecutionContext, kind: 'restart' | 'kill' | 'ctl', net
     t.true(res.stallMs < 200, `TCP stalled ${res.stallMs} ms at most`);
   }
   t.is(res.tcpError, 'none', 'the TCP connection lived on');
+  // The early start served every handed-over port before the config was read (c and d among them).
+  const early = /"ports":(\[[^\]]*\]).*"msg":"early start: the handed-over ports forward again/.exec(svc.logs());
+  t.truthy(early, 'the early start served the handed-over ports');
+  t.true(hosts.every((h) => (JSON.parse(early?.[1] ?? '[]') as string[]).includes(h.port)), 'every port among them');
+  t.true(gap < GAP_BOUND_MS, `a new pair talked ${gap} ms after the restart was asked (bound ${GAP_BOUND_MS} ms)`);
 
   const after = await svc.ctl<FdbRow[]>('fdb.show');
   for (const e of before.filter((x) => x.mac === a.mac || x.mac === b.mac)) {
@@ -201,6 +220,9 @@ async function across(t: ExecutionContext, kind: 'restart' | 'kill' | 'ctl', net
   }
   const ports = await svc.ctl<{ name: string; adopted?: boolean }[]>('port.list');
   t.true(ports.filter((p) => hosts.some((h) => h.port === p.name)).every((p) => p.adopted), 'port list says the ports were adopted');
+  // The same build restarted: the programs run on as they were (nothing loaded; an upgrade replaces them, see below).
+  if (FAST !== 'off') t.deepEqual(await progIds(), progsBefore, 'the same programs run in the links');
+  t.regex(svc.logs(), /"programs":"kept \(same build\)"/);
   t.regex(svc.logs(), /datapath adopted; reconciled with the config/);
 }
 
@@ -334,6 +356,8 @@ test.serial('maps of another layout are not adopted: the daemon says why, starts
   writeFileSync(configPath, readFileSync(configPath, 'utf8') + 'fdb:\n  capacity: 4096\n');
   svc.send('restart');
   await svc.event(/^ready/m, 2);
+  // The early start built a datapath for the old FDB size: the daemon starts again in place without it.
+  t.regex(svc.logs(), /"reason":"the config changed fdb.capacity".*starting again in place without the early start/);
   t.regex(svc.logs(), /"reason":"fdb.capacity 65536".*not adopting the running datapath: starting afresh/);
   t.true(await pingUntil(a, b.ip), 'a reaches b through the fresh datapath');
   const ports = await svc.ctl<{ name: string; adopted?: boolean; up: boolean }[]>('port.list');

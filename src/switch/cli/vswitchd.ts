@@ -1,6 +1,5 @@
 // vswitchd: the daemon's command line.
 import { parseArgs } from 'node:util';
-import { ConfigError, loadConfig } from '../config/config.js';
 import type { Switch } from '../daemon/switch.js';
 import type { LogLevel } from '../operate/log.js';
 import { VERSION } from '../operate/version.js';
@@ -53,12 +52,18 @@ export async function main(argv: string[]): Promise<number> {
     return 2;
   }
 
+  // A restart: the handed-over datapath forwards again before the config and the
+  // rest of the daemon are loaded (they take most of a second; see daemon/early.ts).
+  const inherited = args.check ? undefined : (await import('../daemon/early.js')).takeInherited();
+  const { ConfigError, loadConfig } = await import('../config/config.js');
   let config;
   try {
     config = loadConfig(args.config);
   } catch (err) {
     if (err instanceof ConfigError) {
       process.stderr.write(`${err.message}\n`);
+      // The early start's datapath stays for the next start (no destructor may detach it).
+      if (inherited?.early) inherited.native.exitNow(2);
       return 2;
     }
     throw err;
@@ -73,7 +78,7 @@ export async function main(argv: string[]): Promise<number> {
   const log = createLogger((level ?? config.log.level) as LogLevel, format);
   let sw: Switch | undefined;
   try {
-    sw = new Switch(config, log, args.config);
+    sw = new Switch(config, log, args.config, inherited);
     await sw.start();
     sw.native.sdNotify(`READY=1\nSTATUS=forwarding on ${sw.ports.list().length} ports\nMAINPID=${process.pid}`);
   } catch (err) {

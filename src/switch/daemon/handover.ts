@@ -8,10 +8,13 @@
 // them over the same way. A stop removes everything itself and empties the
 // store (FDSTOREREMOVE=1); systemd also closes the store on a stop, which
 // detaches the links by itself. Why this and not pins in bpffs: docs/ARCHITECTURE.md.
-import { fstatSync, ftruncateSync, readSync, writeSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { fstatSync, ftruncateSync, readFileSync, readSync, writeSync } from 'node:fs';
 import type { Logger } from 'pino';
 import type { NativeAddon } from '../datapath/native.js';
 import type { PeerChanges } from '../ports/hygiene.js';
+import type { AttachedAs } from '../ports/ports.js';
+import type { VlanMode } from '../types.js';
 
 /** The maps, by the names they are handed over with (the addon's handoverFds()). */
 export const MAP_NAMES = ['fdb', 'ports', 'tx', 'fstats', 'config', 'tc_ports'] as const;
@@ -20,6 +23,21 @@ export type MapName = (typeof MAP_NAMES)[number];
 const STATE = 'state';
 export const tapFdName = (bridge: string) => `tap.${bridge}`;
 export const linkFdName = (port: string) => `link.${port}`;
+/** A tc port's punt far end's XDP link. */
+export const puntFdName = (port: string) => `punt.${port}`;
+/** Handed-over names that are program links (detached, not only closed, when not taken). */
+export const isLinkFdName = (name: string) => name.startsWith('link.') || name.startsWith('punt.');
+
+/**
+ * What identifies the programs a build loads: a hash of its BPF objects. Equal across a
+ * restart, the running programs are what this build would load (with the same port
+ * index, which adoption keeps), so they stay in their links and nothing is loaded.
+ */
+export function programBuild(objects: string[]): string {
+  const hash = createHash('sha256');
+  for (const file of objects) hash.update(readFileSync(file));
+  return hash.digest('hex').slice(0, 16);
+}
 
 /** A port as the daemon that ran it left it. */
 export interface HandedPort {
@@ -27,6 +45,25 @@ export interface HandedPort {
   index: number;
   hook?: string;
   peerChanges?: PeerChanges;
+  /** What the early start needs (src/switch/daemon/early.ts); absent: the port is added by the daemon only. */
+  kind?: string;
+  up?: boolean;
+  bond?: string;
+  queues?: number;
+  mtu?: number;
+  vlan?: VlanMode;
+  punt?: { near: string; far: string };
+  attached?: AttachedAs;
+}
+
+/** The datapath's settings, so that the early start can build it before the config is read. */
+export interface HandedDatapath {
+  workers: number;
+  framesPerWorker: number;
+  fastPath: boolean;
+  /** datapath.fast_path as configured (it decides each port's hook). */
+  fastPathMode: string;
+  xdpMode: string;
 }
 
 export interface SlowCounters {
@@ -42,8 +79,11 @@ export interface SlowCounters {
 export interface HandoverState {
   /** VSW_LAYOUT_VERSION of the build that made the maps. */
   layout: number;
+  /** programBuild() of the programs running in the links (absent: an older build's). */
+  programs?: string;
   bridge: string;
   fdbCapacity: number;
+  datapath?: HandedDatapath;
   ports: HandedPort[];
   /** The hot loop's counters (they live in process memory): the next daemon counts on from them. */
   counters: Record<string, SlowCounters>;
@@ -86,21 +126,23 @@ export class Handover {
     this.underSystemd = Boolean(process.env.NOTIFY_SOCKET);
   }
 
-  /** The state the previous daemon left, if it left one. */
+  private state?: HandoverState;
+
+  /** The state the previous daemon left, if it left one (read once: the early start and the Switch both ask). */
   readState(): HandoverState | undefined {
     const fd = this.inherited.get(STATE);
-    if (fd === undefined) return undefined;
+    if (fd === undefined) return this.state;
     this.inherited.delete(STATE);
     this.stateFd = fd;  // written on from here
     try {
       const size = fstatSync(fd).size;
       const buf = Buffer.alloc(size);
       readSync(fd, buf, 0, size, 0);
-      return JSON.parse(buf.toString()) as HandoverState;
+      this.state = JSON.parse(buf.toString()) as HandoverState;
     } catch (err) {
       this.log.warn({ err: (err as Error).message }, 'the handed-over state is unreadable: starting afresh');
-      return undefined;
     }
+    return this.state;
   }
 
   /** Takes an inherited fd (undefined when there is none). */

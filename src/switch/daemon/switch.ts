@@ -10,7 +10,8 @@ import { FdbManager } from '../l2/fdb.js';
 import { egressTagged, vlanMembers } from '../l2/vlan-rules.js';
 import { deleteLink, deviceCounters, ensureBpffs, puntNames, puntPairExists, restorePeer, setLinkAddress, stalePuntDevices } from '../ports/hygiene.js';
 import { KernelDrops, type PortDevices } from '../ports/kernel-drops.js';
-import { Handover, inheritedFds, linkFdName, MAP_NAMES, tapFdName, type HandedPort, type HandoverState, type SlowCounters } from './handover.js';
+import type { EarlyStart, Inherited } from './early.js';
+import { Handover, inheritedFds, isLinkFdName, linkFdName, MAP_NAMES, programBuild, puntFdName, tapFdName, type HandedPort, type HandoverState, type SlowCounters } from './handover.js';
 import { isLoopbackAddress, MetricsServer } from '../operate/metrics.js';
 import { bridgeMac } from '../l2/mac.js';
 import type { FdbRow, ReloadResult, SwitchApi, VlanRow } from '../operate/switch-api.js';
@@ -87,31 +88,57 @@ export class Switch implements SwitchApi {
   private workerBase: Record<string, number>[] = [];
   /** Handed-over links given to ports at start; reconcile() drops those no port took. */
   private readonly adoptedLinks = new Map<string, number>();
+  private readonly adoptedPuntLinks = new Map<string, number>();
+  /** programBuild() of this build's BPF objects; handed over with the links. */
+  private readonly programs: string;
+  /** The handed-over links run this build's programs: they stay, nothing is loaded per port. */
+  private keepPrograms = false;
   private readonly startedMs: number;
   /** The mirrors (SPAN) and their datapath slots. */
   private readonly mirrorTable: MirrorTable;
 
-  constructor(public config: SwitchConfig, readonly log: Logger, readonly configFile?: string) {
+  /** The early start's datapath and workers (a restart), taken over here. */
+  private readonly early?: EarlyStart;
+
+  constructor(public config: SwitchConfig, readonly log: Logger, readonly configFile?: string, inherited?: Inherited) {
     this.native = loadNative();
     this.clock = { nowMs: () => this.native.monotonicMs() };
     this.startedMs = this.clock.nowMs();
-    this.handover = new Handover(this.native, inheritedFds(), log);
+    inherited?.log.attach(log);
+    this.handover = inherited?.handover ?? new Handover(this.native, inheritedFds(), log);
     const state = this.handover.readState();
+    const early = inherited?.early;
+    if (early) {
+      const d = early.state.datapath!;
+      const differs = [
+        config.bridge !== early.state.bridge && 'bridge',
+        config.fdb.capacity !== early.state.fdbCapacity && 'fdb.capacity',
+        config.workers !== d.workers && 'workers',
+        config.datapath.frames_per_worker !== d.framesPerWorker && 'datapath.frames_per_worker',
+        config.datapath.fast_path !== d.fastPathMode && 'datapath.fast_path',
+        config.datapath.xdp_mode !== d.xdpMode && 'datapath.xdp_mode',
+      ].filter(Boolean);
+      if (differs.length) early.fallback(`the config changed ${differs.join(', ')}`);
+      early.release();
+      this.early = early;
+    }
     const refuse = state && (state.layout !== this.native.layoutVersion ? `map layout ${state.layout}, this build's is ${this.native.layoutVersion}`
       : state.bridge !== config.bridge ? `bridge ${state.bridge}` : state.fdbCapacity !== config.fdb.capacity ? `fdb.capacity ${state.fdbCapacity}` : undefined);
-    const maps = Object.fromEntries(MAP_NAMES.flatMap((n) => {
+    const maps = early ? {} : Object.fromEntries(MAP_NAMES.flatMap((n) => {
       const fd = this.handover.take(n);
       return fd === undefined ? [] : [[n, fd]];
     })) as Record<string, number>;
     // The internal port's tap exists for the life of the process: the UMEM is anchored on it.
     // After a restart it is the same tap (same MAC, the host's addresses on it kept).
-    const tapFd = this.handover.take(tapFdName(config.bridge));
+    const tapFd = early?.tapFd ?? this.handover.take(tapFdName(config.bridge));
     try {
       this.internalTapFd = tapFd ?? this.native.openTap(config.bridge, false);
     } catch (err) {
       const busy = /busy/i.test((err as Error).message);
       throw new Error(`internal port ${config.bridge}: ${(err as Error).message}${busy ? ' (is another vswitchd running with bridge ' + config.bridge + '?)' : ''}`);
     }
+    const tcObject = process.env.VSWITCHD_TC_OBJECT ?? path.join(path.dirname(bpfObjectPath), 'tc_fastpath.bpf.o');
+    this.programs = programBuild([bpfObjectPath, tcObject]);
     const options = {
       anchorDevice: config.bridge,
       workers: config.workers,
@@ -119,17 +146,18 @@ export class Switch implements SwitchApi {
       fdbCapacity: config.fdb.capacity,
       bpfObject: bpfObjectPath,
       // A test build of the tc program (the upgrade test) or a packaged one elsewhere.
-      ...(process.env.VSWITCHD_TC_OBJECT ? { tcObject: process.env.VSWITCHD_TC_OBJECT } : {}),
+      tcObject,
       fastPath: config.datapath.fast_path !== 'off',
     };
-    let datapath: NativeDatapath | undefined;
-    if (state && !refuse && MAP_NAMES.every((n) => maps[n] !== undefined)) {
+    let datapath: NativeDatapath | undefined = early?.datapath;
+    if (state && !refuse && (early || MAP_NAMES.every((n) => maps[n] !== undefined))) {
       try {
-        datapath = new this.native.Datapath({ ...options, adopt: maps });
+        datapath ??= new this.native.Datapath({ ...options, adopt: maps });
         this.handed = new Map(state.ports.map((p) => [p.name, p]));
         this.counterBase = state.counters ?? {};
         if (state.workers?.length === config.workers) this.workerBase = state.workers;
-        log.info({ ports: state.ports.length, fdb_entries: datapath.fdbInfo().size, handed_over_ms_ago: this.clock.nowMs() - state.savedAtMs, process_uptime_ms: Math.round(process.uptime() * 1000) }, 'adopting the running datapath');
+        this.keepPrograms = state.programs === this.programs;
+        log.info({ ports: state.ports.length, early: early ? [...early.ports] : false, programs: this.keepPrograms ? 'kept (same build)' : 'replaced (another build)', fdb_entries: datapath.fdbInfo().size, handed_over_ms_ago: this.clock.nowMs() - state.savedAtMs, process_uptime_ms: Math.round(process.uptime() * 1000) }, 'adopting the running datapath');
       } catch (err) {
         log.warn({ err: (err as Error).message }, 'cannot adopt the running datapath: starting afresh (the FDB is relearned)');
       }
@@ -140,7 +168,7 @@ export class Switch implements SwitchApi {
     if (!datapath) {
       // The old programs go: the new ones (fresh maps) are attached port by port.
       for (const [name, fd] of this.handover.inherited) {
-        if (name.startsWith('link.')) this.native.detachLink(fd);
+        if (isLinkFdName(name)) this.native.detachLink(fd);
         else this.native.closeFd(fd);
       }
       this.handover.inherited.clear();
@@ -187,19 +215,26 @@ export class Switch implements SwitchApi {
     this.monitor.start();
     // Workers first: each port carries its slow path as soon as it is attached (after a
     // restart, the sooner the hot loop runs, the shorter the slow path's gap).
-    this.supervisor = new Supervisor({
-      workers: config.workers,
-      log,
-      onLearn: (ev) => this.onLearn(ev),
-      onPunt: (port, frame) => this.bonds?.onPunt(port, frame),
-    });
-    this.supervisor.start();
+    if (this.early) {
+      // Running since the early start: learned MACs reported meanwhile are learned now.
+      this.supervisor = this.early.supervisor;
+      this.early.setHandlers((ev) => this.onLearn(ev), (port, frame) => this.bonds?.onPunt(port, frame));
+    } else {
+      this.supervisor = new Supervisor({
+        workers: config.workers,
+        log,
+        onLearn: (ev) => this.onLearn(ev),
+        onPunt: (port, frame) => this.bonds?.onPunt(port, frame),
+      });
+      this.supervisor.start();
+    }
     // Inside serialize(): link events about the devices being added wait until they are.
     await this.serialize(async () => {
       const internal = config.ports.find((p) => p.name === config.bridge) ?? { name: config.bridge, type: 'internal' as const };
       // Adopted ports keep their indices (the FDB and the running programs name ports by
       // index); no other port may take one of them before the reconciliation.
       this.ports.reserve(new Set([...(this.handed?.values() ?? [])].map((p) => p.index)));
+      await this.ports.preloadLinkInfo(config.ports.map((p) => p.name));
       await this.ports.add(internal, true, undefined, this.internalTapFd, this.adoptFor(config.bridge));
       const others = config.ports.filter((p) => p.name !== config.bridge);
       for (const p of others.filter((q) => this.handed?.has(q.name))) await this.ports.add(p, false, undefined, undefined, this.adoptFor(p.name));
@@ -249,9 +284,19 @@ export class Switch implements SwitchApi {
   private adoptFor(name: string): AdoptedPort | undefined {
     const p = this.handed?.get(name);
     if (!p) return undefined;
-    const linkFd = this.handover.take(linkFdName(name));
+    // A port the early start serves: its links are in the datapath already.
+    const served = (fd: number) => (this.early?.ports.has(name) && fd >= 0 ? fd : undefined);
+    const linkFd = this.handover.take(linkFdName(name)) ?? served(this.datapath.hookLinkFd(p.index));
     if (linkFd !== undefined) this.adoptedLinks.set(name, linkFd);
-    return { index: p.index, ...(linkFd !== undefined ? { linkFd } : {}), ...(p.peerChanges ? { peerChanges: p.peerChanges } : {}) };
+    const puntLinkFd = this.handover.take(puntFdName(name)) ?? served(this.datapath.puntLinkFd(p.index));
+    if (puntLinkFd !== undefined) this.adoptedPuntLinks.set(name, puntLinkFd);
+    return {
+      index: p.index,
+      ...(linkFd !== undefined ? { linkFd } : {}),
+      ...(puntLinkFd !== undefined ? { puntLinkFd } : {}),
+      ...(this.keepPrograms ? { keepPrograms: true } : {}),
+      ...(p.peerChanges ? { peerChanges: p.peerChanges } : {}),
+    };
   }
 
   /**
@@ -266,9 +311,13 @@ export class Switch implements SwitchApi {
     const removed: string[] = [];
     for (const p of handed.values()) {
       if (this.ports.byName(p.name)) continue;
-      const linkFd = this.handover.take(linkFdName(p.name));
-      if (linkFd !== undefined) this.native.detachLink(linkFd);
-      this.handover.forget(linkFdName(p.name));
+      // Served by the early start, gone from the config: out of the datapath (its links detached).
+      if (this.early?.ports.has(p.name) && !this.ports.get(p.index)) this.datapath.removePort(p.index);
+      for (const fdName of [linkFdName(p.name), puntFdName(p.name)]) {
+        const linkFd = this.handover.take(fdName);
+        if (linkFd !== undefined) this.native.detachLink(linkFd);
+        this.handover.forget(fdName);
+      }
       const punt = puntNames(this.config.bridge, p.index);
       if (puntPairExists(punt.near, punt.far) && !this.ports.list().some((q) => q.punt?.near === punt.near)) await deleteLink(punt.near).catch(() => undefined);
       if (p.peerChanges) await restorePeer(p.peerChanges);
@@ -280,17 +329,19 @@ export class Switch implements SwitchApi {
     const gone = new Set(this.fdb.entries().map((e) => e.port).filter((i) => !this.ports.get(i)));
     for (const index of gone) flushed += this.fdb.flushPort(index);
     // A link handed to a port that did not take it (its device is gone: the port is down).
-    for (const [name, fd] of this.adoptedLinks) {
-      const port = this.ports.byName(name);
-      if (port && this.datapath.hookLinkFd(port.index) === fd) continue;
-      this.native.detachLink(fd);
-      this.handover.forget(linkFdName(name));
+    for (const [links, fdOf, fdName] of [[this.adoptedLinks, (i: number) => this.datapath.hookLinkFd(i), linkFdName], [this.adoptedPuntLinks, (i: number) => this.datapath.puntLinkFd(i), puntFdName]] as const) {
+      for (const [name, fd] of links) {
+        const port = this.ports.byName(name);
+        if (port && fdOf(port.index) === fd) continue;
+        this.native.detachLink(fd);
+        this.handover.forget(fdName(name));
+      }
+      links.clear();
     }
-    this.adoptedLinks.clear();
     // What was handed over and not taken (a bond leg gets a new link; an unknown name):
     // links are detached, and the store forgets them before this daemon stores its own.
     for (const [name, fd] of this.handover.inherited) {
-      if (name.startsWith('link.')) this.native.detachLink(fd);
+      if (isLinkFdName(name)) this.native.detachLink(fd);
       else this.native.closeFd(fd);
       this.handover.forget(name);
     }
@@ -308,9 +359,10 @@ export class Switch implements SwitchApi {
     const internal = this.ports.list().find((p) => p.kind === 'internal');
     if (internal) h.store(tapFdName(this.config.bridge), this.internalTapFd);
     for (const p of this.ports.list()) {
-      const fd = p.up ? this.datapath.hookLinkFd(p.index) : -1;
-      if (fd >= 0) h.store(linkFdName(p.name), fd);
-      else h.remove(linkFdName(p.name));
+      for (const [fdName, fd] of [[linkFdName(p.name), this.datapath.hookLinkFd(p.index)], [puntFdName(p.name), this.datapath.puntLinkFd(p.index)]] as const) {
+        if (p.up && fd >= 0) h.store(fdName, fd);
+        else h.remove(fdName);
+      }
     }
     this.saveState();
   }
@@ -318,9 +370,24 @@ export class Switch implements SwitchApi {
   private saveState(counters: Record<string, SlowCounters> = this.slowCounters(this.readPortCounters())): void {
     const state: HandoverState = {
       layout: this.native.layoutVersion,
+      programs: this.programs,
       bridge: this.config.bridge,
       fdbCapacity: this.config.fdb.capacity,
-      ports: this.ports.list().filter((p) => p.kind !== 'bond').map((p) => ({ name: p.name, index: p.index, ...(p.hook ? { hook: p.hook } : {}), ...(p.peerChanges ? { peerChanges: p.peerChanges } : {}) })),
+      datapath: { workers: this.config.workers, framesPerWorker: this.config.datapath.frames_per_worker, fastPath: this.config.datapath.fast_path !== 'off', fastPathMode: this.config.datapath.fast_path, xdpMode: this.config.datapath.xdp_mode },
+      ports: this.ports.list().filter((p) => p.kind !== 'bond').map((p) => ({
+        name: p.name,
+        index: p.index,
+        ...(p.hook ? { hook: p.hook } : {}),
+        ...(p.peerChanges ? { peerChanges: p.peerChanges } : {}),
+        kind: p.kind,
+        up: p.up,
+        ...(p.bond ? { bond: p.bond } : {}),
+        queues: p.queues,
+        ...(p.mtu !== undefined ? { mtu: p.mtu } : {}),
+        vlan: p.vlan,
+        ...(p.punt ? { punt: p.punt } : {}),
+        ...(p.attached ? { attached: p.attached } : {}),
+      })),
       counters,
       workers: this.workerCounters() as unknown as Record<string, number>[],
       fdbStats: this.fdb.stats as unknown as Record<string, unknown>,
@@ -342,6 +409,8 @@ export class Switch implements SwitchApi {
     this.evpn?.detach();
     this.publishHandover();
     this.log.info({ reexec, handed_over: this.ports.list().length }, 'restarting: the datapath stays and is handed to the next daemon');
+    // The sockets go now, all at once (the exit would release them one after the other).
+    this.datapath.releaseSocketsForRestart();
     if (reexec) this.handover.reexec([process.execPath, ...process.execArgv, ...process.argv.slice(1)]);
     this.native.exitNow(0);
   }
@@ -450,6 +519,7 @@ export class Switch implements SwitchApi {
     this.fdb.setPortUp(port.index, false);
     for (const e of this.fdb.entries({ port: port.index })) this.fdb.removeStatic(e.vlan, e.mac);
     this.handover.remove(linkFdName(port.name));
+    this.handover.remove(puntFdName(port.name));
     delete this.counterBase[port.name];
     await this.ports.remove(port.index);
     // A later port of this index counts from 0 (a port whose device only came and went counts on).

@@ -89,7 +89,7 @@ export interface NativeDatapath {
     queues: number,
     xdpMode: string,
     tapFd?: number,
-    hook?: { hook: 'tc' | 'xdp'; puntNear?: string; puntFar?: string; peerNetns?: boolean; adoptLinkFd?: number },
+    hook?: { hook?: 'tc' | 'xdp'; puntNear?: string; puntFar?: string; peerNetns?: boolean; adoptLinkFd?: number; adoptPuntLinkFd?: number; keepPrograms?: boolean; early?: boolean },
   ): { xdpMode: string; hook: PortHook; owners: number[] };
   removePort(index: number): void;
   setPortVlan(index: number, vlan: { trunk: boolean; accessVlan: number; nativeVlan: number; trunks: number[] }): void;
@@ -130,6 +130,10 @@ export interface NativeDatapath {
   handoverFds(): Record<string, number>;
   /** The link of the program on the port's device (tcx, or XDP on an xdp-hook port; -1: none): what a restart hands over. */
   hookLinkFd(index: number): number;
+  /** A restart's last step: the workers let go of the sockets, which are closed in parallel (the exit would release them in turn). */
+  releaseSocketsForRestart(): void;
+  /** A tc port's punt far end's XDP link (-1: none): handed over too. */
+  puntLinkFd(index: number): number;
   /** Ends an adoption: the running programs' port tables follow the View again. */
   releaseFastPorts(): void;
   /** A port index a new port takes (or an adopted one the config no longer has): off the devmap, every count zeroed. No-op while a port is there. */
@@ -165,6 +169,8 @@ export interface NativeAddon {
   openTap(name: string, persist: boolean): number;
   setTapPersist(name: string, persist: boolean): void;
   closeFd(fd: number): void;
+  /** A close-on-exec copy of fd. */
+  dupFd(fd: number): number;
   /** Sends a state line to systemd; false when not run by systemd (no NOTIFY_SOCKET). */
   sdNotify(state: string, fds?: number[]): boolean;
   memfdCreate(name: string): number;

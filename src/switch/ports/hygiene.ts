@@ -44,7 +44,25 @@ interface IpLink {
 export async function linkInfo(name: string): Promise<LinkInfo | undefined> {
   if (!existsSync(`/sys/class/net/${name}`)) return undefined;
   const [link] = JSON.parse(await sh('ip', ['-d', '-j', 'link', 'show', 'dev', name])) as IpLink[];
-  if (!link) return undefined;
+  return link ? toLinkInfo(name, link) : undefined;
+}
+
+/** linkInfo() of several devices from one `ip` run (a start with many ports: ~30 ms per run saved). */
+export async function linkInfos(names: string[]): Promise<Map<string, LinkInfo>> {
+  const wanted = new Set(names);
+  const out = new Map<string, LinkInfo>();
+  for (const link of JSON.parse(await sh('ip', ['-d', '-j', 'link', 'show'])) as (IpLink & { ifname: string })[]) {
+    if (!wanted.has(link.ifname)) continue;
+    try {
+      out.set(link.ifname, toLinkInfo(link.ifname, link));
+    } catch {
+      // gone meanwhile: attach() asks again
+    }
+  }
+  return out;
+}
+
+function toLinkInfo(name: string, link: IpLink): LinkInfo {
   const queues = readdirSync(`/sys/class/net/${name}/queues`).filter((q) => q.startsWith('rx-')).length;
   return {
     ifindex: link.ifindex,
@@ -267,7 +285,7 @@ export async function deleteLink(name: string): Promise<void> {
 
 /** libxdp keeps state in bpffs; inside `ip netns exec` it is not mounted. */
 export async function ensureBpffs(): Promise<boolean> {
-  const mounts = await sh('cat', ['/proc/mounts']);
+  const mounts = readFileSync('/proc/mounts', 'utf8');
   if (mounts.split('\n').some((l) => l.split(' ')[1] === '/sys/fs/bpf')) return false;
   await sh('mount', ['-t', 'bpf', 'bpf', '/sys/fs/bpf']);
   return true;

@@ -54,6 +54,16 @@ export interface Port {
   progId?: number;
   /** Taken over from the daemon that ran before a restart (its tc link, punt pair, index). */
   adopted?: boolean;
+  /** How it was put in the datapath, for the next daemon's early start (src/switch/daemon/early.ts). */
+  attached?: AttachedAs;
+}
+
+/** What a restart's early start needs to put a port back in the datapath before the config is read. */
+export interface AttachedAs {
+  ifindex: number;
+  peerNetns: boolean;
+  /** setPortFast's fastIn, fastOut, tcOut, fastOutMb. */
+  fast: [boolean, boolean, boolean, boolean];
 }
 
 /** What a port had before a restart, for add() to take over (src/switch/daemon/handover.ts). */
@@ -61,8 +71,15 @@ export interface AdoptedPort {
   index: number;
   /** Its tcx link: the new program replaces the running one in it. */
   linkFd?: number;
+  /** A tc port's punt far end's XDP link. */
+  puntLinkFd?: number;
+  /** The links run this build's programs: they stay as they run, nothing is loaded. */
+  keepPrograms?: boolean;
   peerChanges?: PeerChanges;
 }
+
+/** What attach() takes over from before a restart. */
+export type AdoptedLinks = Pick<AdoptedPort, 'linkFd' | 'puntLinkFd' | 'keepPrograms'>;
 
 /**
  * The devices vswitchd created (VM taps), kept in a file so that a run that
@@ -127,7 +144,7 @@ export interface PortOptions {
   host?: HostOps;
 }
 
-export type HostOps = Pick<typeof hygiene, 'createPuntPair' | 'deleteLink' | 'linkInfo' | 'prepareDevice' | 'restorePeer' | 'setLinkUp' | 'puntPairExists'>;
+export type HostOps = Pick<typeof hygiene, 'createPuntPair' | 'deleteLink' | 'linkInfo' | 'prepareDevice' | 'restorePeer' | 'setLinkUp' | 'puntPairExists'> & Partial<Pick<typeof hygiene, 'linkInfos'>>;
 
 export class PortTable {
   private readonly byIndex = new Map<number, Port>();
@@ -135,6 +152,14 @@ export class PortTable {
 
   constructor(private readonly opts: PortOptions) {
     this.host = opts.host ?? hygiene;
+  }
+
+  /** Link infos read beforehand for several ports at once (one `ip` run instead of one per port); each used once. */
+  private linkInfos?: Map<string, hygiene.LinkInfo>;
+
+  async preloadLinkInfo(names: string[]): Promise<void> {
+    if (!this.host.linkInfos) return;
+    this.linkInfos = await this.host.linkInfos(names).catch(() => undefined);
   }
 
   list(): Port[] {
@@ -193,7 +218,7 @@ export class PortTable {
     }
     this.byIndex.set(index, port);
     try {
-      await this.attach(port, port.adopted ? adopt?.linkFd : undefined);
+      await this.attach(port, port.adopted ? adopt : undefined);
     } catch (err) {
       this.byIndex.delete(index);
       if (port.tapFd !== undefined) this.opts.native.closeFd(port.tapFd);
@@ -216,11 +241,12 @@ export class PortTable {
   }
 
   /**
-   * Puts the port's device under the datapath, if it exists. adoptLinkFd: its tc
-   * link from before a restart, whose program is replaced in place; its punt pair
-   * is kept if it is still there.
+   * Puts the port's device under the datapath, if it exists. adopt: its links from
+   * before a restart, whose programs are replaced in place (or kept, when they are
+   * this build's); its punt pair is kept if it is still there.
    */
-  async attach(port: Port, adoptLinkFd?: number): Promise<void> {
+  async attach(port: Port, adopt?: AdoptedLinks): Promise<void> {
+    const adoptLinkFd = adopt?.linkFd;
     const { datapath, log } = this.opts;
     if (port.up) return;
     if (port.kind === 'internal') {
@@ -231,7 +257,8 @@ export class PortTable {
       delete port.mtu;  // the datapath's port entry is new
       this.setMtu(port, readMtu(port.name));
     } else {
-      const info = await this.host.linkInfo(port.name);
+      const info = this.linkInfos?.get(port.name) ?? await this.host.linkInfo(port.name);
+      this.linkInfos?.delete(port.name);
       if (!info) {
         port.downReason = 'no such device';
         log.warn({ port: port.name }, 'port is down: no such device; waiting for it to appear');
@@ -266,6 +293,8 @@ export class PortTable {
             puntFar: punt.far,
             peerNetns: kind === 'veth' && info.peerNetnsId !== undefined,
             ...(adoptLinkFd !== undefined ? { adoptLinkFd } : {}),
+            ...(adopt?.puntLinkFd !== undefined ? { adoptPuntLinkFd: adopt.puntLinkFd } : {}),
+            ...(adopt?.keepPrograms ? { keepPrograms: true } : {}),
           });
         } catch (err) {
           await this.dropPunt(port);
@@ -275,6 +304,7 @@ export class PortTable {
         r = datapath.addPort(port.index, port.name, info.rxQueues, this.opts.xdpMode, undefined, {
           hook: 'xdp',
           ...(adoptLinkFd !== undefined ? { adoptLinkFd } : {}),
+          ...(adopt?.keepPrograms ? { keepPrograms: true } : {}),
         });
       }
       Object.assign(port, { kind, queues: info.rxQueues, xdpMode: r.xdpMode, hook: r.hook, owners: r.owners });
@@ -289,6 +319,7 @@ export class PortTable {
       const fastIn = enabled && (hook === 'tc' || r.xdpMode === 'native');
       const fastOut = enabled && (kind === 'tap' || peerTakesRedirect);
       datapath.setPortFast(port.index, fastIn, fastOut, enabled, fastOut && kind === 'veth');
+      port.attached = { ifindex: info.ifindex, peerNetns: kind === 'veth' && info.peerNetnsId !== undefined, fast: [fastIn, fastOut, enabled, fastOut && kind === 'veth'] };
       port.fastPath = { in: fastIn, out: fastOut || (enabled && hook === 'tc') };
       if (enabled) log.info({ port: port.name, hook, fast_in: fastIn, fast_out: port.fastPath.out }, fastIn && port.fastPath.out ? 'port is fast-path capable' : 'port is partly or not fast-path capable');
     }
