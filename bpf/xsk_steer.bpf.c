@@ -107,6 +107,10 @@ int vswitchd_steer(struct xdp_md *ctx)
 	__u16 vlan = 0;
 	if (vsw_port_ingress_vlan(ip, tagged, vid, &vlan) != VSW_INGRESS_OK)
 		return slow_path(ctx);
+	// Port security, storm control, policing: before the AF_XDP copy (fast_path off too).
+	struct port_policy *pol = bpf_map_lookup_elem(&vswitchd_policy, &in);
+	if (pol && pol->flags && port_policy_verdict(pol, in, data, data_end, rx_len, 1, vlan, cfg->fdb_mask) != VSW_POLICY_OK)
+		return XDP_DROP;
 	if (eth[6] & 1)
 		return slow_path(ctx);
 

@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -48,8 +49,9 @@ struct Frame {
 class HotLoop::Impl {
  public:
   Impl(Worker& w, uint8_t* umem, uint32_t frames_per_worker, std::vector<std::unique_ptr<Worker>>& all, FdbView fdb,
-       const std::atomic<uint8_t>* learn_full)
-      : w_(w), umem_(umem), frames_per_worker_(frames_per_worker), all_(all), fdb_(fdb), learn_full_(learn_full) {}
+       const std::atomic<uint8_t>* learn_full, const PortPolicy* policies, PortBuckets* buckets)
+      : w_(w), umem_(umem), frames_per_worker_(frames_per_worker), all_(all), fdb_(fdb), learn_full_(learn_full),
+        policies_(policies), buckets_(buckets) {}
 
   void adoptView(View* v) {
     w_.view = v;
@@ -220,7 +222,7 @@ class HotLoop::Impl {
       f.rest = rest;
       w_.pool.resize(w_.pool.size() - chunks);
       n++;
-      process(q->port, f);
+      process(q->port, f, true);
     }
     if (n) countBatch(n);
     return n;
@@ -236,8 +238,9 @@ class HotLoop::Impl {
     release(f);
   }
 
-  // Forwarding decision for one received frame.
-  void process(uint16_t in, Frame f) {  // in: the port it arrived on (a leg until resolved to its bond)
+  // Forwarding decision for one received frame. unguarded: no tc or XDP program saw it
+  // (the internal port's tap): the port policy's buckets are applied here.
+  void process(uint16_t in, Frame f, bool unguarded = false) {  // in: the port it arrived on (a leg until resolved to its bond)
     auto& ctr = w_.port_counters[in];
     bump(ctr[kRxPackets]);
     bump(ctr[kRxBytes], f.len);
@@ -255,6 +258,9 @@ class HotLoop::Impl {
     const uint16_t vlan = c.vlan;
     const uint8_t* dst = eth;
     const uint8_t* src = eth + 6;
+    if (const PortPolicy* pol = &policies_[in]; std::atomic_ref<const __u32>(pol->flags).load(std::memory_order_acquire)) {
+      if (DropReason why = policyVerdict(*pol, in, eth, f, vlan, unguarded); why != kDropCount) return drop(in, why, f);
+    }
     if (!learn(vlan, src, in)) return drop(in, kDropMacLimit, f);
 
     FdbHit hit;
@@ -265,6 +271,26 @@ class HotLoop::Impl {
       // Learned on a port that no longer carries the VLAN: flood as unknown.
     }
     flood(in, f, vlan, pcp);
+  }
+
+  // The port's policy (bpf/include/vswitchd_shared.h): the source rules for every frame
+  // (the port's program applied them already to the frames it could read; this catches
+  // those it passed up unread, such as a second VLAN tag), and storm control and the
+  // policer for frames no program saw (they would count twice otherwise).
+  DropReason policyVerdict(const PortPolicy& pol, uint16_t in, const uint8_t* eth, const Frame& f, uint16_t vlan,
+                           bool unguarded) {
+    int why = vsw_source_verdict(&pol, eth, eth + f.head);
+    if (why == VSW_POLICY_OK && unguarded && (pol.flags & (VSW_POL_STORM | VSW_POL_POLICE))) {
+      int cls = vsw_storm_class(eth);
+      FdbHit hit;
+      if (cls == VSW_STORM_NONE && pol.storm_pps[VSW_STORM_UNKNOWN_UNICAST] && !fdb_.lookup(vlan, eth, &hit))
+        cls = VSW_STORM_UNKNOWN_UNICAST;
+      timespec ts;
+      clock_gettime(CLOCK_MONOTONIC, &ts);  // bpf_ktime_get_ns's clock
+      const uint64_t now_ns = static_cast<uint64_t>(ts.tv_sec) * VSW_NS_PER_S + static_cast<uint64_t>(ts.tv_nsec);
+      why = vsw_rate_verdict(&pol, &buckets_[in], now_ns, f.len, 1, cls);
+    }
+    return why == VSW_POLICY_OK ? kDropCount : static_cast<DropReason>(kDropSpoofedMac + why - 1);
   }
 
   // False: the source is new (or moves) here and the port is at its MAC limit,
@@ -515,12 +541,14 @@ class HotLoop::Impl {
   std::vector<std::unique_ptr<Worker>>& all_;
   FdbView fdb_;
   const std::atomic<uint8_t>* learn_full_;
+  const PortPolicy* policies_;
+  PortBuckets* buckets_;
   uint64_t now_ms_ = 0;
 };
 
 HotLoop::HotLoop(Worker& w, uint8_t* umem, uint32_t frames_per_worker, std::vector<std::unique_ptr<Worker>>& all,
-                 FdbView fdb, const std::atomic<uint8_t>* learn_full)
-    : impl_(std::make_unique<Impl>(w, umem, frames_per_worker, all, fdb, learn_full)) {}
+                 FdbView fdb, const std::atomic<uint8_t>* learn_full, const PortPolicy* policies, PortBuckets* buckets)
+    : impl_(std::make_unique<Impl>(w, umem, frames_per_worker, all, fdb, learn_full, policies, buckets)) {}
 HotLoop::~HotLoop() = default;
 void HotLoop::adoptView(View* v) { impl_->adoptView(v); }
 uint32_t HotLoop::iterate(uint64_t now_ms) { return impl_->iterate(now_ms); }
