@@ -113,8 +113,7 @@ int vswitchd_tc_fast(struct __sk_buff *skb)
 			if (data + 14 > data_end)
 				return slow_path();
 		}
-		__u32 segs = skb->gso_segs ? skb->gso_segs : 1;
-		if (port_policy_verdict(pol, in, data, data_end, skb->len + (skb->vlan_present ? 4 : 0), segs, vlan,
+		if (port_policy_verdict(pol, in, data, data_end, skb->len + (skb->vlan_present ? 4 : 0), skb->gso_segs ? skb->gso_segs : 1, vlan,
 					cfg->fdb_mask) != VSW_POLICY_OK)
 			return TC_ACT_SHOT;
 	}
@@ -179,10 +178,19 @@ int vswitchd_tc_fast(struct __sk_buff *skb)
 	if (bpf_check_mtu(skb, tx_ifindex, &mtu_len, 0, 0) != BPF_MTU_CHK_RET_SUCCESS)
 		return slow_path();
 
-	fdb_refresh(src, cfg);
-
 	__u64 rx_len = skb->len + (skb->vlan_present ? 4 : 0);
 	__u32 segs = skb->gso_segs ? skb->gso_segs : 1;
+	// Policed: a GSO skb the bucket cannot take whole goes to the slow path, whose punt
+	// pair segments it and whose hot loop polices it segment by segment.
+	if (pol && (pol->flags & VSW_POL_POLICE) && police_forward(pol, in, rx_len) != VSW_POLICY_OK) {
+		if (segs > 1)
+			return slow_path();
+		count_policy_drop(in, VSW_POLICY_POLICED, rx_len, 1);
+		return TC_ACT_SHOT;
+	}
+
+	fdb_refresh(src, cfg);
+
 	// Pop first: a push onto a tagged skb would make the old tag an inner one.
 	__u16 new_tci = (__u16)(tci & 0xe000) | vlan;
 	int keep = tagged && want_tag && tci == new_tci;

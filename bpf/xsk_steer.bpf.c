@@ -169,6 +169,11 @@ int vswitchd_steer(struct xdp_md *ctx)
 	if (vsw_exceeds_mtu(tx_len, want_tag, txp->mtu))
 		return slow_path(ctx);
 
+	if (pol && (pol->flags & VSW_POL_POLICE) && police_forward(pol, in, rx_len) != VSW_POLICY_OK) {
+		count_policy_drop(in, VSW_POLICY_POLICED, rx_len, 1);
+		return XDP_DROP;
+	}
+
 	fdb_refresh(src, cfg);
 
 	__u8 pcp = tci >> 13;

@@ -114,35 +114,49 @@ struct {
 	__type(value, struct port_buckets);
 } vswitchd_buckets SEC(".maps");
 
-// The port policy of port `in` for a frame [f, end) (f: its Ethernet header) of bytes
-// (segs frames) in VLAN vlan: VSW_POLICY_OK, or the reason it is dropped, counted here
-// (with the frame as received, as the hot loop counts the frames it drops). Called by the
-// tc and XDP programs before anything else can see the frame, with fast_path off too.
+static __always_inline void count_policy_drop(__u32 in, int why, __u64 bytes, __u32 segs)
+{
+	struct fast_counters *c = bpf_map_lookup_elem(&vswitchd_fast_stats, &in);
+	if (c) {  // received, as the hot loop counts the frames it drops
+		c->rx_packets += segs;
+		c->rx_bytes += bytes;
+		c->policy_drops[(why - 1) & (VSW_POLICY_REASONS - 1)]++;
+	}
+}
+
+// Port security and storm control of port `in` for a frame [f, end) (f: its Ethernet
+// header) of bytes (segs frames) in VLAN vlan: VSW_POLICY_OK, or the reason it is
+// dropped, counted here. Called by the tc and XDP programs before anything else can see
+// the frame, with fast_path off too. The policer is charged where a frame is forwarded
+// (police_forward, or the hot loop).
 static __always_inline int port_policy_verdict(const struct port_policy *pol, __u32 in, const __u8 *f, const __u8 *end,
 					       __u64 bytes, __u32 segs, __u16 vlan, __u32 fdb_mask)
 {
 	int why = vsw_source_verdict(pol, f, end);
-	if (why == VSW_POLICY_OK && (pol->flags & (VSW_POL_STORM | VSW_POL_POLICE))) {
-		struct port_buckets *b = bpf_map_lookup_elem(&vswitchd_buckets, &in);
-		if (!b)
-			return VSW_POLICY_OK;
+	if (why == VSW_POLICY_OK && (pol->flags & VSW_POL_STORM)) {
 		int cls = vsw_storm_class(f);
 		if (cls == VSW_STORM_NONE && pol->storm_pps[VSW_STORM_UNKNOWN_UNICAST]) {
 			__u16 p, fl;
 			if (!fdb_lookup(fdb_mask, vlan, f, &p, &fl))
 				cls = VSW_STORM_UNKNOWN_UNICAST;
 		}
-		why = vsw_rate_verdict(pol, b, bpf_ktime_get_ns(), bytes, segs, cls);
+		struct port_buckets *b = cls == VSW_STORM_NONE ? 0 : bpf_map_lookup_elem(&vswitchd_buckets, &in);
+		if (b)
+			why = vsw_storm_verdict(pol, b, bpf_ktime_get_ns(), segs, cls);
 	}
-	if (why != VSW_POLICY_OK) {
-		struct fast_counters *c = bpf_map_lookup_elem(&vswitchd_fast_stats, &in);
-		if (c) {
-			c->rx_packets += segs;
-			c->rx_bytes += bytes;
-			c->policy_drops[(why - 1) & (VSW_POLICY_REASONS - 1)]++;
-		}
-	}
+	if (why != VSW_POLICY_OK)
+		count_policy_drop(in, why, bytes, segs);
 	return why;
+}
+
+// The policer of port `in` for a frame the program is about to forward itself:
+// VSW_POLICY_OK or VSW_POLICY_POLICED (the caller counts it, or punts it).
+static __always_inline int police_forward(const struct port_policy *pol, __u32 in, __u64 bytes)
+{
+	struct port_buckets *b = bpf_map_lookup_elem(&vswitchd_buckets, &in);
+	if (!b || vsw_police_verdict(pol, b, bpf_ktime_get_ns(), bytes) == VSW_POLICY_OK)
+		return VSW_POLICY_OK;
+	return VSW_POLICY_POLICED;
 }
 
 #endif

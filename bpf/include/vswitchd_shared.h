@@ -587,17 +587,26 @@ VSW_INLINE int vsw_bucket_take(struct vsw_bucket *b, __u64 now_ns, __u64 rate, _
 	return 1;
 }
 
-/* Storm control, then the policer, for a frame of bytes (segs frames: a GSO skb) of storm
- * class cls. VSW_POLICY_OK or VSW_POLICY_STORM_* / VSW_POLICY_POLICED. A storm cap's burst
- * is a tenth of a second of it. */
-VSW_INLINE int vsw_rate_verdict(const struct port_policy *p, struct port_buckets *b, __u64 now_ns, __u64 bytes,
-				__u32 segs, int cls)
+/* Storm control for a frame of storm class cls counting segs frames (a GSO skb):
+ * VSW_POLICY_OK or VSW_POLICY_STORM_*. A cap's burst is one second of it. Applied where
+ * the frame enters (the port's program; the hot loop for the internal port), before flooding. */
+VSW_INLINE int vsw_storm_verdict(const struct port_policy *p, struct port_buckets *b, __u64 now_ns, __u32 segs, int cls)
 {
-	if (cls >= 0 && cls < 3) {
-		__u32 pps = p->storm_pps[cls];
-		if (pps && !vsw_bucket_take(&b->storm[cls], now_ns, pps, pps / 10 ? pps / 10 : 1, segs))
-			return VSW_POLICY_STORM_BROADCAST + cls;
-	}
+	if (cls < 0 || cls > 2)
+		return VSW_POLICY_OK;
+	__u32 pps = p->storm_pps[cls];
+	if (pps && !vsw_bucket_take(&b->storm[cls], now_ns, pps, pps, segs))
+		return VSW_POLICY_STORM_BROADCAST + cls;
+	return VSW_POLICY_OK;
+}
+
+/* The policer for a frame of bytes: VSW_POLICY_OK or VSW_POLICY_POLICED. Charged once,
+ * by whichever forwards the frame: the port's program for what it switches itself, the
+ * hot loop for everything that reaches it (so a GSO skb the program cannot pass whole
+ * is punted, segmented by the punt pair and policed segment by segment, as on a wire:
+ * TCP loses the tail of a burst, not 45 segments at once). */
+VSW_INLINE int vsw_police_verdict(const struct port_policy *p, struct port_buckets *b, __u64 now_ns, __u64 bytes)
+{
 	if (p->police_rate && !vsw_bucket_take(&b->police, now_ns, p->police_rate, p->police_burst, bytes))
 		return VSW_POLICY_POLICED;
 	return VSW_POLICY_OK;

@@ -275,21 +275,29 @@ class HotLoop::Impl {
 
   // The port's policy (bpf/include/vswitchd_shared.h): the source rules for every frame
   // (the port's program applied them already to the frames it could read; this catches
-  // those it passed up unread, such as a second VLAN tag), and storm control and the
-  // policer for frames no program saw (they would count twice otherwise).
+  // those it passed up unread, such as a second VLAN tag); storm control for frames no
+  // program saw (the internal port's: a program counted the others already); the policer
+  // for every frame that reaches the hot loop (programs charge only what they forward).
   DropReason policyVerdict(const PortPolicy& pol, uint16_t in, const uint8_t* eth, const Frame& f, uint16_t vlan,
                            bool unguarded) {
     int why = vsw_source_verdict(&pol, eth, eth + f.head);
-    if (why == VSW_POLICY_OK && unguarded && (pol.flags & (VSW_POL_STORM | VSW_POL_POLICE))) {
+    const bool storm = unguarded && (pol.flags & VSW_POL_STORM);
+    if (why != VSW_POLICY_OK || !(storm || (pol.flags & VSW_POL_POLICE))) return policyDrop(why);
+    timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);  // bpf_ktime_get_ns's clock
+    const uint64_t now_ns = static_cast<uint64_t>(ts.tv_sec) * VSW_NS_PER_S + static_cast<uint64_t>(ts.tv_nsec);
+    if (storm) {
       int cls = vsw_storm_class(eth);
       FdbHit hit;
       if (cls == VSW_STORM_NONE && pol.storm_pps[VSW_STORM_UNKNOWN_UNICAST] && !fdb_.lookup(vlan, eth, &hit))
         cls = VSW_STORM_UNKNOWN_UNICAST;
-      timespec ts;
-      clock_gettime(CLOCK_MONOTONIC, &ts);  // bpf_ktime_get_ns's clock
-      const uint64_t now_ns = static_cast<uint64_t>(ts.tv_sec) * VSW_NS_PER_S + static_cast<uint64_t>(ts.tv_nsec);
-      why = vsw_rate_verdict(&pol, &buckets_[in], now_ns, f.len, 1, cls);
+      why = vsw_storm_verdict(&pol, &buckets_[in], now_ns, 1, cls);
     }
+    if (why == VSW_POLICY_OK) why = vsw_police_verdict(&pol, &buckets_[in], now_ns, f.len);
+    return policyDrop(why);
+  }
+
+  static DropReason policyDrop(int why) {
     return why == VSW_POLICY_OK ? kDropCount : static_cast<DropReason>(kDropSpoofedMac + why - 1);
   }
 
