@@ -10,7 +10,7 @@ import test from 'ava';
 import { stringify } from 'yaml';
 import { accessPort, dropsOf, eventually, startDaemon, vswitchctl, type Daemon } from '../helpers/daemon.js';
 import { addTapHost, arpPacket, repoRoot, dhcpDiscover, ethFrame, ipv4Udp, sendFrames, startCapture, type Frame } from '../helpers/frames.js';
-import { addHost, Background, cleanupFor, ping, pingUntil, run, sleep, uniqueName, type Host } from '../helpers/netns.js';
+import { addHost, Background, cleanupFor, noIpv6, ping, pingUntil, run, sleep, uniqueName, type Host } from '../helpers/netns.js';
 
 // Throughput checks share the machine's benchmark lock (they are functional caps, but a
 // concurrent benchmark would skew both).
@@ -224,4 +224,30 @@ test.serial('policing at 100 Mbit/s: TCP from the policed host stays under 105 M
   t.regex(res.stderr, new RegExp(`${sw.configPath}:${line}:\\d+: ports\\[0\\]\\.policing\\.rate_kbps: expected an integer in 1\\.\\.100000000, got -5`), `file:line:column and the key: ${res.stderr}`);
   const show = await vswitchctl(sw.socketPath, ['port', 'show', p.port]);
   t.regex(show.stdout, /policing: rate 8 kbit\/s, burst 12 kbit/, `the running policing stays:\n${show.stdout}`);
+});
+
+test.serial('the internal port (no program of its own: the hot loop checks it): a spoofed source and a broadcast storm are dropped and counted', async (t) => {
+  const cleanup = cleanupFor(t);
+  const bridge = `${uniqueName('vsec')}b`;
+  cleanup.add(() => run(['ip', 'link', 'del', bridge], { check: false }));
+  const h = await addHost(cleanup, { cidr: '169.254.177.2/24' });
+  const bridgeMacValue = '02:5e:c0:00:01:01';
+  const internal = { name: bridge, type: 'internal', vlan: 10, security: { macs: [bridgeMacValue] }, storm_control: { broadcast: 10 } };
+  const sw = await startDaemon(t, cleanup, { bridge, bridge_mac: bridgeMacValue, ports: [internal, accessPort(h.port, 10)] });
+  noIpv6(bridge);
+  await run(['ip', 'addr', 'add', '169.254.177.1/24', 'dev', bridge]);
+  await run(['ip', 'link', 'set', bridge, 'up']);
+  t.true(await pingUntil({}, h.ip), 'the host stack, on its own MAC, reaches h');
+
+  const cap = await startCapture(cleanup, { dev: h.dev, ns: h.ns, seconds: 2 });
+  const fakeMac = '02:5e:c0:00:01:99';
+  await sendFrames({ dev: bridge, count: 10, raw: ethFrame('ff:ff:ff:ff:ff:ff', fakeMac, 0x0800, ipv4Udp('169.254.177.1', '255.255.255.255', 9, 9)) });
+  await sendFrames({ dev: bridge, count: 100, raw: ethFrame('ff:ff:ff:ff:ff:ff', bridgeMacValue, 0x0800, ipv4Udp('169.254.177.1', '255.255.255.255', 9, 9)) });
+  const seen = await cap.frames();
+  t.is(seen.filter((f) => f.src === fakeMac).length, 0, 'nothing from the spoofed MAC reached h');
+  const storm = seen.filter((f) => f.src === bridgeMacValue && f.l4?.dport === 9).length;
+  t.true(storm >= 10 && storm <= 12, `of 100 broadcasts at once, the cap's burst (10) reached h: ${storm}`);
+  const stats = await sw.stats();
+  t.is(dropsOf(stats, bridge, 'spoofed_mac'), 10, 'each spoofed frame counted as spoofed_mac');
+  t.is(dropsOf(stats, bridge, 'storm_broadcast'), 100 - storm, 'the rest of the burst counted as storm_broadcast');
 });
