@@ -8,7 +8,7 @@ import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import test from 'ava';
 import { stringify } from 'yaml';
-import { accessPort, dropsOf, eventually, startDaemon, vswitchctl, type Daemon } from '../helpers/daemon.js';
+import { accessPort, dropsOf, eventually, metricsListen, metricValue, scrapeMetrics, startDaemon, vswitchctl, type Daemon } from '../helpers/daemon.js';
 import { addTapHost, arpPacket, repoRoot, dhcpDiscover, ethFrame, ipv4Udp, sendFrames, startCapture, type Frame } from '../helpers/frames.js';
 import { addHost, Background, cleanupFor, noIpv6, ping, pingUntil, run, sleep, uniqueName, type Host } from '../helpers/netns.js';
 
@@ -76,6 +76,9 @@ test.serial('port security: spoofed MAC, IP and ARP from a VM reach no host and 
   t.is(dropsOf(stats, tap, 'spoofed_mac'), n, 'each frame from another MAC counted as spoofed_mac');
   t.is(dropsOf(stats, tap, 'spoofed_ip'), 2 * n, 'each frame from another IP counted as spoofed_ip');
   t.is(dropsOf(stats, tap, 'spoofed_arp'), n, 'each gratuitous ARP for h1 counted as spoofed_arp');
+  const { samples } = await scrapeMetrics(metricsListen(sw));
+  for (const [reason, want] of [['spoofed_mac', n], ['spoofed_ip', 2 * n], ['spoofed_arp', n]] as const)
+    t.is(metricValue(samples, 'vswitchd_port_drops_total', { port: tap, reason }), want, `/metrics has ${reason}`);
   t.is(await ping(h1, vmIp, { count: 3, interval: 0.05 }), 3, 'the VM still answers on its own address');
   const show = await vswitchctl(sw.socketPath, ['port', 'show', tap]);
   t.regex(show.stdout, new RegExp(`security: macs ${vmMac}; ips ${vmIp} fd00:77::5`), `port show lists the settings:\n${show.stdout}`);
