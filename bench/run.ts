@@ -72,6 +72,8 @@ const USAGE = `usage: npm run bench -- [options]     (root; after npm run build)
                           static entries (needs --fdb-entries >= N, vswitchd switches only;
                           the entries then sit on the sink port). Default 1: one flow
   --set KEY=VALUE         extra vswitchd config (dotted path; VALUE as JSON or string), repeatable
+  --port-policy           vswitchd: port security (own MAC and IP) and policing (100 Gbit/s) on the
+                          generator and sink ports: what the checks cost (issue 14)
   --no-iperf              skip iperf3
   --wait-quiet N          before each switch, wait up to N s for other processes on the
                           machine to use < 10% of a CPU (default 30; 0 = don't wait)
@@ -91,6 +93,7 @@ interface Options {
   genCpu: number;
   switchCpu: number;
   vswitchdSet: Record<string, unknown>;
+  portPolicy: boolean;
   /** Static FDB entries vswitchd gets before the runs (the FDB-size target of issue 5). */
   fdbEntries: number;
   flows: number;
@@ -124,6 +127,7 @@ function parseOptions(argv: string[]): Options {
       'no-iperf': { type: 'boolean' },
       'wait-quiet': { type: 'string' },
       label: { type: 'string' },
+      'port-policy': { type: 'boolean' },
       out: { type: 'string' },
       soak: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
@@ -177,6 +181,7 @@ function parseOptions(argv: string[]): Options {
     fdbEntries: num(values['fdb-entries'], 0, 'fdb-entries'),
     flows: num(values.flows, 1, 'flows'),
     iperf: !(values['no-iperf'] ?? false),
+    portPolicy: values['port-policy'] ?? false,
     waitQuiet: num(values['wait-quiet'], 30, 'wait-quiet'),
     label: values.label ?? '',
     out: values.out ?? join(repoRoot(), 'bench', 'results'),
@@ -379,7 +384,7 @@ async function benchSwitch(kind: SwitchKind, placement: Placement, o: Options, w
     // Raised only when the default capacity (65536) would be over half full.
     const capacity = o.fdbEntries * 2 > 65536 ? 2 ** Math.ceil(Math.log2(o.fdbEntries * 2)) : o.fdbEntries > 0 ? 65536 : undefined;
     const vswitchdSet = capacity ? { 'fdb.capacity': capacity, ...o.vswitchdSet } : o.vswitchdSet;
-    sw = await setupSwitch(kind, { ports: topo.ports, workDir, cpu: placement === 'pinned' ? o.switchCpu : undefined, vswitchdSet, log });
+    sw = await setupSwitch(kind, { ports: topo.ports, workDir, cpu: placement === 'pinned' ? o.switchCpu : undefined, vswitchdSet, portPolicy: o.portPolicy, log });
     rec.switch = sw.label;
     rec.notes.push(...sw.notes);
     if (o.fdbEntries > 0 && sw.fillFdb) {

@@ -33,6 +33,8 @@
 
 // Bytes the bond hash may read: Ethernet + IPv4 with options + L4 ports.
 #define HASH_BYTES (14 + 60 + 4)
+// Bytes the port security rules may read: Ethernet + IPv6 + hop-by-hop + NA + options.
+#define POLICY_BYTES 160
 
 // No punt pair to hand the frame to (the port is going away): lost, counted.
 static __always_inline int slow_path(void)
@@ -97,6 +99,24 @@ int vswitchd_tc_fast(struct __sk_buff *skb)
 	__u16 vlan = 0;
 	if (vsw_port_ingress_vlan(ip, tagged, vid, &vlan) != VSW_INGRESS_OK)
 		return slow_path();
+	// Port security, storm control, policing: before the punt pair (fast_path off too).
+	struct port_policy *pol = bpf_map_lookup_elem(&vswitchd_policy, &in);
+	if (pol && pol->flags) {
+		// The rules read the headers from linear data: pull them in if they are not.
+		__u32 need = skb->len < POLICY_BYTES ? skb->len : POLICY_BYTES;
+		if ((__u32)(data_end - data) < need) {
+			if (bpf_skb_pull_data(skb, need))
+				return TC_ACT_SHOT;
+			data = (void *)(long)skb->data;
+			data_end = (void *)(long)skb->data_end;
+			eth = data;
+			if (data + 14 > data_end)
+				return slow_path();
+		}
+		if (port_policy_verdict(pol, in, data, data_end, skb->len + (skb->vlan_present ? 4 : 0), skb->gso_segs ? skb->gso_segs : 1, vlan,
+					cfg->fdb_mask) != VSW_POLICY_OK)
+			return TC_ACT_SHOT;
+	}
 	if (eth[6] & 1)
 		return slow_path();
 
@@ -158,10 +178,19 @@ int vswitchd_tc_fast(struct __sk_buff *skb)
 	if (bpf_check_mtu(skb, tx_ifindex, &mtu_len, 0, 0) != BPF_MTU_CHK_RET_SUCCESS)
 		return slow_path();
 
-	fdb_refresh(src, cfg);
-
 	__u64 rx_len = skb->len + (skb->vlan_present ? 4 : 0);
 	__u32 segs = skb->gso_segs ? skb->gso_segs : 1;
+	// Policed: a GSO skb the bucket cannot take whole goes to the slow path, whose punt
+	// pair segments it and whose hot loop polices it segment by segment.
+	if (pol && (pol->flags & VSW_POL_POLICE) && police_forward(pol, in, rx_len) != VSW_POLICY_OK) {
+		if (segs > 1)
+			return slow_path();
+		count_policy_drop(in, VSW_POLICY_POLICED, rx_len, 1);
+		return TC_ACT_SHOT;
+	}
+
+	fdb_refresh(src, cfg);
+
 	// Pop first: a push onto a tagged skb would make the old tag an inner one.
 	__u16 new_tci = (__u16)(tci & 0xe000) | vlan;
 	int keep = tagged && want_tag && tci == new_tci;

@@ -107,6 +107,10 @@ int vswitchd_steer(struct xdp_md *ctx)
 	__u16 vlan = 0;
 	if (vsw_port_ingress_vlan(ip, tagged, vid, &vlan) != VSW_INGRESS_OK)
 		return slow_path(ctx);
+	// Port security, storm control, policing: before the AF_XDP copy (fast_path off too).
+	struct port_policy *pol = bpf_map_lookup_elem(&vswitchd_policy, &in);
+	if (pol && pol->flags && port_policy_verdict(pol, in, data, data_end, rx_len, 1, vlan, cfg->fdb_mask) != VSW_POLICY_OK)
+		return XDP_DROP;
 	if (eth[6] & 1)
 		return slow_path(ctx);
 
@@ -164,6 +168,11 @@ int vswitchd_steer(struct xdp_md *ctx)
 	__u32 tx_len = (__u32)rx_len + (want_tag ? VSW_VLAN_HLEN : 0) - (tagged ? VSW_VLAN_HLEN : 0);
 	if (vsw_exceeds_mtu(tx_len, want_tag, txp->mtu))
 		return slow_path(ctx);
+
+	if (pol && (pol->flags & VSW_POL_POLICE) && police_forward(pol, in, rx_len) != VSW_POLICY_OK) {
+		count_policy_drop(in, VSW_POLICY_POLICED, rx_len, 1);
+		return XDP_DROP;
+	}
 
 	fdb_refresh(src, cfg);
 

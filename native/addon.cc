@@ -2,6 +2,7 @@
 // exceptions with the context the C++ side gave them. The addon is
 // context-aware: it loads in the main thread (control plane) and in every
 // worker thread (hot loops), which reach the one process-wide Datapath.
+#include <arpa/inet.h>
 #include <bpf/bpf.h>
 #include <napi.h>
 #include <sys/mman.h>
@@ -120,6 +121,7 @@ class DatapathWrap : public Napi::ObjectWrap<DatapathWrap> {
                            InstanceMethod<&DatapathWrap::ReleaseFastPorts>("releaseFastPorts"),
                            InstanceMethod<&DatapathWrap::ResetPortIndex>("resetPortIndex"),
                            InstanceMethod<&DatapathWrap::SetLearnFull>("setLearnFull"),
+                           InstanceMethod<&DatapathWrap::SetPortPolicy>("setPortPolicy"),
                        });
   }
 
@@ -285,6 +287,10 @@ class DatapathWrap : public Napi::ObjectWrap<DatapathWrap> {
     fast.Set("tx_bytes", static_cast<double>(fc.tx_bytes));
     fast.Set("redirect_failed", static_cast<double>(fc.redirect_failed));
     fast.Set("mac_limit", static_cast<double>(fc.mac_limit));
+    auto policy = Napi::Object::New(env);  // the port policy's drops in its programs, by reason
+    for (int i = 0; i < VSW_POLICY_REASONS; i++)
+      policy.Set(kDropReasonNames[kDropSpoofedMac + i], static_cast<double>(fc.policy_drops[i]));
+    fast.Set("policy", policy);
     o.Set("fast", fast);
     const XskStats xs = d.xskStats(port);
     auto xsk = Napi::Object::New(env);
@@ -296,6 +302,54 @@ class DatapathWrap : public Napi::ObjectWrap<DatapathWrap> {
     xsk.Set("tx_ring_empty_descs", static_cast<double>(xs.tx_ring_empty));
     o.Set("xsk", xsk);
     return o;
+  }
+
+  // setPortPolicy(index, { macs: ["52:54:00:12:34:56"], ips: ["10.0.0.5", "fd00::5"],
+  //   storm: [broadcast, multicast, unknown_unicast] (frames/s, 0: none), policeRate, policeBurst (bytes/s, bytes) })
+  // An empty object: no policy. The control plane validated it (src/switch/config/config.ts).
+  void SetPortPolicy(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    const uint16_t index = argU16(info, 0, "index");
+    if (!info[1].IsObject()) throw Napi::TypeError::New(env, "setPortPolicy(index, policy)");
+    auto o = info[1].As<Napi::Object>();
+    PortPolicy p{};
+    auto list = [&](const char* key) {
+      std::vector<std::string> out;
+      if (!o.Get(key).IsArray()) return out;
+      auto arr = o.Get(key).As<Napi::Array>();
+      for (uint32_t k = 0; k < arr.Length(); k++) out.push_back(arr.Get(k).ToString().Utf8Value());
+      return out;
+    };
+    if (o.Get("macs").IsArray()) {
+      p.flags |= VSW_POL_MACS;
+      for (const std::string& m : list("macs")) {
+        unsigned b[6];
+        if (p.n_macs >= VSW_POLICY_MACS || std::sscanf(m.c_str(), "%x:%x:%x:%x:%x:%x", &b[0], &b[1], &b[2], &b[3], &b[4], &b[5]) != 6)
+          throw Napi::RangeError::New(env, "bad or too many MACs in the port policy: " + m);
+        for (int i = 0; i < 6; i++) p.macs[p.n_macs][i] = static_cast<uint8_t>(b[i]);
+        p.n_macs++;
+      }
+    }
+    if (o.Get("ips").IsArray()) {
+      p.flags |= VSW_POL_IPS;
+      for (const std::string& a : list("ips")) {
+        if (p.n_ipv4 < VSW_POLICY_IPS && inet_pton(AF_INET, a.c_str(), &p.ipv4[p.n_ipv4]) == 1) p.n_ipv4++;
+        else if (p.n_ipv6 < VSW_POLICY_IPS && inet_pton(AF_INET6, a.c_str(), p.ipv6[p.n_ipv6]) == 1) p.n_ipv6++;
+        else throw Napi::RangeError::New(env, "bad or too many addresses in the port policy: " + a);
+      }
+    }
+    if (o.Get("storm").IsArray()) {
+      auto arr = o.Get("storm").As<Napi::Array>();
+      for (uint32_t k = 0; k < 3 && k < arr.Length(); k++) p.storm_pps[k] = arr.Get(k).ToNumber().Uint32Value();
+      if (p.storm_pps[0] || p.storm_pps[1] || p.storm_pps[2]) p.flags |= VSW_POL_STORM;
+    }
+    if (o.Get("policeRate").IsNumber()) {
+      p.police_rate = static_cast<uint64_t>(o.Get("policeRate").ToNumber().DoubleValue());
+      p.police_burst = static_cast<uint64_t>(o.Get("policeBurst").ToNumber().DoubleValue());
+      if (p.police_rate > VSW_POLICE_MAX_RATE) throw Napi::RangeError::New(env, "policing rate too high");
+      if (p.police_rate) p.flags |= VSW_POL_POLICE;
+    }
+    guarded(env, [&] { dp(env).setPortPolicy(index, p); });
   }
 
   void SetLearnFull(const Napi::CallbackInfo& info) {

@@ -96,4 +96,67 @@ static __always_inline void fdb_refresh(struct fdb_slot *src, const struct fast_
 		src->last_seen_ms = now_ms;
 }
 
+// Port security, storm control and policing: the control plane's settings per port and the
+// token buckets the programs (every CPU) and the hot loop update with atomic ops.
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__uint(max_entries, VSW_MAX_PORTS);
+	__type(key, __u32);
+	__type(value, struct port_policy);
+} vswitchd_policy SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__uint(max_entries, VSW_MAX_PORTS);
+	__type(key, __u32);
+	__type(value, struct port_buckets);
+} vswitchd_buckets SEC(".maps");
+
+static __always_inline void count_policy_drop(__u32 in, int why, __u64 bytes, __u32 segs)
+{
+	struct fast_counters *c = bpf_map_lookup_elem(&vswitchd_fast_stats, &in);
+	if (c) {  // received, as the hot loop counts the frames it drops
+		c->rx_packets += segs;
+		c->rx_bytes += bytes;
+		c->policy_drops[(why - 1) & (VSW_POLICY_REASONS - 1)]++;
+	}
+}
+
+// Port security and storm control of port `in` for a frame [f, end) (f: its Ethernet
+// header) of bytes (segs frames) in VLAN vlan: VSW_POLICY_OK, or the reason it is
+// dropped, counted here. Called by the tc and XDP programs before anything else can see
+// the frame, with fast_path off too. The policer is charged where a frame is forwarded
+// (police_forward, or the hot loop).
+static __always_inline int port_policy_verdict(const struct port_policy *pol, __u32 in, const __u8 *f, const __u8 *end,
+					       __u64 bytes, __u32 segs, __u16 vlan, __u32 fdb_mask)
+{
+	int why = vsw_source_verdict(pol, f, end);
+	if (why == VSW_POLICY_OK && (pol->flags & VSW_POL_STORM)) {
+		int cls = vsw_storm_class(f);
+		if (cls == VSW_STORM_NONE && pol->storm_pps[VSW_STORM_UNKNOWN_UNICAST]) {
+			__u16 p, fl;
+			if (!fdb_lookup(fdb_mask, vlan, f, &p, &fl))
+				cls = VSW_STORM_UNKNOWN_UNICAST;
+		}
+		struct port_buckets *b = cls == VSW_STORM_NONE ? 0 : bpf_map_lookup_elem(&vswitchd_buckets, &in);
+		if (b)
+			why = vsw_storm_verdict(pol, b, bpf_ktime_get_ns(), segs, cls);
+	}
+	if (why != VSW_POLICY_OK)
+		count_policy_drop(in, why, bytes, segs);
+	return why;
+}
+
+// The policer of port `in` for a frame the program is about to forward itself:
+// VSW_POLICY_OK or VSW_POLICY_POLICED (the caller counts it, or punts it).
+static __always_inline int police_forward(const struct port_policy *pol, __u32 in, __u64 bytes)
+{
+	struct port_buckets *b = bpf_map_lookup_elem(&vswitchd_buckets, &in);
+	if (!b || vsw_police_verdict(pol, b, bpf_ktime_get_ns(), bytes) == VSW_POLICY_OK)
+		return VSW_POLICY_OK;
+	return VSW_POLICY_POLICED;
+}
+
 #endif

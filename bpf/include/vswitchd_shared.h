@@ -34,7 +34,7 @@
 /* Bumped whenever a map layout below (or what a field means) changes: a daemon
  * adopts the maps a running datapath left (restart, upgrade) only when the
  * version they were made with is its own (src/switch/daemon/handover.ts). */
-#define VSW_LAYOUT_VERSION 1
+#define VSW_LAYOUT_VERSION 2         /* 2: fast_counters.policy_drops (port security, storm control, policing) */
 #define VSW_MAX_PORTS 4096         /* port indices 0..4095 (FDB port ids are 16-bit): port table, devmap, fast stats; src/switch/types.ts MAX_PORTS */
 #define VSW_MAX_QUEUES 64          /* queues per device: the XSKMAP */
 #define VSW_VLAN_IDS 4096          /* VLAN id space (0 = priority tag, 4095 reserved) */
@@ -115,6 +115,7 @@ struct fast_counters {
 	__u64 redirect_failed;  /* frames arriving here that a redirect helper refused (no AF_XDP
 	                           socket on the queue, no egress device): lost, counted */
 	__u64 mac_limit;        /* frames dropped because the port is at its MAC limit (learn_full) */
+	__u64 policy_drops[8];  /* frames dropped by the port's policy, by VSW_POLICY_* reason - 1 */
 };
 
 /* The fast path's settings and coarse clock ("vswitchd_config", one entry,
@@ -188,13 +189,14 @@ VSW_STATIC_ASSERT(VSW_OFFSETOF(struct fast_port, buckets) == 526, "fast_port.buc
 VSW_STATIC_ASSERT(VSW_OFFSETOF(struct fast_port, mtu) == 1038, "fast_port.mtu");
 VSW_STATIC_ASSERT(VSW_OFFSETOF(struct fast_port, fast_out_mb) == 1040, "fast_port.fast_out_mb");
 
-VSW_STATIC_ASSERT(sizeof(struct fast_counters) == 48, "fast_counters size");
+VSW_STATIC_ASSERT(sizeof(struct fast_counters) == 112, "fast_counters size");
 VSW_STATIC_ASSERT(VSW_OFFSETOF(struct fast_counters, rx_packets) == 0, "fast_counters.rx_packets");
 VSW_STATIC_ASSERT(VSW_OFFSETOF(struct fast_counters, rx_bytes) == 8, "fast_counters.rx_bytes");
 VSW_STATIC_ASSERT(VSW_OFFSETOF(struct fast_counters, tx_packets) == 16, "fast_counters.tx_packets");
 VSW_STATIC_ASSERT(VSW_OFFSETOF(struct fast_counters, tx_bytes) == 24, "fast_counters.tx_bytes");
 VSW_STATIC_ASSERT(VSW_OFFSETOF(struct fast_counters, redirect_failed) == 32, "fast_counters.redirect_failed");
 VSW_STATIC_ASSERT(VSW_OFFSETOF(struct fast_counters, mac_limit) == 40, "fast_counters.mac_limit");
+VSW_STATIC_ASSERT(VSW_OFFSETOF(struct fast_counters, policy_drops) == 48, "fast_counters.policy_drops");
 
 VSW_STATIC_ASSERT(sizeof(struct fast_config) == 16, "fast_config size");
 VSW_STATIC_ASSERT(VSW_OFFSETOF(struct fast_config, fdb_mask) == 0, "fast_config.fdb_mask");
@@ -320,6 +322,297 @@ VSW_INLINE __u8 vsw_flow_bucket(const __u8 *f, const __u8 *end, int l3l4)
 	else
 		h = vsw_fnv1a(h, f + 12, 2);
 	return vsw_fold(h);
+}
+
+/* ---- port policy: port security, storm control, ingress policing ---- */
+
+#define VSW_POLICY_MACS 8          /* source MACs a port may be restricted to */
+#define VSW_POLICY_IPS 8           /* IPv4 and IPv6 source addresses each */
+
+/* port_policy.flags */
+#define VSW_POL_MACS 1             /* source MACs (and ARP/ND link-layer addresses) restricted to macs[] */
+#define VSW_POL_IPS 2              /* source IPs (and ARP sender / ND target) restricted to ipv4[] / ipv6[] */
+#define VSW_POL_STORM 4            /* some storm_pps[] cap is set */
+#define VSW_POL_POLICE 8           /* police_rate is set */
+
+/* Storm classes (port_policy.storm_pps[], port_buckets.storm[]). */
+#define VSW_STORM_BROADCAST 0
+#define VSW_STORM_MULTICAST 1
+#define VSW_STORM_UNKNOWN_UNICAST 2
+#define VSW_STORM_NONE -1
+
+/* A port's policy ("vswitchd_policy", indexed by port, BPF_F_MMAPABLE: the
+ * control plane writes it, the port's tc/XDP program and the hot loop read it). */
+struct port_policy {
+	__u32 flags;                      /* VSW_POL_*; 0: no policy (the one test a frame of another port costs) */
+	__u8 n_macs, n_ipv4, n_ipv6, reserved0;
+	__u8 macs[VSW_POLICY_MACS][6];
+	__u32 ipv4[VSW_POLICY_IPS];       /* network byte order */
+	__u8 ipv6[VSW_POLICY_IPS][16];
+	__u32 storm_pps[3];               /* frames/s per VSW_STORM_* class entering from the port; 0: no cap */
+	__u32 reserved1;
+	__u64 police_rate;                /* bytes/s; 0: not policed */
+	__u64 police_burst;               /* bytes */
+};
+
+/* A token bucket: tokens in units (frames or bytes) * 1e9, refilled by rate * elapsed ns.
+ * Updated with atomic ops by every CPU's programs and by the hot loop alike. */
+struct vsw_bucket {
+	__s64 tokens;
+	__u64 last_ns;                    /* CLOCK_MONOTONIC (bpf_ktime_get_ns) of the last refill */
+};
+
+/* A port's buckets ("vswitchd_buckets", indexed by port, BPF_F_MMAPABLE): one cache line. */
+struct port_buckets {
+	struct vsw_bucket storm[3];
+	struct vsw_bucket police;
+};
+
+/* Why the port's policy drops a frame: fast_counters.policy_drops[reason - 1], and the
+ * hot loop's kDropSpoofedMac.. kDropPoliced in the same order. */
+#define VSW_POLICY_OK 0
+#define VSW_POLICY_SPOOFED_MAC 1
+#define VSW_POLICY_SPOOFED_IP 2
+#define VSW_POLICY_SPOOFED_ARP 3
+#define VSW_POLICY_SPOOFED_ND 4
+#define VSW_POLICY_STORM_BROADCAST 5   /* + VSW_STORM_* class */
+#define VSW_POLICY_STORM_MULTICAST 6
+#define VSW_POLICY_STORM_UNKNOWN_UNICAST 7
+#define VSW_POLICY_POLICED 8
+#define VSW_POLICY_REASONS 8
+
+#define VSW_NS_PER_S 1000000000ull
+/* A bucket is refilled at most this often (ns): at millions of frames/s a compare-and-swap
+ * per frame was most of the policer's cost; what 10 us adds at once is noise to any burst. */
+#define VSW_BUCKET_REFILL_NS 10000ull
+/* The largest policer rate (bytes/s): rate * 1 s of ns stays within 64 bits. */
+#define VSW_POLICE_MAX_RATE 12500000000ull
+
+VSW_STATIC_ASSERT(sizeof(struct port_policy) == 248, "port_policy size");
+VSW_STATIC_ASSERT(VSW_OFFSETOF(struct port_policy, flags) == 0, "port_policy.flags");
+VSW_STATIC_ASSERT(VSW_OFFSETOF(struct port_policy, n_macs) == 4, "port_policy.n_macs");
+VSW_STATIC_ASSERT(VSW_OFFSETOF(struct port_policy, macs) == 8, "port_policy.macs");
+VSW_STATIC_ASSERT(VSW_OFFSETOF(struct port_policy, ipv4) == 56, "port_policy.ipv4");
+VSW_STATIC_ASSERT(VSW_OFFSETOF(struct port_policy, ipv6) == 88, "port_policy.ipv6");
+VSW_STATIC_ASSERT(VSW_OFFSETOF(struct port_policy, storm_pps) == 216, "port_policy.storm_pps");
+VSW_STATIC_ASSERT(VSW_OFFSETOF(struct port_policy, police_rate) == 232, "port_policy.police_rate");
+VSW_STATIC_ASSERT(VSW_OFFSETOF(struct port_policy, police_burst) == 240, "port_policy.police_burst");
+VSW_STATIC_ASSERT(sizeof(struct port_buckets) == 64, "port_buckets size");
+
+VSW_INLINE int vsw_mac_eq(const __u8 *a, const __u8 *b)
+{
+	return a[0] == b[0] && a[1] == b[1] && a[2] == b[2] && a[3] == b[3] && a[4] == b[4] && a[5] == b[5];
+}
+
+VSW_INLINE int vsw_policy_mac(const struct port_policy *p, const __u8 *mac)
+{
+	for (int i = 0; i < VSW_POLICY_MACS; i++) {
+		if (i >= p->n_macs)
+			break;
+		if (vsw_mac_eq(p->macs[i], mac))
+			return 1;
+	}
+	return 0;
+}
+
+/* An IPv4 address (4 bytes, as in the frame) bound to the port; 0.0.0.0 too when zero_ok. */
+VSW_INLINE int vsw_policy_ipv4(const struct port_policy *p, const __u8 *a, int zero_ok)
+{
+	__u32 v;
+	__builtin_memcpy(&v, a, 4);
+	if (zero_ok && v == 0)
+		return 1;
+	for (int i = 0; i < VSW_POLICY_IPS; i++) {
+		if (i >= p->n_ipv4)
+			break;
+		if (p->ipv4[i] == v)
+			return 1;
+	}
+	return 0;
+}
+
+/* An IPv6 address bound to the port, or link-local (fe80::/10: a VM's own, which no list
+ * can know), or :: (DAD and MLD before an address is assigned). */
+VSW_INLINE int vsw_policy_ipv6(const struct port_policy *p, const __u8 *a)
+{
+	if (a[0] == 0xfe && (a[1] & 0xc0) == 0x80)
+		return 1;
+	__u64 hi, lo;
+	__builtin_memcpy(&hi, a, 8);
+	__builtin_memcpy(&lo, a + 8, 8);
+	if ((hi | lo) == 0)
+		return 1;
+	for (int i = 0; i < VSW_POLICY_IPS; i++) {
+		if (i >= p->n_ipv6)
+			break;
+		__u64 h2, l2;
+		__builtin_memcpy(&h2, p->ipv6[i], 8);
+		__builtin_memcpy(&l2, p->ipv6[i] + 8, 8);
+		if (h2 == hi && l2 == lo)
+			return 1;
+	}
+	return 0;
+}
+
+/* Neighbor Solicitation / Advertisement [icmp, end): the target (NA; NS from :: = DAD of
+ * the sender's own address) must be the port's, the link-layer address options its MACs. */
+VSW_INLINE int vsw_nd_verdict(const struct port_policy *p, const __u8 *icmp, const __u8 *end, int dad)
+{
+	if (icmp + 24 > end)
+		return VSW_POLICY_SPOOFED_ND;
+	if ((p->flags & VSW_POL_IPS) && (icmp[0] == 136 || dad) && !vsw_policy_ipv6(p, icmp + 8))
+		return VSW_POLICY_SPOOFED_ND;
+	if (!(p->flags & VSW_POL_MACS))
+		return VSW_POLICY_OK;
+	const __u8 *o = icmp + 24;
+	for (int i = 0; i < 3; i++) {  /* Linux takes the first option of a type; NS/NA carry one or two */
+		if (o + 8 > end)
+			break;
+		__u32 olen = (__u32)o[1] * 8;
+		if (olen == 0)
+			return VSW_POLICY_SPOOFED_ND;  /* invalid: receivers drop it too */
+		if ((o[0] == 1 || o[0] == 2) && !vsw_policy_mac(p, o + 2))
+			return VSW_POLICY_SPOOFED_ND;
+		o += olen;
+	}
+	return VSW_POLICY_OK;
+}
+
+/* Port security: whether the frame [f, end) may come from this port (f: its Ethernet header,
+ * with at most one 802.1Q tag in the frame). VSW_POLICY_OK or VSW_POLICY_SPOOFED_*.
+ *  - source MAC in macs[] (VSW_POL_MACS); ARP sender MAC and ND link-layer options too;
+ *  - IPv4 source in ipv4[], except a DHCP client's 0.0.0.0:68 -> :67; ARP sender IP in
+ *    ipv4[] or 0.0.0.0 (a probe) (VSW_POL_IPS);
+ *  - IPv6 source in ipv6[], link-local or ::; NA target (and a DAD NS's) likewise;
+ *  - with VSW_POL_IPS, a frame whose headers cannot be read (truncated, a second VLAN
+ *    tag) is refused: it could hide any of the above.
+ * The tc program passes frames whose tag the kernel already took out; the XDP program and
+ * the hot loop pass them as received. Pure: test/vectors/shared.json pins it. */
+VSW_INLINE int vsw_source_verdict(const struct port_policy *p, const __u8 *f, const __u8 *end)
+{
+	if (f + 14 > end)
+		return VSW_POLICY_SPOOFED_MAC;
+	if ((p->flags & VSW_POL_MACS) && !vsw_policy_mac(p, f + 6))
+		return VSW_POLICY_SPOOFED_MAC;
+	const __u8 *l3 = f + 14;
+	__u16 et = (__u16)f[12] << 8 | f[13];
+	if (et == VSW_ETH_P_8021Q) {
+		if (f + 18 > end)
+			return (p->flags & VSW_POL_IPS) ? VSW_POLICY_SPOOFED_IP : VSW_POLICY_OK;
+		et = (__u16)f[16] << 8 | f[17];
+		l3 = f + 18;
+	}
+	if (et == 0x0806) {  /* ARP */
+		if (!(p->flags & (VSW_POL_MACS | VSW_POL_IPS)))
+			return VSW_POLICY_OK;
+		if (l3 + 28 > end)
+			return VSW_POLICY_SPOOFED_ARP;
+		if ((p->flags & VSW_POL_MACS) && !vsw_policy_mac(p, l3 + 8))
+			return VSW_POLICY_SPOOFED_ARP;
+		if ((p->flags & VSW_POL_IPS) && !vsw_policy_ipv4(p, l3 + 14, 1))
+			return VSW_POLICY_SPOOFED_ARP;
+		return VSW_POLICY_OK;
+	}
+	if (et == VSW_ETH_P_IPV4) {
+		if (!(p->flags & VSW_POL_IPS))
+			return VSW_POLICY_OK;
+		if (l3 + 20 > end)
+			return VSW_POLICY_SPOOFED_IP;
+		if (vsw_policy_ipv4(p, l3 + 12, 0))
+			return VSW_POLICY_OK;
+		/* A DHCP client before it has an address: 0.0.0.0, UDP 68 -> 67, not a fragment. */
+		__u32 ihl = (l3[0] & 0x0f) * 4;
+		const __u8 *l4 = l3 + ihl;
+		if (ihl >= 20 && l4 + 4 <= end && l3[9] == 17 && (((__u16)l3[6] << 8 | l3[7]) & 0x3fff) == 0 &&
+		    (l3[12] | l3[13] | l3[14] | l3[15]) == 0 && l4[0] == 0 && l4[1] == 68 && l4[2] == 0 && l4[3] == 67)
+			return VSW_POLICY_OK;
+		return VSW_POLICY_SPOOFED_IP;
+	}
+	if (et == VSW_ETH_P_IPV6) {
+		if (!(p->flags & (VSW_POL_MACS | VSW_POL_IPS)))
+			return VSW_POLICY_OK;
+		if (l3 + 40 > end)
+			return (p->flags & VSW_POL_IPS) ? VSW_POLICY_SPOOFED_IP : VSW_POLICY_OK;
+		if ((p->flags & VSW_POL_IPS) && !vsw_policy_ipv6(p, l3 + 8))
+			return VSW_POLICY_SPOOFED_IP;
+		__u8 next = l3[6];
+		const __u8 *l4 = l3 + 40;
+		if (next == 0) {  /* hop-by-hop options: ND behind them is still ND to Linux */
+			if (l4 + 8 > end)
+				return VSW_POLICY_OK;
+			next = l4[0];
+			l4 += ((__u32)l4[1] + 1) * 8;
+		}
+		if (next != 58 || l4 + 1 > end || (l4[0] != 135 && l4[0] != 136))
+			return VSW_POLICY_OK;
+		__u8 zero = l3[8] | l3[9] | l3[10] | l3[11] | l3[12] | l3[13] | l3[14] | l3[15] | l3[16] | l3[17] |
+			    l3[18] | l3[19] | l3[20] | l3[21] | l3[22] | l3[23];
+		return vsw_nd_verdict(p, l4, end, l4[0] == 135 && zero == 0);
+	}
+	if (et == VSW_ETH_P_8021Q || et == 0x88a8)
+		return (p->flags & VSW_POL_IPS) ? VSW_POLICY_SPOOFED_IP : VSW_POLICY_OK;
+	return VSW_POLICY_OK;
+}
+
+/* The storm class of a destination: broadcast, multicast (link-local control frames are
+ * not flooded, so none), or unicast (VSW_STORM_NONE: unknown unicast is the caller's FDB miss). */
+VSW_INLINE int vsw_storm_class(const __u8 *dst)
+{
+	if (!(dst[0] & 1) || vsw_link_local(dst))
+		return VSW_STORM_NONE;
+	if ((dst[0] & dst[1] & dst[2] & dst[3] & dst[4] & dst[5]) == 0xff)
+		return VSW_STORM_BROADCAST;
+	return VSW_STORM_MULTICAST;
+}
+
+/* Takes cost units from a bucket of rate units/s holding at most burst units; 0 when it
+ * has too few. Lock-free: one refill wins the last_ns exchange, takes are atomic adds. A
+ * frame larger than the whole burst passes a full bucket (into debt) rather than never. */
+VSW_INLINE int vsw_bucket_take(struct vsw_bucket *b, __u64 now_ns, __u64 rate, __u64 burst, __u64 cost)
+{
+	__u64 last = *(volatile __u64 *)&b->last_ns;
+	__s64 cap = (__s64)(burst * VSW_NS_PER_S);
+	if (now_ns >= last + VSW_BUCKET_REFILL_NS && __sync_val_compare_and_swap(&b->last_ns, last, now_ns) == last) {
+		__u64 elapsed = now_ns - last;
+		if (elapsed > VSW_NS_PER_S)
+			elapsed = VSW_NS_PER_S;
+		__s64 add = (__s64)(elapsed * rate);
+		if (add > cap)
+			add = cap;
+		__s64 t = __sync_fetch_and_add(&b->tokens, add) + add;
+		if (t > cap)
+			__sync_fetch_and_add(&b->tokens, cap - t);
+	}
+	__s64 need = (__s64)(cost * VSW_NS_PER_S);
+	if (*(volatile __s64 *)&b->tokens < (need < cap ? need : cap))
+		return 0;
+	__sync_fetch_and_add(&b->tokens, -need);
+	return 1;
+}
+
+/* Storm control for a frame of storm class cls counting segs frames (a GSO skb):
+ * VSW_POLICY_OK or VSW_POLICY_STORM_*. A cap's burst is one second of it. Applied where
+ * the frame enters (the port's program; the hot loop for the internal port), before flooding. */
+VSW_INLINE int vsw_storm_verdict(const struct port_policy *p, struct port_buckets *b, __u64 now_ns, __u32 segs, int cls)
+{
+	if (cls < 0 || cls > 2)
+		return VSW_POLICY_OK;
+	__u32 pps = p->storm_pps[cls];
+	if (pps && !vsw_bucket_take(&b->storm[cls], now_ns, pps, pps, segs))
+		return VSW_POLICY_STORM_BROADCAST + cls;
+	return VSW_POLICY_OK;
+}
+
+/* The policer for a frame of bytes: VSW_POLICY_OK or VSW_POLICY_POLICED. Charged once,
+ * by whichever forwards the frame: the port's program for what it switches itself, the
+ * hot loop for everything that reaches it (so a GSO skb the program cannot pass whole
+ * is punted, segmented by the punt pair and policed segment by segment, as on a wire:
+ * TCP loses the tail of a burst, not 45 segments at once). */
+VSW_INLINE int vsw_police_verdict(const struct port_policy *p, struct port_buckets *b, __u64 now_ns, __u64 bytes)
+{
+	if (p->police_rate && !vsw_bucket_take(&b->police, now_ns, p->police_rate, p->police_burst, bytes))
+		return VSW_POLICY_POLICED;
+	return VSW_POLICY_OK;
 }
 
 #endif /* VSWITCHD_SHARED_H */

@@ -92,6 +92,12 @@ void Datapath::setLearnFull(uint16_t index, bool full) {
   fast_->setLearnFull(index, full);  // the tc and XDP programs refuse such frames before the hot loop
 }
 
+void Datapath::setPortPolicy(uint16_t index, const PortPolicy& policy) {
+  if (index >= kMaxPorts) throw std::runtime_error("port index out of range");
+  std::lock_guard<std::mutex> lock(control_mu_);
+  fast_->writePolicy(index, policy);
+}
+
 void Datapath::setPortFast(uint16_t index, bool fast_in, bool fast_out, bool tc_out, bool fast_out_mb) {
   std::lock_guard<std::mutex> lock(control_mu_);
   if (index >= kMaxPorts) throw std::runtime_error("port index out of range");
@@ -520,7 +526,8 @@ uint64_t Datapath::workerCounter(uint32_t worker, int which) const {
 RunResult Datapath::run(uint32_t worker, const int32_t* stop, uint32_t budget_ms) {
   Worker& w = *workers_.at(worker);
   w.in_run.store(true, std::memory_order_seq_cst);
-  HotLoop loop(w, umem_->area(), opts_.frames_per_worker, workers_, fdb_->view(), learn_full_);
+  HotLoop loop(w, umem_->area(), opts_.frames_per_worker, workers_, fdb_->view(), learn_full_, fast_->policies(),
+               fast_->buckets());
   const uint64_t start = nowNs();
   const uint64_t deadline = start + static_cast<uint64_t>(budget_ms) * 1000000;
   uint64_t busy = 0;

@@ -58,6 +58,16 @@ enum DropReason : int {
   kDropMacLimit,          // source not learned here and the port is at its MAC limit (fdb.max_per_port)
   kDropMtuExceeded,       // larger than the egress port's MTU (never truncated)
   kDropMirrorOutput,      // sent by a mirror's output port, which only receives copies
+  // The port's policy (VSW_POLICY_* in vswitchd_shared.h, this order; its program counts
+  // the frames it drops in fast_counters.policy_drops):
+  kDropSpoofedMac,        // source MAC not one the port may send from
+  kDropSpoofedIp,         // IPv4/IPv6 source address not bound to the port
+  kDropSpoofedArp,        // ARP sender MAC or IP not the port's
+  kDropSpoofedNd,         // Neighbor Solicitation/Advertisement target or link-layer address not the port's
+  kDropStormBroadcast,    // over the port's broadcast frames/s cap
+  kDropStormMulticast,    // over its multicast cap
+  kDropStormUnknownUnicast,  // over its unknown-unicast cap
+  kDropPoliced,           // over the port's ingress policing rate
   kDropCount
 };
 // As the metrics and `vswitchctl` name them (and test/vectors/shared.json).
@@ -68,7 +78,10 @@ inline constexpr const char* kDropReasonNames[kDropCount] = {
     "mac_limit",
     "mtu_exceeded",
     "mirror_output",
+    "spoofed_mac", "spoofed_ip", "spoofed_arp", "spoofed_nd",
+    "storm_broadcast", "storm_multicast", "storm_unknown_unicast", "policed",
 };
+static_assert(kDropPoliced - kDropSpoofedMac + 1 == VSW_POLICY_REASONS, "policy drop reasons");
 
 enum PortCounter : int {
   kRxPackets = 0,
@@ -296,6 +309,10 @@ class Datapath {
   // learned MACs as it may; the hot loops then drop (and count) frames from
   // sources not learned on it instead of reporting each to be refused.
   void setLearnFull(uint16_t index, bool full);
+
+  // Port security, storm control and policing (main thread): at once, in the port's
+  // programs and the hot loop; its token buckets start full.
+  void setPortPolicy(uint16_t index, const PortPolicy& policy);
 
   // Fast path (main thread). fast_in: frames arriving on the port may be switched in
   // the kernel (by its XDP or tc program); fast_out: its device takes XDP_REDIRECT;

@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -48,8 +49,9 @@ struct Frame {
 class HotLoop::Impl {
  public:
   Impl(Worker& w, uint8_t* umem, uint32_t frames_per_worker, std::vector<std::unique_ptr<Worker>>& all, FdbView fdb,
-       const std::atomic<uint8_t>* learn_full)
-      : w_(w), umem_(umem), frames_per_worker_(frames_per_worker), all_(all), fdb_(fdb), learn_full_(learn_full) {}
+       const std::atomic<uint8_t>* learn_full, const PortPolicy* policies, PortBuckets* buckets)
+      : w_(w), umem_(umem), frames_per_worker_(frames_per_worker), all_(all), fdb_(fdb), learn_full_(learn_full),
+        policies_(policies), buckets_(buckets) {}
 
   void adoptView(View* v) {
     w_.view = v;
@@ -220,7 +222,7 @@ class HotLoop::Impl {
       f.rest = rest;
       w_.pool.resize(w_.pool.size() - chunks);
       n++;
-      process(q->port, f);
+      process(q->port, f, true);
     }
     if (n) countBatch(n);
     return n;
@@ -240,8 +242,9 @@ class HotLoop::Impl {
     return why;
   }
 
-  // Forwarding decision for one received frame.
-  void process(uint16_t in, Frame f) {  // in: the port it arrived on (a leg until resolved to its bond)
+  // Forwarding decision for one received frame. unguarded: no tc or XDP program saw it
+  // (the internal port's tap): the port policy's buckets are applied here.
+  void process(uint16_t in, Frame f, bool unguarded = false) {  // in: the port it arrived on (a leg until resolved to its bond)
     auto& ctr = w_.port_counters[in];
     bump(ctr[kRxPackets]);
     bump(ctr[kRxBytes], f.len);
@@ -261,7 +264,12 @@ class HotLoop::Impl {
     const uint16_t vlan = c.vlan;
     const uint8_t* dst = eth;
     const uint8_t* src = eth + 6;
-    // Mirrors selecting the frame as it entered (copied whatever happens to it next).
+    if (const PortPolicy* pol = &policies_[in]; std::atomic_ref<const __u32>(pol->flags).load(std::memory_order_acquire)) {
+      if (DropReason why = policyVerdict(*pol, in, eth, f, vlan, unguarded); why != kDropCount) return drop(in, why, f);
+    }
+    // Mirrors selecting the frame as it entered (copied whatever happens to it next; a frame
+    // its port's policy refused is not copied, as the tc and XDP programs drop it before
+    // the slow path).
     const uint32_t mirrored_in = w_.view->mirror_count ? w_.view->ports[in].mirror_in | w_.view->mirror_any : 0;
     if (!learn(vlan, src, in)) {
       mirror(mirrored_in, f, vlan, pcp);
@@ -326,6 +334,34 @@ class HotLoop::Impl {
     copy->more = f.more;
     copy->rest = rest;
     return true;
+  }
+
+  // The port's policy (bpf/include/vswitchd_shared.h): the source rules for every frame
+  // (the port's program applied them already to the frames it could read; this catches
+  // those it passed up unread, such as a second VLAN tag); storm control for frames no
+  // program saw (the internal port's: a program counted the others already); the policer
+  // for every frame that reaches the hot loop (programs charge only what they forward).
+  DropReason policyVerdict(const PortPolicy& pol, uint16_t in, const uint8_t* eth, const Frame& f, uint16_t vlan,
+                           bool unguarded) {
+    int why = vsw_source_verdict(&pol, eth, eth + f.head);
+    const bool storm = unguarded && (pol.flags & VSW_POL_STORM);
+    if (why != VSW_POLICY_OK || !(storm || (pol.flags & VSW_POL_POLICE))) return policyDrop(why);
+    timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);  // bpf_ktime_get_ns's clock
+    const uint64_t now_ns = static_cast<uint64_t>(ts.tv_sec) * VSW_NS_PER_S + static_cast<uint64_t>(ts.tv_nsec);
+    if (storm) {
+      int cls = vsw_storm_class(eth);
+      FdbHit hit;
+      if (cls == VSW_STORM_NONE && pol.storm_pps[VSW_STORM_UNKNOWN_UNICAST] && !fdb_.lookup(vlan, eth, &hit))
+        cls = VSW_STORM_UNKNOWN_UNICAST;
+      why = vsw_storm_verdict(&pol, &buckets_[in], now_ns, 1, cls);
+    }
+    if (why == VSW_POLICY_OK) why = vsw_police_verdict(&pol, &buckets_[in], now_ns, f.len);
+    return policyDrop(why);
+  }
+
+  static DropReason policyDrop(int why) {
+    return why == VSW_POLICY_OK ? kDropCount : static_cast<DropReason>(kDropSpoofedMac + why - 1);
   }
 
   // False: the source is new (or moves) here and the port is at its MAC limit,
@@ -575,12 +611,14 @@ class HotLoop::Impl {
   std::vector<std::unique_ptr<Worker>>& all_;
   FdbView fdb_;
   const std::atomic<uint8_t>* learn_full_;
+  const PortPolicy* policies_;
+  PortBuckets* buckets_;
   uint64_t now_ms_ = 0;
 };
 
 HotLoop::HotLoop(Worker& w, uint8_t* umem, uint32_t frames_per_worker, std::vector<std::unique_ptr<Worker>>& all,
-                 FdbView fdb, const std::atomic<uint8_t>* learn_full)
-    : impl_(std::make_unique<Impl>(w, umem, frames_per_worker, all, fdb, learn_full)) {}
+                 FdbView fdb, const std::atomic<uint8_t>* learn_full, const PortPolicy* policies, PortBuckets* buckets)
+    : impl_(std::make_unique<Impl>(w, umem, frames_per_worker, all, fdb, learn_full, policies, buckets)) {}
 HotLoop::~HotLoop() = default;
 void HotLoop::adoptView(View* v) { impl_->adoptView(v); }
 uint32_t HotLoop::iterate(uint64_t now_ms) { return impl_->iterate(now_ms); }

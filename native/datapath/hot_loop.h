@@ -17,8 +17,9 @@ struct Worker;
 class HotLoop {
  public:
   // learn_full: per port, set while the port is at its MAC limit (Datapath::setLearnFull).
+  // policies, buckets: every port's policy and token buckets (FastPath::policies/buckets).
   HotLoop(Worker& w, uint8_t* umem, uint32_t frames_per_worker, std::vector<std::unique_ptr<Worker>>& all, FdbView fdb,
-          const std::atomic<uint8_t>* learn_full);
+          const std::atomic<uint8_t>* learn_full, const PortPolicy* policies, PortBuckets* buckets);
   ~HotLoop();
   HotLoop(const HotLoop&) = delete;
   HotLoop& operator=(const HotLoop&) = delete;

@@ -15,6 +15,7 @@
 #include <cstring>
 #include <mutex>
 #include <stdexcept>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -141,6 +142,20 @@ FastPath::FastPath(const std::string& bpf_object, const std::string& tc_object, 
     throw std::runtime_error("mapping the fast path config map: " + errText(err));
   }
   config_ = static_cast<FastConfig*>(mapped);
+  // Not handed over across a restart: the control plane writes every port's policy
+  // again as it adds the port, and the buckets start full.
+  policy_map_fd_ = create(BPF_MAP_TYPE_ARRAY, "vswitchd_policy", 4, sizeof(PortPolicy), VSW_MAX_PORTS, -1, BPF_F_MMAPABLE);
+  buckets_map_fd_ = create(BPF_MAP_TYPE_ARRAY, "vswitchd_buckets", 4, sizeof(PortBuckets), VSW_MAX_PORTS, -1, BPF_F_MMAPABLE);
+  for (auto [fd, size, out] : {std::tuple{policy_map_fd_, sizeof(PortPolicy), reinterpret_cast<void**>(&policies_)},
+                               std::tuple{buckets_map_fd_, sizeof(PortBuckets), reinterpret_cast<void**>(&buckets_)}}) {
+    void* m = mmap(nullptr, size * VSW_MAX_PORTS, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (m == MAP_FAILED) {
+      const int err = errno;
+      closeAll();
+      throw std::runtime_error("mapping the port policy maps: " + errText(err));
+    }
+    *out = m;
+  }
   config_->fdb_mask = fdb_capacity - 1;
   config_->enabled = enabled ? 1 : 0;
   ncpus_ = libbpf_num_possible_cpus();
@@ -152,7 +167,11 @@ FastPath::~FastPath() { closeAll(); }
 void FastPath::closeAll() {
   if (config_) munmap(config_, sizeof(FastConfig));
   config_ = nullptr;
-  for (int* fd : {&ports_map_fd_, &tx_map_fd_, &stats_map_fd_, &config_map_fd_, &tc_ports_map_fd_}) {
+  if (policies_) munmap(policies_, sizeof(PortPolicy) * VSW_MAX_PORTS);
+  if (buckets_) munmap(buckets_, sizeof(PortBuckets) * VSW_MAX_PORTS);
+  policies_ = nullptr;
+  buckets_ = nullptr;
+  for (int* fd : {&ports_map_fd_, &tx_map_fd_, &stats_map_fd_, &config_map_fd_, &tc_ports_map_fd_, &policy_map_fd_, &buckets_map_fd_}) {
     if (*fd >= 0) close(*fd);
     *fd = -1;
   }
@@ -164,6 +183,7 @@ void FastPath::shareMaps(bpf_object* obj, const std::string& path) {
   const std::pair<const char*, int> shared[] = {
       {"vswitchd_fdb", fdb_map_fd_},           {"vswitchd_ports", ports_map_fd_},       {"vswitchd_tx", tx_map_fd_},
       {"vswitchd_fast_stats", stats_map_fd_}, {"vswitchd_config", config_map_fd_},     {"vswitchd_tc_ports", tc_ports_map_fd_},
+      {"vswitchd_policy", policy_map_fd_},     {"vswitchd_buckets", buckets_map_fd_},
   };
   for (const auto& [name, fd] : shared) {
     bpf_map* map = bpf_object__find_map_by_name(obj, name);
@@ -361,6 +381,7 @@ void FastPath::setDevice(uint16_t index, const std::string& dev_name, int ifinde
 
 void FastPath::removePort(uint16_t index) {
   const uint32_t key = index;
+  writePolicy(index, PortPolicy{});
   bpf_map_delete_elem(tx_map_fd_, &key);  // ENOENT for ports without a device: fine
   const TcPort none{};
   bpf_map_update_elem(tc_ports_map_fd_, &key, &none, 0);
@@ -384,8 +405,21 @@ FastCounters FastPath::counters(uint16_t index) const {
     sum.tx_bytes += c.tx_bytes;
     sum.redirect_failed += c.redirect_failed;
     sum.mac_limit += c.mac_limit;
+    for (int i = 0; i < VSW_POLICY_REASONS; i++) sum.policy_drops[i] += c.policy_drops[i];
   }
   return sum;
+}
+
+void FastPath::writePolicy(uint16_t index, const PortPolicy& policy) {
+  if (!policies_ || index >= VSW_MAX_PORTS) return;
+  // Off first, the new settings, then the flags: a frame never sees half of each.
+  std::atomic_ref<__u32>(policies_[index].flags).store(0, std::memory_order_release);
+  PortPolicy p = policy;
+  const __u32 flags = p.flags;
+  p.flags = 0;
+  std::memcpy(&policies_[index], &p, sizeof(p));
+  std::memset(&buckets_[index], 0, sizeof(PortBuckets));
+  std::atomic_ref<__u32>(policies_[index].flags).store(flags, std::memory_order_release);
 }
 
 void FastPath::tickClock(uint64_t now) {

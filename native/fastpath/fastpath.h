@@ -19,6 +19,8 @@ using FastPort = ::fast_port;          // an entry of the port table
 using FastCounters = ::fast_counters;  // per port, summed over CPUs by counters()
 using FastConfig = ::fast_config;      // mmapped: the workers store the clock with a plain write
 using TcPort = ::tc_port;              // a port's devices for the tc program
+using PortPolicy = ::port_policy;      // port security, storm control, policing of a port
+using PortBuckets = ::port_buckets;    // its token buckets (mmapped: the hot loop updates them too)
 
 // A port's copy of the XDP program (bpf/xsk_steer.bpf.o), attached to its device.
 struct XdpAttachment {
@@ -95,6 +97,13 @@ class FastPath {
   void zeroCounters(uint16_t index);
   FastCounters counters(uint16_t index) const;
 
+  // A port's policy (read by its programs at once; the hot loop reads it through
+  // policies()). Its buckets start full again.
+  void writePolicy(uint16_t index, const PortPolicy& policy);
+  // The mmapped policy and bucket maps (VSW_MAX_PORTS entries each), for the hot loop.
+  const PortPolicy* policies() const { return policies_; }
+  PortBuckets* buckets() const { return buckets_; }
+
   // The coarse clock the program stamps last_seen with (workers, every pass;
   // stored only when it moved VSW_FAST_CLOCK_STEP_MS, so the cache line the
   // program reads per frame is not bounced between CPUs).
@@ -111,6 +120,9 @@ class FastPath {
   bool enabled_;
   int ports_map_fd_ = -1, tx_map_fd_ = -1, stats_map_fd_ = -1, config_map_fd_ = -1, tc_ports_map_fd_ = -1;
   FastConfig* config_ = nullptr;
+  int policy_map_fd_ = -1, buckets_map_fd_ = -1;
+  PortPolicy* policies_ = nullptr;
+  PortBuckets* buckets_ = nullptr;
   int ncpus_ = 1;
 };
 

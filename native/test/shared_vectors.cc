@@ -16,6 +16,7 @@
 //
 // Usage: shared_vectors VECTORS.json [--bpf xsk_steer.bpf.o]
 // Prints one line per failure and a summary; exits 1 when anything failed.
+#include <arpa/inet.h>
 #include <bpf/bpf.h>
 #include <bpf/btf.h>
 #include <bpf/libbpf.h>
@@ -106,7 +107,42 @@ PortView portFromVector(const json::Value& p) {
   return pv;
 }
 
+// A vector's policy ({macs, ips}) as struct port_policy (the addon's setPortPolicy builds it so).
+port_policy policyFromVector(const json::Value& p) {
+  port_policy pol{};
+  if (p.has("macs")) {
+    pol.flags |= VSW_POL_MACS;
+    for (const json::Value& m : p["macs"].a) {
+      unsigned b[6];
+      std::sscanf(m.str().c_str(), "%x:%x:%x:%x:%x:%x", &b[0], &b[1], &b[2], &b[3], &b[4], &b[5]);
+      for (int i = 0; i < 6; i++) pol.macs[pol.n_macs][i] = static_cast<uint8_t>(b[i]);
+      pol.n_macs++;
+    }
+  }
+  if (p.has("ips")) {
+    pol.flags |= VSW_POL_IPS;
+    for (const json::Value& a : p["ips"].a) {
+      if (inet_pton(AF_INET, a.str().c_str(), &pol.ipv4[pol.n_ipv4]) == 1) pol.n_ipv4++;
+      else if (inet_pton(AF_INET6, a.str().c_str(), pol.ipv6[pol.n_ipv6]) == 1) pol.n_ipv6++;
+    }
+  }
+  return pol;
+}
+
+std::string policyVerdictName(int why) { return why == VSW_POLICY_OK ? "ok" : kDropReasonNames[kDropSpoofedMac + why - 1]; }
+
 // ---------------------------------------------------------------- C++
+
+// Port security: the hot loop and both programs call vsw_source_verdict.
+void cppPolicy(const json::Value& vectors, Report& r) {
+  r.section("c++ port security (vsw_source_verdict)");
+  for (const json::Value& v : vectors["policy"].a) {
+    const port_policy pol = policyFromVector(v["policy"]);
+    const Bytes f = fromHex(v["frame"].str());
+    const std::string got = policyVerdictName(vsw_source_verdict(&pol, f.data(), f.data() + f.size()));
+    r.check(got == v["verdict"].str(), "%s: %s, want %s", v["name"].str().c_str(), got.c_str(), v["verdict"].str().c_str());
+  }
+}
 
 void cppConstants(const json::Value& vectors, Report& r) {
   r.section("c++ constants (vswitchd_shared.h)");
@@ -188,6 +224,7 @@ struct Outcome {
   int tx_port = -1;  // the port whose tx fast-stats counter moved (fast path only)
   Bytes out;         // the frame as the program left it
   bool unrunnable = false;  // BPF_PROG_RUN refused to build an skb of it (a truncated IP header)
+  int policy_reason = 0;    // VSW_POLICY_* whose policy_drops counter moved (0: none)
 };
 
 // A program under test and the maps it reads; the maps are its own (libbpf
@@ -238,6 +275,7 @@ class FastPathProgram {
     tc_ports_fd_ = bpf_object__find_map_fd_by_name(obj, "vswitchd_tc_ports");
     stats_fd_ = fd("vswitchd_fast_stats");
     config_fd_ = fd("vswitchd_config");
+    policy_fd_ = fd("vswitchd_policy");
     ncpus_ = libbpf_num_possible_cpus();
   }
   void configure() {
@@ -264,7 +302,11 @@ class FastPathProgram {
     for (uint32_t p = 0; p < VSW_MAX_PORTS; p++) {
       if (bpf_map_lookup_elem(stats_fd_, &p, per_cpu.data())) continue;
       uint64_t tx = 0, rx = 0;
-      for (const fast_counters& c : per_cpu) tx += c.tx_packets, rx += c.rx_packets;
+      for (const fast_counters& c : per_cpu) {
+        tx += c.tx_packets, rx += c.rx_packets;
+        for (int i = 0; i < VSW_POLICY_REASONS; i++)
+          if (c.policy_drops[i]) last_policy_reason_ = i + 1;
+      }
       if (tx) found = found < 0 ? static_cast<int>(p) : -2;  // -2: more than one
       if (tx || rx) bpf_map_update_elem(stats_fd_, &p, zeros.data(), 0);
     }
@@ -275,6 +317,13 @@ class FastPathProgram {
   int fdb_fd_ = -1, ports_fd_ = -1, tx_fd_ = -1, stats_fd_ = -1, config_fd_ = -1, tc_ports_fd_ = -1;
   int ncpus_ = 1;
   std::set<uint32_t> used_;
+
+ public:
+  int last_policy_reason_ = 0;
+  int policy_fd_ = -1;
+  void writePolicy(uint32_t index, const port_policy& p) {
+    if (bpf_map_update_elem(policy_fd_, &index, &p, 0)) throw std::runtime_error("policy update failed");
+  }
 };
 
 // Opens and loads a program object as native/fastpath/ does for port `port_index`.
@@ -328,7 +377,9 @@ class XdpProgram : public FastPathProgram {
     o.retval = static_cast<int>(opts.retval);
     o.out.resize(opts.data_size_out);
     o.verdict = o.retval == XDP_REDIRECT ? Outcome::kFast : o.retval == XDP_PASS ? Outcome::kSlow : Outcome::kOther;
+    last_policy_reason_ = 0;
     o.tx_port = takeTxPort();
+    o.policy_reason = last_policy_reason_;
     return o;
   }
 
@@ -384,7 +435,9 @@ class TcProgram : public FastPathProgram {
     if (err) throw std::runtime_error(std::string("BPF_PROG_RUN (tc, ") + std::to_string(f.size()) + " bytes): " + strerror(-err));
     o.retval = static_cast<int>(opts.retval);
     o.out.resize(opts.data_size_out);
+    last_policy_reason_ = 0;
     o.tx_port = takeTxPort();
+    o.policy_reason = last_policy_reason_;
     o.verdict = o.tx_port >= 0 ? Outcome::kFast : o.retval == TC_ACT_REDIRECT ? Outcome::kSlow : Outcome::kOther;
     return o;
   }
@@ -502,6 +555,37 @@ void bpfMtu(FastPathProgram& prog, const json::Value& vectors, Report& r) {
   prog.clearFdb();
 }
 
+// Port security in the program: a refused frame is dropped where it arrives (XDP_DROP,
+// TC_ACT_SHOT) and counted by its reason; an allowed one goes on (here: to the slow path,
+// its destination unknown). The port is a trunk of every VLAN, untagged frames in VLAN 1.
+void bpfPolicy(FastPathProgram& prog, const json::Value& vectors, Report& r) {
+  r.section(prog.name() + " port security (drop and reason)");
+  baseline(prog);
+  fast_port in{};
+  in.active = in.fast_in = in.trunk = 1;
+  in.native_vlan = 1;
+  allowAll(in);
+  in.bond = -1;
+  in.leg_rx = 1;
+  for (auto& b : in.buckets) b = -1;
+  prog.writePort(kIn, in);
+  for (const json::Value& v : vectors["policy"].a) {
+    prog.writePolicy(kIn, policyFromVector(v["policy"]));
+    const Bytes f = fromHex(v["frame"].str());
+    const Outcome o = prog.run(f);
+    if (o.unrunnable) continue;
+    const bool dropped = o.verdict == Outcome::kOther && (o.retval == XDP_DROP || o.retval == TC_ACT_SHOT);
+    const std::string got = dropped ? policyVerdictName(o.policy_reason) : "ok";
+    // The tc program takes a frame with a second tag (or an 802.1ad one) to the slow path
+    // before it reads anything: the hot loop applies the rule to it (the c++ section).
+    auto et = [&f](size_t at) { return f.size() >= at + 2 ? (f[at] << 8 | f[at + 1]) : 0; };
+    const bool nested = et(12) == 0x88a8 || (et(12) == 0x8100 && (et(16) == 0x8100 || et(16) == 0x88a8));
+    const std::string want = prog.name() == "tc" && nested ? "ok" : v["verdict"].str();
+    r.check(got == want, "%s: %s (retval %d), want %s", v["name"].str().c_str(), got.c_str(), o.retval, want.c_str());
+  }
+  prog.writePolicy(kIn, port_policy{});
+}
+
 void bpfVlan(FastPathProgram& prog, const json::Value& vectors, Report& r) {
   r.section(prog.name() + " ingress vlan (tag of the redirected frame)");
   baseline(prog);
@@ -591,12 +675,18 @@ void bpfLayout(bpf_object* obj, const std::string& name, Report& r) {
       F(fdb_slot, last_seen_ms), F(fast_port, active), F(fast_port, trunk), F(fast_port, fast_in), F(fast_port, fast_out),
       F(fast_port, access_vlan), F(fast_port, native_vlan), F(fast_port, allowed), F(fast_port, bond), F(fast_port, leg_rx),
       F(fast_port, is_bond), F(fast_port, bond_hash), F(fast_port, learn_full), F(fast_port, buckets), F(fast_port, mtu), F(fast_port, fast_out_mb), F(fast_port, reserved_end), F(fast_counters, rx_packets),
-      F(fast_counters, rx_bytes), F(fast_counters, tx_packets), F(fast_counters, tx_bytes), F(fast_counters, redirect_failed), F(fast_counters, mac_limit), F(fast_config, fdb_mask),
+      F(fast_counters, rx_bytes), F(fast_counters, tx_packets), F(fast_counters, tx_bytes), F(fast_counters, redirect_failed), F(fast_counters, mac_limit), F(fast_counters, policy_drops), F(fast_config, fdb_mask),
       F(fast_config, enabled), F(fast_config, now_ms),
+      F(port_policy, flags), F(port_policy, n_macs), F(port_policy, n_ipv4), F(port_policy, n_ipv6), F(port_policy, reserved0),
+      F(port_policy, macs), F(port_policy, ipv4), F(port_policy, ipv6), F(port_policy, storm_pps), F(port_policy, reserved1),
+      F(port_policy, police_rate), F(port_policy, police_burst), F(port_buckets, storm), F(port_buckets, police),
+      F(vsw_bucket, tokens), F(vsw_bucket, last_ns),
   };
 #undef F
   const std::map<std::string, size_t> sizes = {{"fdb_slot", sizeof(fdb_slot)}, {"fast_port", sizeof(fast_port)},
-                                               {"fast_counters", sizeof(fast_counters)}, {"fast_config", sizeof(fast_config)}};
+                                               {"fast_counters", sizeof(fast_counters)}, {"fast_config", sizeof(fast_config)},
+                                               {"port_policy", sizeof(port_policy)}, {"port_buckets", sizeof(port_buckets)},
+                                               {"vsw_bucket", sizeof(vsw_bucket)}};
   const btf* b = bpf_object__btf(obj);
   if (!b) return r.fail("the object has no BTF");
   for (const auto& [sname, size] : sizes) {
@@ -652,6 +742,7 @@ int main(int argc, char** argv) {
     cppVlan(vectors, r);
     cppFdb(vectors, r);
     cppMtu(vectors, r);
+    cppPolicy(vectors, r);
     if (!xdp_object.empty()) {
       if (geteuid() != 0) throw std::runtime_error("--bpf needs root (BPF_PROG_RUN, map creation)");
       libbpf_set_print(libbpfQuiet);
@@ -661,6 +752,7 @@ int main(int argc, char** argv) {
         bpfFlow(xdp, vectors, r);
         bpfVlan(xdp, vectors, r);
         bpfMtu(xdp, vectors, r);
+        bpfPolicy(xdp, vectors, r);
       }
       bpfFdb([&](uint32_t capacity) { return std::make_unique<XdpProgram>(xdp_object, capacity, kIn); }, "xdp", vectors, r);
       if (!tc_object.empty()) {
@@ -670,6 +762,7 @@ int main(int argc, char** argv) {
           TcProgram tc(tc_object, VSW_FDB_DEFAULT_SLOTS, kIn);
           bpfLayout(tc.object(), tc.name(), r);
           bpfFlow(tc, vectors, r);
+          bpfPolicy(tc, vectors, r);
         }
         bpfFdb([&](uint32_t capacity) { return std::make_unique<TcProgram>(tc_object, capacity, kIn); }, "tc", vectors, r);
       }

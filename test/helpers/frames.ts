@@ -113,7 +113,7 @@ export async function startCapture(
  * port's tap to a second tap in a new namespace, with the address cidr. For jumbo frames
  * and TCP through a tap port without a QEMU guest (test/integration/guest-vm.test.ts has that).
  */
-export async function addTapHost(cleanup: Cleanup, tap: string, cidr: string, mtu = 1500): Promise<Host> {
+export async function addTapHost(cleanup: Cleanup, tap: string, cidr: string, mtu = 1500, mac?: string): Promise<Host> {
   const ns = await addNamespace(cleanup);
   const dev = `${ns}i`;
   const relay = new Background(python(undefined, ['relay', '--tap', tap, '--inner', dev]));
@@ -121,6 +121,7 @@ export async function addTapHost(cleanup: Cleanup, tap: string, cidr: string, mt
   await relay.waitFor('ready');
   await run(['ip', 'link', 'set', dev, 'netns', ns]);
   await run(['ip', 'link', 'set', dev, 'mtu', `${mtu}`], { ns });
+  if (mac) await run(['ip', 'link', 'set', dev, 'address', mac], { ns });
   await run(['ip', 'addr', 'add', cidr, 'dev', dev], { ns });
   await run(['ip', 'link', 'set', dev, 'up'], { ns });
   return { ns, dev, port: tap, mac: await macOf(dev, ns), ip: cidr.split('/')[0]! };
@@ -173,4 +174,65 @@ export async function sendStorm(o: { dev: string; ns?: string; count: number; se
   const args = ['storm', '--dev', o.dev, '--count', `${o.count}`, ...(o.seed !== undefined ? ['--seed', `${o.seed}`] : [])];
   const res = await run(python(o.ns, args), { timeoutMs: 120_000 });
   return JSON.parse(res.stdout.trim().split('\n').pop()!) as { sent: number; kinds: Record<string, number>; short_8021q: number };
+}
+
+// ---- frames built here, sent with sendFrames({ raw }) ----
+
+function macBuf(mac: string): Buffer {
+  return Buffer.from(mac.split(':').map((b) => parseInt(b, 16)));
+}
+
+function ipBuf(ip: string): Buffer {
+  return Buffer.from(ip.split('.').map(Number));
+}
+
+function ipChecksum(h: Buffer): number {
+  let sum = 0;
+  for (let i = 0; i < h.length; i += 2) sum += h.readUInt16BE(i);
+  while (sum > 0xffff) sum = (sum & 0xffff) + (sum >> 16);
+  return ~sum & 0xffff;
+}
+
+/** An Ethernet frame (hex), padded to 60 bytes. */
+export function ethFrame(dst: string, src: string, ethertype: number, payload: Buffer): string {
+  const et = Buffer.alloc(2);
+  et.writeUInt16BE(ethertype);
+  const f = Buffer.concat([macBuf(dst), macBuf(src), et, payload]);
+  return (f.length < 60 ? Buffer.concat([f, Buffer.alloc(60 - f.length)]) : f).toString('hex');
+}
+
+/** An IPv4 UDP packet (checksummed header, UDP checksum 0). */
+export function ipv4Udp(src: string, dst: string, sport: number, dport: number, payload: Buffer = Buffer.alloc(18)): Buffer {
+  const udp = Buffer.alloc(8);
+  udp.writeUInt16BE(sport, 0);
+  udp.writeUInt16BE(dport, 2);
+  udp.writeUInt16BE(8 + payload.length, 4);
+  const h = Buffer.alloc(20);
+  h[0] = 0x45;
+  h.writeUInt16BE(20 + 8 + payload.length, 2);
+  h[8] = 64;
+  h[9] = 17;
+  ipBuf(src).copy(h, 12);
+  ipBuf(dst).copy(h, 16);
+  h.writeUInt16BE(ipChecksum(h), 10);
+  return Buffer.concat([h, udp, payload]);
+}
+
+/** An ARP packet (Ethernet/IPv4). op 1: request (a gratuitous one has spa == tpa). */
+export function arpPacket(op: number, sha: string, spa: string, tha: string, tpa: string): Buffer {
+  const head = Buffer.from([0, 1, 8, 0, 6, 4, 0, op]);
+  return Buffer.concat([head, macBuf(sha), ipBuf(spa), macBuf(tha), ipBuf(tpa)]);
+}
+
+/** A DHCP DISCOVER from chaddr: 0.0.0.0:68 -> 255.255.255.255:67. */
+export function dhcpDiscover(chaddr: string): string {
+  const bootp = Buffer.alloc(240 + 4);
+  bootp[0] = 1; // BOOTREQUEST
+  bootp[1] = 1;
+  bootp[2] = 6;
+  bootp.writeUInt32BE(0x5ec0ffee, 4);
+  macBuf(chaddr).copy(bootp, 28);
+  bootp.writeUInt32BE(0x63825363, 236); // magic cookie
+  Buffer.from([53, 1, 1, 255]).copy(bootp, 240); // DHCP DISCOVER, end
+  return ethFrame('ff:ff:ff:ff:ff:ff', chaddr, 0x0800, ipv4Udp('0.0.0.0', '255.255.255.255', 68, 67, bootp));
 }

@@ -247,6 +247,8 @@ export interface PingOptions {
   interval?: number;
   /** Seconds to wait for each reply (default 1). */
   wait?: number;
+  /** ICMP payload bytes (default ping's 56). */
+  size?: number;
 }
 
 /** Where a command runs: a Host, or `{}` for the root namespace. */
@@ -257,7 +259,7 @@ export async function ping(from: Place, ip: string, opts: PingOptions = {}): Pro
   const count = opts.count ?? 3;
   const interval = opts.interval ?? 0.2;
   const wait = opts.wait ?? 1;
-  const argv = ['ping', '-n', '-q', '-c', `${count}`, '-i', `${interval}`, '-W', `${wait}`, ip];
+  const argv = ['ping', '-n', '-q', '-c', `${count}`, '-i', `${interval}`, '-W', `${wait}`, ...(opts.size !== undefined ? ['-s', `${opts.size}`] : []), ip];
   const res = await run(argv, { ns: from.ns, check: false, timeoutMs: (count * interval + wait + 10) * 1000 });
   const m = /(\d+) (?:packets )?received/.exec(res.stdout);
   return m ? Number(m[1]) : 0;

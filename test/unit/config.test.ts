@@ -18,6 +18,7 @@ import {
   type ConfigIssue,
   type SwitchConfig,
 } from '../../src/switch/config/config.js';
+import { nativePolicy } from '../../src/switch/ports/policy.js';
 
 const FILE = 'switch.yaml';
 
@@ -688,5 +689,81 @@ test('vxlan: a port may not take a tunnel device name', (t) => {
     column: 13,
     path: 'ports[0].name',
     message: '"vsw-tn10010" is the name of a VXLAN tunnel device vswitchd creates',
+  });
+});
+
+// --- port security, storm control, policing (issue 14) ----------------------
+
+test('port security, storm control and policing keys come back validated, MACs lowercase, burst defaulted', (t) => {
+  const cfg = parseConfig(
+    yaml(
+      'ports:',
+      '  - name: tap-vm1',
+      '    vlan: 10',
+      '    security:',
+      '      macs: ["52:54:00:12:34:AB"]',
+      '      ips: ["10.0.10.5", "fd00:10::5"]',
+      '    storm_control: { broadcast: 1000, multicast: 5000, unknown_unicast: 1000 }',
+      '    policing: { rate_kbps: 100000 }',
+    ),
+    FILE,
+  );
+  t.deepEqual(cfg.ports[0], {
+    name: 'tap-vm1',
+    vlan: 10,
+    security: { macs: ['52:54:00:12:34:ab'], ips: ['10.0.10.5', 'fd00:10::5'] },
+    storm_control: { broadcast: 1000, multicast: 5000, unknown_unicast: 1000 },
+    policing: { rate_kbps: 100000, burst_kb: 8000 },
+  });
+});
+
+test('nativePolicy: kilobits are 1000 bits (rate in bytes/s, burst in bytes); storm classes in order', (t) => {
+  t.deepEqual(nativePolicy({ name: 'p', security: { macs: ['02:00:00:00:00:01'] }, storm_control: { multicast: 50 }, policing: { rate_kbps: 100000, burst_kb: 1000 } }), {
+    macs: ['02:00:00:00:00:01'],
+    storm: [0, 50, 0],
+    policeRate: 12_500_000,
+    policeBurst: 125_000,
+  });
+  t.deepEqual(nativePolicy({ name: 'p' }), {});
+});
+
+test('a security MAC that is not one, or is multicast, is refused at its position', (t) => {
+  assertOneIssue(t, yaml('ports:', '  - name: a', '    security:', '      macs: ["52:54:00:12:34"]'), {
+    line: 4, column: 14, path: 'ports[0].security.macs[0]', message: 'expected a MAC address like "02:00:00:00:00:01", got "52:54:00:12:34"',
+  });
+  assertOneIssue(t, yaml('ports:', '  - name: a', '    security:', '      macs: ["01:00:5e:00:00:01"]'), {
+    line: 4, column: 14, path: 'ports[0].security.macs[0]', message: "multicast MAC cannot be a port's source MAC",
+  });
+});
+
+test('more than 8 security MACs, or 9 addresses of one family, are refused', (t) => {
+  const macs = Array.from({ length: 9 }, (_, i) => `"02:00:00:00:00:0${i}"`).join(', ');
+  assertOneIssue(t, yaml('ports:', '  - name: a', '    security:', `      macs: [${macs}]`), {
+    line: 4, column: 13, path: 'ports[0].security.macs', message: 'expected a list of up to 8 unicast MACs',
+  });
+  const ips = Array.from({ length: 9 }, (_, i) => `"10.0.0.${i + 1}"`).join(', ');
+  assertOneIssue(t, yaml('ports:', '  - name: a', '    security:', `      ips: [${ips}, "fd00::1"]`), {
+    line: 4, column: 109, path: 'ports[0].security.ips[8]', message: 'too many IPv4 addresses: at most 8 per port',
+  });
+});
+
+test('a security address that is not an IPv4 or IPv6 address (a prefix, a name) is refused', (t) => {
+  assertOneIssue(t, yaml('ports:', '  - name: a', '    security:', '      ips: ["10.0.0.5/24"]'), {
+    line: 4, column: 13, path: 'ports[0].security.ips[0]', message: 'expected an IPv4 or IPv6 address (no prefix length), got "10.0.0.5/24"',
+  });
+});
+
+test('storm caps and policing rates out of range, and unknown keys, are refused with their path', (t) => {
+  assertOneIssue(t, yaml('ports:', '  - name: a', '    storm_control:', '      broadcast: 0'), {
+    line: 4, column: 18, path: 'ports[0].storm_control.broadcast', message: 'expected an integer in 1..100000000, got 0',
+  });
+  assertOneIssue(t, yaml('ports:', '  - name: a', '    storm_control:', '      broadcst: 10'), {
+    line: 4, column: 7, path: 'ports[0].storm_control.broadcst', message: 'unknown key (expected one of: broadcast, multicast, unknown_unicast)',
+  });
+  assertOneIssue(t, yaml('ports:', '  - name: a', '    policing:', '      burst_kb: 10'), {
+    line: 4, column: 7, path: 'ports[0].policing.rate_kbps', message: 'missing required key (expected an integer in 1..100000000)',
+  });
+  assertOneIssue(t, yaml('ports:', '  - name: a', '    policing:', '      rate_kbps: 1.5'), {
+    line: 4, column: 18, path: 'ports[0].policing.rate_kbps', message: 'expected an integer in 1..100000000, got 1.5',
   });
 });

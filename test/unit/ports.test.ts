@@ -8,6 +8,7 @@ import { CreatedDevices, PortTable, type HostOps } from '../../src/switch/ports/
 
 function rig(logLines: string[] = []) {
   const mtus: Array<[number, number]> = [];
+  const policies: Array<[number, unknown]> = [];
   const closed: number[] = [];
   const datapathClosed: number[] = [];
   const tapFds = new Map<number, number>();
@@ -33,6 +34,7 @@ function rig(logLines: string[] = []) {
     setPortActive: () => undefined,
     setPortFast: () => undefined,
     setPortMtu: (index: number, mtu: number) => void mtus.push([index, mtu]),
+    setPortPolicy: (index: number, policy: unknown) => void policies.push([index, policy]),
   } as unknown as NativeDatapath;
   const host: HostOps = {
     setLinkUp: async () => undefined,
@@ -53,7 +55,7 @@ function rig(logLines: string[] = []) {
     log: pino({ level: 'info' }, { write: (line: string) => void logLines.push(line) }),
     host,
   });
-  return { ports, closed, datapathClosed, mtus };
+  return { ports, closed, datapathClosed, mtus, policies };
 }
 
 test('removing the internal port closes its tap fd once: the datapath closes it, the port table does not again', async (t) => {
@@ -86,4 +88,14 @@ test('a port MTU goes to the datapath; one above what the switch carries is logg
   ports.setMtu(port, 9216);
   const warn = lines.map((l) => JSON.parse(l) as { level: number; msg: string }).find((l) => l.level === 40);
   t.regex(warn?.msg ?? '', /MTU 9216 is above the 9000 the switch carries/);
+});
+
+test('a port\'s policy goes to the datapath when it comes up and when reload changes it (rates in bytes)', async (t) => {
+  const { ports, policies } = rig();
+  const port = await ports.add({ name: 'br-unit', type: 'internal', security: { macs: ['02:00:00:00:00:01'] } }, true, undefined, 42);
+  t.deepEqual(policies.at(-1), [port.index, { macs: ['02:00:00:00:00:01'] }], 'at attach');
+  ports.setPolicy(port, { name: 'br-unit', type: 'internal', policing: { rate_kbps: 8, burst_kb: 16 } });
+  t.deepEqual(policies.at(-1), [port.index, { policeRate: 1000, policeBurst: 2000 }], 'changed in place');
+  ports.setPolicy(port, { name: 'br-unit', type: 'internal' });
+  t.deepEqual(policies.at(-1), [port.index, {}], 'removed');
 });

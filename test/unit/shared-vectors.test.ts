@@ -11,13 +11,15 @@ import { BOND_BUCKETS } from '../../src/switch/bond/policy.js';
 import { bucketOf, fnv1a32, flowHashInput, hashFlow, type BondHash } from '../../src/switch/bond/flow-hash.js';
 import { ingressVlan } from '../../src/switch/l2/vlan-rules.js';
 import { MAX_MTU } from '../../src/switch/ports/hygiene.js';
+import { POLICY_DROP_REASONS } from '../../src/switch/ports/policy.js';
 import { FDB_FLAG_STATIC, MAX_PORTS, type VlanMode } from '../../src/switch/types.js';
 
 interface FlowVector { name: string; hash: BondHash; frame: string; bucket: number }
 type VectorPort = { mode: 'access'; access_vlan: number } | { mode: 'trunk'; trunks: number[]; native_vlan: number };
 interface VlanVector { name: string; port: VectorPort; frame: string; vlan?: number; drop?: string }
 interface Constants { max_ports: number; bond_buckets: number; fdb_flag_static: number; fnv_offset: string; fnv_prime: string; max_mtu: number }
-interface Vectors { constants: Constants; flow: FlowVector[]; vlan: VlanVector[] }
+interface PolicyVector { name: string; policy: { macs?: string[]; ips?: string[] }; frame: string; verdict: string }
+interface Vectors { constants: Constants; flow: FlowVector[]; vlan: VlanVector[]; policy: PolicyVector[] }
 
 // dist/test/unit/ -> the repository root (ava runs the compiled tests).
 const vectors = JSON.parse(
@@ -74,4 +76,12 @@ test('shared vectors: ingressVlan puts every frame in its VLAN or drops it', (t)
   }
   t.true(checked > 0);
   t.deepEqual(wrong, []);
+});
+
+// Port security has no TypeScript copy (the C++ and BPF consumers run the frames); the
+// reasons it names are the control plane's list, which sums them from both paths.
+test('shared vectors: every port security verdict is ok or a policy drop reason the control plane knows', (t) => {
+  t.true(vectors.policy.length >= 30);
+  for (const v of vectors.policy) t.true(v.verdict === 'ok' || (POLICY_DROP_REASONS as readonly string[]).includes(v.verdict), v.name);
+  for (const r of ['spoofed_mac', 'spoofed_ip', 'spoofed_arp', 'spoofed_nd']) t.true(vectors.policy.some((v) => v.verdict === r), `a vector for ${r}`);
 });

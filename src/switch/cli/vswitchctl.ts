@@ -9,7 +9,9 @@ const USAGE = `usage: vswitchctl [--socket PATH] [--json] COMMAND
 
 commands:
   version                                 the daemon's version
-  port list                               ports: kind, state, VLANs, queues, XDP mode, MTU, workers
+  port list                               ports: kind, state, VLANs, queues, XDP mode, MTU, workers, policy
+  port show NAME                          one port, with its security, storm control and policing
+                                          settings and what each dropped
   port add NAME [--vlan N | --trunks 10,20 [--native-vlan N]] [--type tap|veth]
   port del NAME
   vlan show                               VLANs and their member ports
@@ -111,6 +113,8 @@ export function toRequest(words: string[], o: Record<string, string | undefined>
       return { cmd: noun!, args: {} };
     case 'port list':
       return { cmd: 'port.list', args: {} };
+    case 'port show':
+      return { cmd: 'port.show', args: { name: need(arg, 'NAME') } };
     case 'port add':
       return { cmd: 'port.add', args: pick({ name: need(arg, 'NAME'), type: o.type, vlan, trunks, native_vlan: nativeVlan }) };
     case 'port del':
@@ -172,6 +176,15 @@ function render(cmd: string, result: unknown): string {
     const fdb = table([{ fdb_entries: r.fdb.entries, ...Object.fromEntries(Object.entries(r.fdb.rejected).map(([k, n]) => [`rejected_${k.replace('-', '_')}`, n])) }]);
     return `${ports}\n${mirrors}${workers}\n${fdb}`;
   }
+  if (cmd === 'port.list') {
+    // The policy in one column; `port show NAME` has it in full.
+    const rows = result as (Record<string, unknown> & { policy?: PolicyView })[];
+    return table(rows.map(({ policy, ...row }) => ({ ...row, policy: policy ? policySummary(policy) : '-' })));
+  }
+  if (cmd === 'port.show') {
+    const { policy, ...row } = result as Record<string, unknown> & { policy?: PolicyView };
+    return table([row]) + (policy ? policyText(policy) : 'no security, storm control or policing\n');
+  }
   if (cmd === 'vlan.show') {
     const rows = result as { vlan: number; ports: { name: string; tagged: boolean }[] }[];
     return table(rows.map((r) => ({ vlan: r.vlan, ports: r.ports.map((p) => `${p.name}${p.tagged ? '(tagged)' : ''}`).join(' ') })));
@@ -230,6 +243,40 @@ function render(cmd: string, result: unknown): string {
   if (Array.isArray(result)) return table(result as Record<string, unknown>[]);
   if (cmd === 'version') return `vswitchd ${(result as { version: string }).version}\n`;
   return table([result as Record<string, unknown>]);
+}
+
+type PolicyView = {
+  security?: { macs?: string[]; ips?: string[] };
+  storm_control?: Record<string, number>;
+  policing?: { rate_kbps: number; burst_kb: number };
+  drops: Record<string, number>;
+};
+
+function policySummary(p: PolicyView): string {
+  const parts: string[] = [];
+  if (p.security?.macs) parts.push(`macs ${p.security.macs.length}`);
+  if (p.security?.ips) parts.push(`ips ${p.security.ips.length}`);
+  if (p.storm_control) parts.push(`storm ${Object.entries(p.storm_control).map(([k, v]) => `${k}=${v}/s`).join(',')}`);
+  if (p.policing) parts.push(`policing ${p.policing.rate_kbps}kbps`);
+  const dropped = Object.values(p.drops).reduce((a, b) => a + b, 0);
+  return `${parts.join(' ')} (dropped ${dropped})`;
+}
+
+function policyText(p: PolicyView): string {
+  const lines: string[] = [];
+  if (p.security) {
+    lines.push(`security: macs ${p.security.macs?.join(' ') ?? 'any'}; ips ${p.security.ips?.join(' ') ?? 'any'}`);
+    lines.push(`  dropped: spoofed_mac ${p.drops['spoofed_mac']}, spoofed_ip ${p.drops['spoofed_ip']}, spoofed_arp ${p.drops['spoofed_arp']}, spoofed_nd ${p.drops['spoofed_nd']}`);
+  }
+  if (p.storm_control) {
+    lines.push(`storm_control: ${Object.entries(p.storm_control).map(([k, v]) => `${k} ${v} frames/s`).join(', ')}`);
+    lines.push(`  dropped: storm_broadcast ${p.drops['storm_broadcast']}, storm_multicast ${p.drops['storm_multicast']}, storm_unknown_unicast ${p.drops['storm_unknown_unicast']}`);
+  }
+  if (p.policing) {
+    lines.push(`policing: rate ${p.policing.rate_kbps} kbit/s, burst ${p.policing.burst_kb} kbit`);
+    lines.push(`  dropped: policed ${p.drops['policed']}`);
+  }
+  return lines.join('\n') + '\n';
 }
 
 /** After `restart`: the new daemon answers on the socket once it has adopted the datapath. */

@@ -10,6 +10,7 @@
 // Positions come from the yaml CST through `doc.getIn(path, true).range`.
 
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
+import { isIP } from 'node:net';
 import { Composer, isMap, isScalar, isSeq, Lexer, LineCounter, Parser, type Document } from 'yaml';
 import { z } from 'zod';
 import { MAX_PORTS } from '../types.js';
@@ -23,7 +24,37 @@ export interface PortConfig {
   vlan?: number;
   trunks?: number[];
   native_vlan?: number;
+  security?: PortSecurityConfig;
+  storm_control?: StormControlConfig;
+  policing?: PolicingConfig;
 }
+
+/** Port security (anti-spoofing): the source MACs and IPs a port may send from. */
+export interface PortSecurityConfig {
+  /** Source MACs (lowercase); absent: any. */
+  macs?: string[];
+  /** Source IPv4/IPv6 addresses; absent: any. DHCP clients, link-local and :: always pass. */
+  ips?: string[];
+}
+
+/** Frames/s entering from the port, per class; absent: no cap. */
+export interface StormControlConfig {
+  broadcast?: number;
+  multicast?: number;
+  unknown_unicast?: number;
+}
+
+/** An ingress token bucket, as OVS's ingress_policing_rate/burst (kilobits). */
+export interface PolicingConfig {
+  rate_kbps: number;
+  burst_kb: number;
+}
+
+/** How many source MACs, and IPv4 and IPv6 addresses each, a port's security may list (VSW_POLICY_MACS/IPS). */
+export const MAX_SECURITY_MACS = 8;
+export const MAX_SECURITY_IPS = 8;
+/** OVS's default ingress_policing_burst. */
+export const DEFAULT_POLICING_BURST_KB = 8000;
 
 export interface LacpConfig {
   mode: 'active' | 'passive';
@@ -266,12 +297,37 @@ const trunksSchema = z
   .array(vlanSchema, { error: expected(`a non-empty list of VLAN ids in ${VLAN_MIN}..${VLAN_MAX}`) })
   .min(1);
 
+// MACs and addresses are only type-checked here; their format is a cross-field check
+// (checkPortPolicy), so that one message says what is wrong with each.
+const securitySchema = section({
+  macs: z.array(z.string({ error: expected(MAC_DESC) }), { error: expected(`a list of up to ${MAX_SECURITY_MACS} unicast MACs`) })
+    .max(MAX_SECURITY_MACS)
+    .optional(),
+  ips: z.array(z.string({ error: expected('an IPv4 or IPv6 address') }), {
+    error: expected(`a list of IPv4 and IPv6 addresses (up to ${MAX_SECURITY_IPS} of each)`),
+  }).optional(),
+});
+
+const stormSchema = section({
+  broadcast: intIn(1, 100_000_000).optional(),
+  multicast: intIn(1, 100_000_000).optional(),
+  unknown_unicast: intIn(1, 100_000_000).optional(),
+});
+
+const policingSchema = section({
+  rate_kbps: intIn(1, 100_000_000),  // 100 Gbit/s (VSW_POLICE_MAX_RATE)
+  burst_kb: intIn(1, 1_000_000).default(DEFAULT_POLICING_BURST_KB),
+});
+
 const portSchema = section({
   name: nameSchema,
   type: oneOf(['veth', 'tap', 'internal']).optional(),
   vlan: vlanSchema.optional(),
   trunks: trunksSchema.optional(),
   native_vlan: vlanSchema.optional(),
+  security: securitySchema.optional(),
+  storm_control: stormSchema.optional(),
+  policing: policingSchema.optional(),
 });
 
 const lacpSchema = section({
@@ -576,7 +632,38 @@ function checkPortTypes(raw: Raw): Problem[] {
 }
 
 function checkPorts(raw: Raw): Problem[] {
-  return [...records(raw, 'ports').flatMap(([i, port]) => checkVlanMode(port, ['ports', i])), ...checkPortTypes(raw)];
+  return [
+    ...records(raw, 'ports').flatMap(([i, port]) => [...checkVlanMode(port, ['ports', i]), ...checkPortSecurity(port, ['ports', i])]),
+    ...checkPortTypes(raw),
+  ];
+}
+
+/** The MACs and addresses of a port's security block: each well formed, at most 8 addresses per family. */
+function checkPortSecurity(port: Raw, path: Path): Problem[] {
+  const sec = port['security'];
+  if (!isRecord(sec)) return [];
+  const problems: Problem[] = [];
+  const macs = sec['macs'];
+  if (Array.isArray(macs)) {
+    macs.forEach((mac, j) => {
+      const problem = typeof mac === 'string' ? macProblem(mac, 'a port\'s source MAC') : undefined;
+      if (problem !== undefined) problems.push({ path: [...path, 'security', 'macs', j], message: problem });
+    });
+  }
+  const ips = sec['ips'];
+  if (Array.isArray(ips)) {
+    const count = { 4: 0, 6: 0 };
+    ips.forEach((ip, j) => {
+      if (typeof ip !== 'string') return;
+      const family = isIP(ip);
+      if (family === 0) {
+        problems.push({ path: [...path, 'security', 'ips', j], message: `expected an IPv4 or IPv6 address (no prefix length), got ${describe(ip)}` });
+      } else if (++count[family as 4 | 6] === MAX_SECURITY_IPS + 1) {
+        problems.push({ path: [...path, 'security', 'ips', j], message: `too many IPv${family} addresses: at most ${MAX_SECURITY_IPS} per port; the first that does not fit is here` });
+      }
+    });
+  }
+  return problems;
 }
 
 /** Member lists, primary, lacp block and VLAN mode of every bond. Returns which bond owns each member. */
@@ -904,12 +991,25 @@ function finish(data: Parsed): SwitchConfig {
     ...(data.bridge_mac !== undefined ? { bridge_mac: data.bridge_mac.toLowerCase() } : {}),
     fdb: { ...data.fdb, static: data.fdb.static.map((s) => ({ ...s, mac: s.mac.toLowerCase() })) },
     // The bridge's own port with no type is the internal port.
-    ports: data.ports.map((p) => (p.name === data.bridge && p.type === undefined ? { ...p, type: 'internal' } : p)),
+    ports: data.ports.map(finishPort).map((p) => (p.name === data.bridge && p.type === undefined ? { ...p, type: 'internal' } : p)),
     bonds: data.bonds.map(finishBond),
   };
 }
 
 /** LACP settings exist exactly when the bond runs LACP, defaults filled. */
+/** MACs lowercase; security without a key is no security. */
+function finishPort(p: Parsed['ports'][number]): PortConfig {
+  const { security, ...rest } = p;
+  if (!security || (security.macs === undefined && security.ips === undefined)) return rest;
+  return {
+    ...rest,
+    security: {
+      ...(security.macs !== undefined ? { macs: security.macs.map((m) => m.toLowerCase()) } : {}),
+      ...(security.ips !== undefined ? { ips: security.ips } : {}),
+    },
+  };
+}
+
 function finishBond(bond: Parsed['bonds'][number]): BondConfig {
   const { lacp, ...rest } = bond;
   return bond.mode === 'lacp' ? { ...rest, lacp: lacp ?? { ...DEFAULT_LACP } } : rest;

@@ -1,6 +1,7 @@
 // The switch: wires config, datapath, ports, FDB policy, workers, control and
 // metrics together, applies changes at run time (ports, reload, devices that
 // come and go), and takes everything down again in reverse order.
+import { POLICY_DROP_REASONS, samePolicy, STORM_REASONS } from '../ports/policy.js';
 import { existsSync, readdirSync, readFileSync, rmdirSync } from 'node:fs';
 import path from 'node:path';
 import type { Logger } from 'pino';
@@ -77,6 +78,8 @@ export class Switch implements SwitchApi {
   private changeQueue: Promise<unknown> = Promise.resolve();
   readonly learnResults: Record<string, number> = {};
   private readonly kernelDrops = new KernelDrops();
+  /** Per port and storm reason: the drops seen a second ago, whether it was capped, its drops when capping began. */
+  private readonly stormSeen = new Map<string, Record<string, { drops: number; capped: boolean; since: number }>>();
   /** libxdp makes /sys/fs/bpf/xdp for its lock; we remove it again if we caused it. */
   private libxdpDirExisted = true;
   /** What a restart hands to the next daemon, and what this one was handed. */
@@ -267,6 +270,7 @@ export class Switch implements SwitchApi {
       this.refreshRemote();
       this.fdb.age();
       this.saveState();
+      this.watchStorms();
     }, 1000);
     this.control = new ControlServer(this, config.control.socket);
     await this.control.listen();
@@ -582,6 +586,7 @@ export class Switch implements SwitchApi {
       if (port.kind === 'internal') {
         const cfg = next.ports.find((p) => p.name === port.name) ?? { name: port.name, type: 'internal' as const };
         if (!samePortConfig(port.cfg, cfg)) this.changePortVlan(port, cfg, changes);
+        else if (!samePolicy(port.cfg, cfg)) this.changePortPolicy(port, cfg, changes);
         continue;
       }
       const cfg = wanted.get(port.name);
@@ -590,6 +595,8 @@ export class Switch implements SwitchApi {
         changes.push(`port ${port.name} removed`);
       } else if (!samePortConfig(port.cfg, cfg)) {
         this.changePortVlan(port, cfg, changes);
+      } else if (!samePolicy(port.cfg, cfg)) {
+        this.changePortPolicy(port, cfg, changes);
       }
     }
     // Bonds after port removals (a port may have become a leg) and before port
@@ -737,6 +744,40 @@ export class Switch implements SwitchApi {
     return this.evpn?.status();
   }
 
+  /** Security, storm control and policing of a running port: in place, at once. */
+  private changePortPolicy(port: Port, cfg: PortConfig, changes: string[]): void {
+    const keys = (['security', 'storm_control', 'policing'] as const).filter((k) => JSON.stringify(port.cfg[k]) !== JSON.stringify(cfg[k]));
+    this.ports.setPolicy(port, cfg);
+    changes.push(`port ${port.name} ${keys.map((k) => `${k} ${JSON.stringify(cfg[k] ?? null)}`).join(', ')}`);
+  }
+
+  /**
+   * Once a second: a port whose storm drops grew is being capped, one whose drops stopped
+   * growing no longer is; each change is logged once (so at most once a second per class).
+   */
+  private watchStorms(): void {
+    for (const p of this.ports.list()) {
+      if (!p.cfg.storm_control || !p.up) {
+        this.stormSeen.delete(p.name);
+        continue;
+      }
+      const c = this.datapath.portCounters(p.index);
+      const seen = this.stormSeen.get(p.name) ?? {};
+      for (const reason of STORM_REASONS) {
+        const now = (c.drops[reason] ?? 0) + (c.fast.policy[reason] ?? 0);
+        const before = seen[reason];
+        const capped = before !== undefined && now > before.drops;
+        if (before !== undefined && capped !== before.capped) {
+          const cls = reason.slice('storm_'.length);
+          if (capped) this.log.warn({ port: p.name, class: cls, cap: p.cfg.storm_control[cls as keyof typeof p.cfg.storm_control] }, `port storm-capped: ${cls} frames over the cap are dropped (${reason})`);
+          else this.log.info({ port: p.name, class: cls, dropped: now - before.since }, `port no longer storm-capped (${cls})`);
+        }
+        seen[reason] = { drops: now, capped, since: capped && before?.capped ? before.since : capped ? before!.drops : now };
+      }
+      this.stormSeen.set(p.name, seen);
+    }
+  }
+
   private changePortVlan(port: Port, cfg: PortConfig, changes: string[]): void {
     this.ports.setVlan(port, cfg);
     // Its MACs were learned in the old VLANs.
@@ -810,7 +851,7 @@ export class Switch implements SwitchApi {
     const slowAll = this.slowCounters(raw);
     for (const p of this.ports.list()) {
       const { fast: fastAll, xsk } = raw.get(p.name)!;
-      const { redirect_failed: redirectFailed, mac_limit: fastMacLimit, ...fast } = fastAll;
+      const { redirect_failed: redirectFailed, mac_limit: fastMacLimit, policy: fastPolicy, ...fast } = fastAll;
       const slow = slowAll[p.name]!;
       const afxdp = { rx_packets: slow.rx_packets, rx_bytes: slow.rx_bytes, tx_packets: slow.tx_packets, tx_bytes: slow.tx_bytes };
       out[p.name] = {
@@ -824,6 +865,8 @@ export class Switch implements SwitchApi {
           ...slow.drops,
           // Refused at the MAC limit by the port's BPF program or by the hot loop (before the program knew).
           mac_limit: (slow.drops.mac_limit ?? 0) + fastMacLimit,
+          // Refused by the port's policy in its BPF program, or by the hot loop.
+          ...Object.fromEntries(POLICY_DROP_REASONS.map((r) => [r, (slow.drops[r] ?? 0) + (fastPolicy[r] ?? 0)])),
           redirect_failed: redirectFailed,
         },
         xsk,

@@ -25,7 +25,7 @@ export interface NativePortCounters extends PathCounters {
   flood_packets: number;
   drops: Record<string, number>;
   /** Drops in the port's BPF program: a redirect it could not make; a source refused at the MAC limit. */
-  fast: PathCounters & { redirect_failed: number; mac_limit: number };
+  fast: PathCounters & { redirect_failed: number; mac_limit: number; policy: Record<string, number> };
   /** The port's AF_XDP sockets' XDP_STATISTICS, over every socket it had. */
   xsk: XskCounters;
 }
@@ -140,6 +140,19 @@ export interface NativeDatapath {
   resetPortIndex(index: number): void;
   /** The port holds as many learned MACs as it may: the hot loops drop frames from sources new to it (mac_limit). */
   setLearnFull(index: number, full: boolean): void;
+  /** Port security, storm control and policing of a port, at once; {}: none (src/switch/ports/policy.ts nativePolicy). */
+  setPortPolicy(index: number, policy: NativePortPolicy): void;
+}
+
+/** A port's policy as the datapath takes it (struct port_policy in bpf/include/vswitchd_shared.h). */
+export interface NativePortPolicy {
+  macs?: string[];
+  ips?: string[];
+  /** Frames/s: broadcast, multicast, unknown unicast; 0: no cap. */
+  storm?: [number, number, number];
+  /** Bytes/s and bytes. */
+  policeRate?: number;
+  policeBurst?: number;
 }
 
 export interface RunResult {

@@ -1,6 +1,7 @@
 // The control socket: a unix stream socket speaking newline-delimited JSON.
 // Request: {"cmd": "fdb.show", "args": {...}}. Reply: {"ok": true, "result": ...}
 // or {"ok": false, "error": "one line"}. Mode 0600: only root may drive the switch.
+import { policyView } from '../ports/policy.js';
 import { chmodSync, mkdirSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
@@ -63,11 +64,26 @@ function portRow(p: Port, mirror?: 'output' | 'source') {
   };
 }
 
+/** A port's row with its security, storm control and policing settings and their drops. */
+function withPolicy(p: Port, drops: Record<string, number> | undefined, mirror?: 'output' | 'source') {
+  const policy = policyView(p.cfg, drops);
+  return { ...portRow(p, mirror), ...(policy ? { policy } : {}) };
+}
+
 const handlers: Record<string, Handler> = {
   version: () => ({ version: VERSION }),
   /** Which start of the daemon answers (vswitchctl restart waits for the next one). */
   instance: () => ({ instance: INSTANCE, pid: process.pid }),
-  'port.list': (sw) => sw.ports.list().map((p) => portRow(p, sw.mirrorRole(p.name))),
+  'port.list': (sw) => {
+    const counters = sw.portCounters();
+    return sw.ports.list().map((p) => withPolicy(p, counters[p.name]?.drops, sw.mirrorRole(p.name)));
+  },
+  'port.show': (sw, args) => {
+    const name = required(optString(args, 'name'), 'name');
+    const port = sw.ports.byName(name);
+    if (!port) throw new Error(`no port named ${name}`);
+    return withPolicy(port, sw.portCounters()[name]?.drops, sw.mirrorRole(name));
+  },
   'port.add': async (sw, args) => {
     const cfg = parsePortConfig(args);
     if (cfg.type === 'internal') throw new Error('type: the internal port comes with the switch; give veth or tap');

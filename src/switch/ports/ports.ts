@@ -1,4 +1,5 @@
 // The switch's ports: bringing a device under the datapath and taking it off.
+import { nativePolicy } from './policy.js';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Logger } from 'pino';
@@ -388,6 +389,13 @@ export class PortTable {
       ? { trunk: false, accessVlan: v.vlan, nativeVlan: 0, trunks: [] }
       : { trunk: true, accessVlan: 0, nativeVlan: v.nativeVlan ?? 0, trunks: v.trunks });
     this.opts.datapath.setPortActive(port.index, port.up);
+    this.opts.datapath.setPortPolicy(port.index, nativePolicy(port.cfg));
+  }
+
+  /** Changes the port's security, storm control and policing in place (at once, buckets full). */
+  setPolicy(port: Port, cfg: PortConfig): void {
+    port.cfg = cfg;
+    if (port.up) this.opts.datapath.setPortPolicy(port.index, nativePolicy(cfg));
   }
 
   /** Detaches the port and removes what we created. */
