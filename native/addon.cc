@@ -140,7 +140,7 @@ class DatapathWrap : public Napi::ObjectWrap<DatapathWrap> {
       const Napi::Object a = o.Get("adopt").As<Napi::Object>();
       auto fd = [&](const char* name) { return a.Get(name).IsNumber() ? a.Get(name).As<Napi::Number>().Int32Value() : -1; };
       opts.adopt_fdb_fd = fd("fdb");
-      opts.adopt_maps = FastMapFds{fd("ports"), fd("tx"), fd("fstats"), fd("config"), fd("tc_ports")};
+      opts.adopt_maps = FastMapFds{fd("ports"), fd("tx"), fd("fstats"), fd("config"), fd("tc_ports"), fd("policy"), fd("buckets")};
     }
     if (Datapath::current()) throw Napi::Error::New(env, "a datapath already exists in this process");
     dp_ = guarded(env, [&] { return std::make_shared<Datapath>(opts); });
@@ -471,6 +471,8 @@ class DatapathWrap : public Napi::ObjectWrap<DatapathWrap> {
     o.Set("fstats", m.stats);
     o.Set("config", m.config);
     o.Set("tc_ports", m.tc_ports);
+    o.Set("policy", m.policy);
+    o.Set("buckets", m.buckets);
     return o;
   }
 

@@ -142,10 +142,11 @@ FastPath::FastPath(const std::string& bpf_object, const std::string& tc_object, 
     throw std::runtime_error("mapping the fast path config map: " + errText(err));
   }
   config_ = static_cast<FastConfig*>(mapped);
-  // Not handed over across a restart: the control plane writes every port's policy
-  // again as it adds the port, and the buckets start full.
-  policy_map_fd_ = create(BPF_MAP_TYPE_ARRAY, "vswitchd_policy", 4, sizeof(PortPolicy), VSW_MAX_PORTS, -1, BPF_F_MMAPABLE);
-  buckets_map_fd_ = create(BPF_MAP_TYPE_ARRAY, "vswitchd_buckets", 4, sizeof(PortBuckets), VSW_MAX_PORTS, -1, BPF_F_MMAPABLE);
+  // Handed over like the others: a restart of the same build keeps its programs as they
+  // run, and they read these very maps (the control plane writes every port's policy again
+  // as it claims the port; the buckets go on).
+  policy_map_fd_ = create(BPF_MAP_TYPE_ARRAY, "vswitchd_policy", 4, sizeof(PortPolicy), VSW_MAX_PORTS, adopt.policy, BPF_F_MMAPABLE);
+  buckets_map_fd_ = create(BPF_MAP_TYPE_ARRAY, "vswitchd_buckets", 4, sizeof(PortBuckets), VSW_MAX_PORTS, adopt.buckets, BPF_F_MMAPABLE);
   for (auto [fd, size, out] : {std::tuple{policy_map_fd_, sizeof(PortPolicy), reinterpret_cast<void**>(&policies_)},
                                std::tuple{buckets_map_fd_, sizeof(PortBuckets), reinterpret_cast<void**>(&buckets_)}}) {
     void* m = mmap(nullptr, size * VSW_MAX_PORTS, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);

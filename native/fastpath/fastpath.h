@@ -44,7 +44,7 @@ struct TcAttachment {
 // The shared maps by the names they are handed over with across a restart
 // (src/switch/daemon/handover.ts); -1: none (create it).
 struct FastMapFds {
-  int ports = -1, tx = -1, stats = -1, config = -1, tc_ports = -1;
+  int ports = -1, tx = -1, stats = -1, config = -1, tc_ports = -1, policy = -1, buckets = -1;
 };
 
 class FastPath {
@@ -54,7 +54,9 @@ class FastPath {
   // datapath left (a restart), checked against this build's layouts and taken over.
   FastPath(const std::string& bpf_object, const std::string& tc_object, int fdb_map_fd, uint32_t fdb_capacity, bool enabled,
            const FastMapFds& adopt = FastMapFds{});  // throws
-  FastMapFds mapFds() const { return {ports_map_fd_, tx_map_fd_, stats_map_fd_, config_map_fd_, tc_ports_map_fd_}; }
+  FastMapFds mapFds() const {
+    return {ports_map_fd_, tx_map_fd_, stats_map_fd_, config_map_fd_, tc_ports_map_fd_, policy_map_fd_, buckets_map_fd_};
+  }
   ~FastPath();
   FastPath(const FastPath&) = delete;
   FastPath& operator=(const FastPath&) = delete;

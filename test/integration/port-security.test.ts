@@ -99,6 +99,17 @@ test.serial('port security: spoofed MAC, IP and ARP from a VM reach no host and 
   await sendFrames({ dev: vm.dev, ns: vm.ns, count: 5, raw: ethFrame('ff:ff:ff:ff:ff:ff', fakeMac, 0x0800, ipv4Udp(spoofedIp, '255.255.255.255', 9, 9)) });
   await eventually('the spoofed IP counted', async () => dropsOf(await sw.stats(), tap, 'spoofed_ip') >= 2 * n + 5, 3000);
   t.is(dropsOf(await sw.stats(), tap, 'spoofed_mac'), before, 'with no MAC list any source MAC passes');
+
+  // A restart that keeps the datapath (the same build: the programs run on as they are) and
+  // then a reload: the running programs must read the policy the new daemon writes.
+  const restart = await vswitchctl(sw.socketPath, ['restart'], 30_000);
+  t.is(restart.code, 0, restart.stderr + restart.stdout);
+  const spoofedBefore = dropsOf(await sw.stats(), tap, 'spoofed_ip');
+  await sendFrames({ dev: vm.dev, ns: vm.ns, count: 5, raw: ethFrame('ff:ff:ff:ff:ff:ff', vmMac, 0x0800, ipv4Udp(spoofedIp, '255.255.255.255', 9, 9)) });
+  await eventually('a spoofed IP after the restart counted', async () => dropsOf(await sw.stats(), tap, 'spoofed_ip') >= spoofedBefore + 5, 3000);
+  writeConfig(sw, [{ ...secure, security: { macs: ['52:54:00:77:00:06'] } }, accessPort(h1.port, 10), accessPort(h2.port, 10)]);
+  await reload(sw);
+  t.is(await ping(h1, vmIp, { count: 3, interval: 0.05 }), 0, 'after the restart a reload still cuts the VM off');
 });
 
 /**

@@ -17,7 +17,7 @@ import type { AttachedAs } from '../ports/ports.js';
 import type { VlanMode } from '../types.js';
 
 /** The maps, by the names they are handed over with (the addon's handoverFds()). */
-export const MAP_NAMES = ['fdb', 'ports', 'tx', 'fstats', 'config', 'tc_ports'] as const;
+export const MAP_NAMES = ['fdb', 'ports', 'tx', 'fstats', 'config', 'tc_ports', 'policy', 'buckets'] as const;
 export type MapName = (typeof MAP_NAMES)[number];
 
 const STATE = 'state';
