@@ -185,38 +185,43 @@ test.serial('storm control: 300k broadcast frames/s from one port with a 1000/s 
   await eventually('the end of capping logged', async () => /port no longer storm-capped/.test(sw.stdout), 4000);
 });
 
-/** iperf3 from client to server under the benchmark lock; Mbit/s the server received. */
+/**
+ * iperf3 from client to server under the benchmark lock; Mbit/s the server received. UDP:
+ * what the server's device received after the first second (the policer's burst spent:
+ * the steady rate), by its rx_bytes.
+ */
 async function iperf(client: Host, server: Host, extra: string[], seconds = 3, lock = true): Promise<number> {
   const srv = new Background(['iperf3', '-s', '-1', '--forceflush', '-B', server.ip], server.ns);
   try {
     await srv.waitFor('Server listening');
-    const rx0 = await devCounter(server, 'rx_bytes');
-    const t0 = process.hrtime.bigint();
+    const mid = sleep(1000).then(async () => ({ rx: await devCounter(server, 'rx_bytes'), at: process.hrtime.bigint() }));
     const res = await run((lock ? locked : (a: string[]) => a)(['iperf3', '-c', server.ip, '-t', `${seconds}`, '-J', ...extra]), { ns: client.ns, timeoutMs: 120_000, check: false });
-    const secs = Number(process.hrtime.bigint() - t0) / 1e9;
+    const end = process.hrtime.bigint();
     const report = JSON.parse(res.stdout) as { end?: { sum_received?: { bits_per_second: number } } };
-    if (extra.includes('-u')) return ((await devCounter(server, 'rx_bytes')) - rx0) * 8 / Math.min(secs, seconds + 0.05) / 1e6;
+    if (extra.includes('-u')) {
+      const m = await mid;
+      return ((await devCounter(server, 'rx_bytes')) - m.rx) * 8 / Math.min(Number(end - m.at) / 1e9, seconds - 1 + 0.05) / 1e6;
+    }
     return (report.end?.sum_received?.bits_per_second ?? 0) / 1e6;
   } finally {
     await srv.stop('SIGKILL');
   }
 }
 
-test.serial('policing at 100 Mbit/s: TCP from the policed host stays under 105 Mbit/s, 1 Gbit/s of UDP is delivered at <= 105; reload changes it, a bad value is refused', async (t) => {
+test.serial('policing at 100 Mbit/s: TCP from the policed host reaches 80-105 Mbit/s, 1 Gbit/s of UDP is delivered at <= 105; reload changes it, a bad value is refused', async (t) => {
   const cleanup = cleanupFor(t);
   const [p, s] = (await Promise.all(['10.79.0.1/24', '10.79.0.2/24'].map((cidr) => addHost(cleanup, { cidr })))) as [Host, Host];
-  const policed = { ...accessPort(p.port, 10), policing: { rate_kbps: 100_000, burst_kb: 8000 } };
+  // The default burst (200 ms of the rate: 20000 kbit here).
+  const policed = { ...accessPort(p.port, 10), policing: { rate_kbps: 100_000 } };
   const sw = await startDaemon(t, cleanup, { ports: [policed, accessPort(s.port, 10)] });
   t.true(await pingUntil(p, s.ip), 'p reaches s');
 
-  const tcp = await iperf(p, s, []);
+  const tcp = await iperf(p, s, [], 5);  // 5 s: the burst adds at most 4 Mbit/s to the average
   t.log(`TCP ${tcp.toFixed(1)} Mbit/s`);
-  // The issue asks 80-105. Measured here 39-72 Mbit/s in every fast_path mode (the
-  // policer itself is exact: UDP at 50 and 90 Mbit/s passes whole, 200 is cut to 101):
-  // at a veth RTT of tens of microseconds TCP cannot slow down to the rate without
-  // losses, and its recovery stalls. So the test holds the cap and that TCP keeps going.
-  t.true(tcp >= 20 && tcp <= 105, `TCP from the policed host: 20-105 Mbit/s, got ${tcp.toFixed(1)}`);
-  const udp = await iperf(p, s, ['-u', '-b', '1G', '-l', '1400']);
+  // With OVS's 8000 kbit burst TCP got 39-72 Mbit/s here (retransmission timeouts: the
+  // burst is smaller than what its window puts in flight); hence the default burst.
+  t.true(tcp >= 80 && tcp <= 105, `TCP from the policed host: 80-105 Mbit/s, got ${tcp.toFixed(1)}`);
+  const udp = await iperf(p, s, ['-u', '-b', '1G', '-l', '1400'], 4);
   t.log(`UDP at 1 Gbit/s offered: ${udp.toFixed(1)} Mbit/s delivered`);
   t.true(udp <= 105, `UDP delivered at <= 105 Mbit/s, got ${udp.toFixed(1)}`);
   t.true(udp >= 50, `and the policer lets its rate through (${udp.toFixed(1)})`);

@@ -694,7 +694,7 @@ test('vxlan: a port may not take a tunnel device name', (t) => {
 
 // --- port security, storm control, policing (issue 14) ----------------------
 
-test('port security, storm control and policing keys come back validated, MACs lowercase, burst defaulted', (t) => {
+test('port security, storm control and policing keys come back validated, MACs lowercase, burst defaulted to 200 ms of the rate', (t) => {
   const cfg = parseConfig(
     yaml(
       'ports:',
@@ -713,8 +713,14 @@ test('port security, storm control and policing keys come back validated, MACs l
     vlan: 10,
     security: { macs: ['52:54:00:12:34:ab'], ips: ['10.0.10.5', 'fd00:10::5'] },
     storm_control: { broadcast: 1000, multicast: 5000, unknown_unicast: 1000 },
-    policing: { rate_kbps: 100000, burst_kb: 8000 },
+    policing: { rate_kbps: 100000, burst_kb: 20000 },
   });
+  // The default burst: 200 ms of the rate, at least 8000 kbit (OVS's default), at most the key's maximum.
+  const burst = (rate: number) => parseConfig(yaml('ports:', '  - name: a', `    policing: { rate_kbps: ${rate} }`), FILE).ports[0]!.policing!.burst_kb;
+  t.is(burst(10_000), 8000);
+  t.is(burst(100_000), 20_000);
+  t.is(burst(100_000_000), 1_000_000);
+  t.is(parseConfig(yaml('ports:', '  - name: a', '    policing: { rate_kbps: 100000, burst_kb: 1000 }'), FILE).ports[0]!.policing!.burst_kb, 1000);
 });
 
 test('nativePolicy: kilobits are 1000 bits (rate in bytes/s, burst in bytes); storm classes in order', (t) => {
