@@ -63,7 +63,9 @@ const USAGE = `usage: npm run bench -- [options]     (root; after npm run build)
   --placements default,pinned
   --switches vswitchd,vswitchd-xdp,vswitchd-afxdp,bridge,ovs  (vswitchd: as shipped,
                           fast_path auto (tc on veths); vswitchd-xdp: fast_path xdp (the XDP hook);
-                          vswitchd-afxdp: fast_path off, every frame through AF_XDP)
+                          vswitchd-afxdp: fast_path off, every frame through AF_XDP;
+                          vswitchd-policy, vswitchd-xdp-policy: the first two with port
+                          security and policing on the generator and sink ports, in the same run)
   --ports N               switch ports, the 2 active ones included (default 8)
   --gen-cpu N             generator's CPU (default 0)
   --switch-cpu N          switch's CPU in the pinned placement (default 1)
@@ -173,7 +175,7 @@ function parseOptions(argv: string[]): Options {
     sizes: values.sizes ? values.sizes.split(',').map((s) => num(s, 64, 'sizes')) : quick ? [64] : [64, 1518],
     gens: list(values.gens, ['xdp', 'trafgen'], ['xdp', 'trafgen'] as const, 'gens'),
     placements: list(values.placements, quick ? ['default'] : ['default', 'pinned'], ['default', 'pinned'] as const, 'placements'),
-    switches: list(values.switches, ['vswitchd', 'vswitchd-afxdp', 'bridge', 'ovs'], ['vswitchd', 'vswitchd-xdp', 'vswitchd-afxdp', 'bridge', 'ovs'] as const, 'switches'),
+    switches: list(values.switches, ['vswitchd', 'vswitchd-afxdp', 'bridge', 'ovs'], ['vswitchd', 'vswitchd-xdp', 'vswitchd-afxdp', 'vswitchd-policy', 'vswitchd-xdp-policy', 'bridge', 'ovs'] as const, 'switches'),
     ports: Math.max(2, Math.min(16, num(values.ports, 8, 'ports'))),
     genCpu: num(values['gen-cpu'], 0, 'gen-cpu'),
     switchCpu: num(values['switch-cpu'], Math.min(1, ncpu - 1), 'switch-cpu'),

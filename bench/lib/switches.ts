@@ -9,11 +9,14 @@ import { request } from '../../src/switch/cli/vswitchctl.js';
 import { GEN_IP, GEN_MAC, GEN_PORT, SINK_IP, SINK_MAC, SINK_PORT } from './topo.js';
 import { Proc, ok, run, sleep } from './sys.js';
 
-export type SwitchKind = 'vswitchd' | 'vswitchd-xdp' | 'vswitchd-afxdp' | 'bridge' | 'ovs';
+export type SwitchKind = 'vswitchd' | 'vswitchd-xdp' | 'vswitchd-afxdp' | 'vswitchd-policy' | 'vswitchd-xdp-policy' | 'bridge' | 'ovs';
+type VswitchdKind = Exclude<SwitchKind, 'bridge' | 'ovs'>;
 export const SWITCH_LABEL: Record<SwitchKind, string> = {
   vswitchd: 'vswitchd',
   'vswitchd-xdp': 'vswitchd-xdp-hook',
   'vswitchd-afxdp': 'vswitchd-afxdp-only',
+  'vswitchd-policy': 'vswitchd+policy',
+  'vswitchd-xdp-policy': 'vswitchd-xdp-hook+policy',
   bridge: 'linux-bridge',
   ovs: 'ovs-afxdp',
 };
@@ -63,6 +66,11 @@ export async function setupSwitch(kind: SwitchKind, o: SetupOptions): Promise<Ru
     case 'vswitchd-afxdp':
       // The same daemon with every frame through the AF_XDP hot loop (datapath.fast_path: off).
       return setupVswitchd({ ...o, vswitchdSet: { 'datapath.fast_path': 'off', ...o.vswitchdSet } }, 'vswitchd-afxdp');
+    case 'vswitchd-policy':
+      // As shipped, with port security and policing on the generator and sink ports (issue 14).
+      return setupVswitchd({ ...o, portPolicy: true, vswitchdSet: { 'datapath.fast_path': 'auto', ...o.vswitchdSet } }, 'vswitchd-policy');
+    case 'vswitchd-xdp-policy':
+      return setupVswitchd({ ...o, portPolicy: true, vswitchdSet: { 'datapath.fast_path': 'xdp', ...o.vswitchdSet } }, 'vswitchd-xdp-policy');
     case 'bridge':
       return setupBridge(o);
     case 'ovs':
@@ -130,7 +138,7 @@ function benchPortPolicy(name: string): Record<string, unknown> {
   return { security: { macs: [own.mac], ips: [own.ip] }, policing: { rate_kbps: 100_000_000, burst_kb: 1_000_000 } };
 }
 
-async function setupVswitchd(o: SetupOptions, kind: 'vswitchd' | 'vswitchd-xdp' | 'vswitchd-afxdp'): Promise<RunningSwitch> {
+async function setupVswitchd(o: SetupOptions, kind: VswitchdKind): Promise<RunningSwitch> {
   const dir = join(o.workDir, 'vswitchd');
   mkdirSync(dir, { recursive: true });
   const socket = join(dir, 'vswitchd.sock');

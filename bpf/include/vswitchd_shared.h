@@ -385,7 +385,7 @@ struct port_buckets {
 /* A bucket is refilled at most this often (ns): at millions of frames/s a compare-and-swap
  * per frame was most of the policer's cost; what 10 us adds at once is noise to any burst. */
 #define VSW_BUCKET_REFILL_NS 10000ull
-/* The largest policer rate (bytes/s): rate * 1 s of ns stays within 64 bits. */
+/* The largest policer rate (bytes/s): rate * 1 s of ns stays within 64 unsigned bits. */
 #define VSW_POLICE_MAX_RATE 12500000000ull
 
 VSW_STATIC_ASSERT(sizeof(struct port_policy) == 248, "port_policy size");
@@ -576,10 +576,12 @@ VSW_INLINE int vsw_bucket_take(struct vsw_bucket *b, __u64 now_ns, __u64 rate, _
 		__u64 elapsed = now_ns - last;
 		if (elapsed > VSW_NS_PER_S)
 			elapsed = VSW_NS_PER_S;
-		__s64 add = (__s64)(elapsed * rate);
-		if (add > cap)
-			add = cap;
-		__s64 t = __sync_fetch_and_add(&b->tokens, add) + add;
+		/* Unsigned until clamped: a second at VSW_POLICE_MAX_RATE is past what an __s64 holds
+		 * (a 100 Gbit/s policer idle for 0.74 s went negative and dropped everything). */
+		__u64 add = elapsed * rate;
+		if (add > (__u64)cap)
+			add = (__u64)cap;
+		__s64 t = __sync_fetch_and_add(&b->tokens, (__s64)add) + (__s64)add;
 		if (t > cap)
 			__sync_fetch_and_add(&b->tokens, cap - t);
 	}

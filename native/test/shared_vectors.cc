@@ -169,6 +169,29 @@ void cppMtu(const json::Value& vectors, Report& r) {
   }
 }
 
+// The token bucket (vsw_bucket_take) at its limits: the largest rate with the largest
+// burst, idle past a second, still takes a frame (the refill once overflowed an __s64
+// and drained the bucket); a spent bucket refuses, and refills with time.
+void cppBucket(Report& r) {
+  r.section("c++ token bucket (vsw_bucket_take)");
+  const __u64 rate = VSW_POLICE_MAX_RATE, burst = 125000000;  // 100 Gbit/s, 1 000 000 kbit
+  vsw_bucket b{};
+  __u64 now = 5 * VSW_NS_PER_S;
+  r.check(vsw_bucket_take(&b, now, rate, burst, 60) == 1, "a new bucket at the largest rate takes a frame");
+  now += 2 * VSW_NS_PER_S;
+  r.check(vsw_bucket_take(&b, now, rate, burst, 60) == 1, "after 2 s idle at the largest rate it still takes one");
+  r.check(vsw_bucket_take(&b, now, rate, burst, burst) == 0, "a full burst more than what is left: refused");
+  vsw_bucket s{};
+  now = 5 * VSW_NS_PER_S;
+  int taken = 0;
+  for (int i = 0; i < 20; i++) taken += vsw_bucket_take(&s, now, 10, 10, 1);  // 10 frames/s, burst 10
+  r.check(taken == 10, "a burst of 10 takes 10 of 20 at once, took %d", taken);
+  now += VSW_NS_PER_S / 2;
+  taken = 0;
+  for (int i = 0; i < 20; i++) taken += vsw_bucket_take(&s, now, 10, 10, 1);
+  r.check(taken == 5, "half a second later 5 more, took %d", taken);
+}
+
 void cppFlow(const json::Value& vectors, Report& r) {
   r.section("c++ flow bucket (vsw_flow_bucket via flowBucket)");
   for (const json::Value& v : vectors["flow"].a) {
@@ -743,6 +766,7 @@ int main(int argc, char** argv) {
     cppFdb(vectors, r);
     cppMtu(vectors, r);
     cppPolicy(vectors, r);
+    cppBucket(r);
     if (!xdp_object.empty()) {
       if (geteuid() != 0) throw std::runtime_error("--bpf needs root (BPF_PROG_RUN, map creation)");
       libbpf_set_print(libbpfQuiet);
