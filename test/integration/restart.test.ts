@@ -163,7 +163,8 @@ async function across(t: ExecutionContext, kind: 'restart' | 'kill' | 'ctl', net
   const svc = await startService(t, cleanup, hosts);
   t.true(await pingUntil(a, b.ip), 'a reaches b');
   const before = await learned(svc, [a, b]);
-  const progIds = async () => Object.fromEntries((await svc.ctl<{ name: string; prog_id?: number }[]>('port.list')).map((p) => [p.name, p.prog_id]));
+  // The program each port runs and the mode it runs in (a kept program's mode is read from its device again).
+  const progIds = async () => Object.fromEntries((await svc.ctl<{ name: string; prog_id?: number; xdp_mode?: string }[]>('port.list')).map((p) => [p.name, [p.prog_id, p.xdp_mode]]));
   const progsBefore = await progIds();
   await sleep(2000);  // ages that can be seen to continue
   const flow = traffic(cleanup, a, b, 4);
