@@ -3,7 +3,10 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <linux/if_link.h>
+#include <linux/netlink.h>
+#include <linux/rtnetlink.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -30,6 +33,51 @@ std::string errText(int err) { return std::strerror(err < 0 ? -err : err); }
 int libbpfPrint(enum libbpf_print_level level, const char* fmt, va_list args) {
   if (!getenv("VSWITCHD_DEBUG_LIBBPF")) return 0;
   return vfprintf(stderr, fmt, args);
+}
+
+// The id of the program attached to one device in driver (native) mode, 0 if none.
+// libbpf's bpf_xdp_query_id dumps every link on the host and picks one: with the
+// few hundred veths and taps of a busy host that took 5-10 ms per port of the
+// early start after a restart (issue 13); this asks the kernel for the one device.
+// Falls back to libbpf if the answer cannot be read.
+__u32 driverProgramId(int ifindex) {
+  auto viaLibbpf = [ifindex]() {
+    __u32 id = 0;
+    return bpf_xdp_query_id(ifindex, XDP_FLAGS_DRV_MODE, &id) == 0 ? id : 0u;
+  };
+  const int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
+  if (fd < 0) return viaLibbpf();
+  struct {
+    nlmsghdr nh;
+    ifinfomsg ifi;
+  } req{};
+  req.nh.nlmsg_len = NLMSG_LENGTH(sizeof(ifinfomsg));
+  req.nh.nlmsg_type = RTM_GETLINK;
+  req.nh.nlmsg_flags = NLM_F_REQUEST;
+  req.nh.nlmsg_seq = 1;
+  req.ifi.ifi_family = AF_UNSPEC;
+  req.ifi.ifi_index = ifindex;
+  alignas(nlmsghdr) static thread_local char buf[32768];
+  bool read = false;
+  __u32 id = 0;
+  if (send(fd, &req, req.nh.nlmsg_len, 0) == static_cast<ssize_t>(req.nh.nlmsg_len)) {
+    const ssize_t n = recv(fd, buf, sizeof(buf), 0);
+    auto* nh = reinterpret_cast<nlmsghdr*>(buf);
+    if (n > 0 && NLMSG_OK(nh, static_cast<__u32>(n)) && nh->nlmsg_type == RTM_NEWLINK) {
+      read = true;
+      auto* ifi = static_cast<ifinfomsg*>(NLMSG_DATA(nh));
+      int len = static_cast<int>(nh->nlmsg_len - NLMSG_LENGTH(sizeof(*ifi)));
+      for (auto* a = IFLA_RTA(ifi); RTA_OK(a, len); a = RTA_NEXT(a, len)) {
+        if ((a->rta_type & NLA_TYPE_MASK) != IFLA_XDP) continue;
+        int xlen = static_cast<int>(RTA_PAYLOAD(a));
+        for (auto* x = static_cast<rtattr*>(RTA_DATA(a)); RTA_OK(x, xlen); x = RTA_NEXT(x, xlen)) {
+          if (x->rta_type == IFLA_XDP_DRV_PROG_ID && RTA_PAYLOAD(x) >= sizeof(__u32)) std::memcpy(&id, RTA_DATA(x), sizeof(id));
+        }
+      }
+    }
+  }
+  close(fd);
+  return read ? id : viaLibbpf();
 }
 
 // A run of an older version (which attached through netlink, not a link) may
@@ -289,11 +337,10 @@ XdpAttachment FastPath::attach(uint32_t index, const std::string& dev_name, int 
     const int prog_fd = keptProgram(adopt_link_fd, BPF_LINK_TYPE_XDP, "vswitchd_steer");
     const int xsks = prog_fd >= 0 ? programXsksMap(prog_fd) : -1;
     if (xsks >= 0) {
-      __u32 native_id = 0;
       bpf_prog_info info{};
       __u32 len = sizeof(info);
-      const bool native = bpf_xdp_query_id(ifindex, XDP_FLAGS_DRV_MODE, &native_id) == 0 &&
-                          bpf_obj_get_info_by_fd(prog_fd, &info, &len) == 0 && native_id == info.id;
+      const __u32 native_id = driverProgramId(ifindex);
+      const bool native = native_id != 0 && bpf_obj_get_info_by_fd(prog_fd, &info, &len) == 0 && native_id == info.id;
       close(prog_fd);
       a.link_fd = adopt_link_fd;
       a.xsks_map_fd = xsks;
@@ -324,11 +371,10 @@ XdpAttachment FastPath::attach(uint32_t index, const std::string& dev_name, int 
     if (adopt_link_fd >= 0 && replaceInAdoptedLink(adopt_link_fd, bpf_program__fd(prog))) {
       // A restart: the link keeps the mode it was made in.
       a.link_fd = adopt_link_fd;
-      __u32 native_id = 0;
       bpf_prog_info info{};
       __u32 len = sizeof(info);
-      const bool native = bpf_xdp_query_id(ifindex, XDP_FLAGS_DRV_MODE, &native_id) == 0 &&
-                          bpf_obj_get_info_by_fd(bpf_program__fd(prog), &info, &len) == 0 && native_id == info.id;
+      const __u32 native_id = driverProgramId(ifindex);
+      const bool native = native_id != 0 && bpf_obj_get_info_by_fd(bpf_program__fd(prog), &info, &len) == 0 && native_id == info.id;
       a.mode = native ? "native" : "generic";
     }
     if (a.link_fd < 0 && xdp_mode != "generic" && (a.link_fd = link(XDP_FLAGS_DRV_MODE)) >= 0) a.mode = "native";

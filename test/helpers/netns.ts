@@ -87,8 +87,24 @@ export class Background {
     while (!this.stderr.includes(text) && !this.stdout.includes(text)) {
       if (!this.running) throw new Error(`process exited before "${text}":\n${this.stderr}${this.stdout}`);
       if (Date.now() > end) throw new Error(`no "${text}" after ${timeoutMs} ms:\n${this.stderr}${this.stdout}`);
-      await sleep(20);
+      await this.output(20);
     }
+  }
+
+  /** Until more output comes (or ms pass): a waiter sees the text when it arrives, not up to a poll later (the restart gap is timed so). */
+  private output(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        this.child.stdout!.off('data', done);
+        this.child.stderr!.off('data', done);
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      // Registered after the constructor's collectors: this.stdout already holds the chunk.
+      this.child.stdout!.on('data', done);
+      this.child.stderr!.on('data', done);
+    });
   }
 
   async stop(signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {

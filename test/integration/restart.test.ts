@@ -163,7 +163,8 @@ async function across(t: ExecutionContext, kind: 'restart' | 'kill' | 'ctl', net
   const svc = await startService(t, cleanup, hosts);
   t.true(await pingUntil(a, b.ip), 'a reaches b');
   const before = await learned(svc, [a, b]);
-  const progIds = async () => Object.fromEntries((await svc.ctl<{ name: string; prog_id?: number }[]>('port.list')).map((p) => [p.name, p.prog_id]));
+  // The program each port runs and the mode it runs in (a kept program's mode is read from its device again).
+  const progIds = async () => Object.fromEntries((await svc.ctl<{ name: string; prog_id?: number; xdp_mode?: string }[]>('port.list')).map((p) => [p.name, [p.prog_id, p.xdp_mode]]));
   const progsBefore = await progIds();
   await sleep(2000);  // ages that can be seen to continue
   const flow = traffic(cleanup, a, b, 4);
@@ -188,9 +189,9 @@ async function across(t: ExecutionContext, kind: 'restart' | 'kill' | 'ctl', net
   // Where the time goes (the new daemon's log, ms after the restart was asked).
   const timeline = svc.logs().split('\n').flatMap((l) => {
     try {
-      const e = JSON.parse(l) as { time: number; level: number; msg: string; port?: string; handed_over_ms_ago?: number; process_uptime_ms?: number; took_ms?: number };
+      const e = JSON.parse(l) as { time: number; level: number; msg: string; port?: string; handed_over_ms_ago?: number; process_uptime_ms?: number; took_ms?: number; steps?: Record<string, number> };
       // The early start logs once the logger exists: its own figures say when it served (ms after the old daemon's last save).
-      const when = e.handed_over_ms_ago !== undefined ? ` (served ${e.handed_over_ms_ago} ms after the handover, process up ${e.process_uptime_ms} ms, took ${e.took_ms} ms)` : '';
+      const when = e.handed_over_ms_ago !== undefined ? ` (served ${e.handed_over_ms_ago} ms after the handover, process up ${e.process_uptime_ms} ms, took ${e.took_ms} ms${e.steps ? ': ' + JSON.stringify(e.steps) : ''})` : '';
       return e.time >= asked - 50 && e.level !== 20 ? [`${e.time - asked} ${e.msg}${e.port ? ' ' + e.port : ''}${when}`] : [];
     } catch {
       return [];

@@ -55,6 +55,10 @@ export async function main(argv: string[]): Promise<number> {
   // A restart: the handed-over datapath forwards again before the config and the
   // rest of the daemon are loaded (they take most of a second; see daemon/early.ts).
   const inherited = args.check ? undefined : (await import('../daemon/early.js')).takeInherited();
+  // The workers' threads boot while the datapath is built; loading the config now would take
+  // the CPU they need (2 cores here: a new pair talked 40-60 ms after the early start, the
+  // threads booting). Bounded: a worker that cannot start is the Supervisor's to report.
+  if (inherited?.early) await Promise.race([inherited.early.supervisor.whenRunning(), new Promise((r) => setTimeout(r, 250))]);
   const { ConfigError, loadConfig } = await import('../config/config.js');
   let config;
   try {

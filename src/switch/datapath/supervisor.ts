@@ -40,13 +40,23 @@ export class Supervisor {
     });
   }
 
+  private readonly reported = new Set<number>();
+  private allRunning?: () => void;
+  private readonly runningAll = new Promise<void>((resolve) => (this.allRunning = resolve));
+
   start(): void {
     for (let id = 0; id < this.opts.workers; id++) this.launch(id);
+  }
+
+  /** Resolves once every worker's hot loop has started (each reports once as it begins). */
+  whenRunning(): Promise<void> {
+    return this.runningAll;
   }
 
   private launch(workerId: number): void {
     const channel = new MessageChannel();
     channel.port1.on('message', (result: RunResult) => {
+      if (!this.reported.has(workerId) && this.reported.add(workerId).size === this.opts.workers) this.allRunning?.();
       if (result.learned.length > 0) this.opts.onLearn(result.learned);
       for (const p of result.punted) this.opts.onPunt(p.port, Buffer.from(p.frame.buffer, p.frame.byteOffset, p.frame.byteLength));
     });

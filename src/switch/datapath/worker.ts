@@ -18,6 +18,8 @@ export interface WorkerTask {
 export default async function runWorker(task: WorkerTask): Promise<string> {
   const native = loadNative();
   const stop = new Int32Array(task.stop);
+  // An empty result first: the supervisor learns that the loop runs (Supervisor.whenRunning).
+  task.events.postMessage({ learned: [], punted: [] });
   try {
     while (Atomics.load(stop, 0) === 0) {
       const result = native.workerRun(task.workerId, stop, task.sliceMs);
