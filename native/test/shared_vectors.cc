@@ -479,17 +479,23 @@ void allowAll(fast_port& p) {
   for (uint32_t v = 1; v < VSW_VID_RESERVED; v++) p.allowed[v / 64] |= 1ull << (v % 64);
 }
 
-// Every port active and a possible egress (fast_out), a trunk of every VLAN.
+// An active trunk of every VLAN, a possible egress (fast_out), not a bond or a leg of one.
+fast_port trunkOfAll() {
+  fast_port p{};
+  p.active = 1;
+  p.trunk = 1;
+  p.fast_out = 1;
+  allowAll(p);
+  p.bond = -1;
+  p.leg_rx = 1;
+  for (auto& b : p.buckets) b = -1;
+  return p;
+}
+
+// Every port such a trunk; frames arriving on kIn may take the fast path.
 void baseline(FastPathProgram& prog) {
   for (uint32_t i = 0; i < VSW_MAX_PORTS; i++) {
-    fast_port p{};
-    p.active = 1;
-    p.trunk = 1;
-    p.fast_out = 1;
-    allowAll(p);
-    p.bond = -1;
-    p.leg_rx = 1;
-    for (auto& b : p.buckets) b = -1;
+    fast_port p = trunkOfAll();
     if (i == kIn) p.fast_in = 1;
     prog.writePort(i, p);
   }
@@ -502,13 +508,9 @@ const char* verdictName(const Outcome& o) {
 void bpfFlow(FastPathProgram& prog, const json::Value& vectors, Report& r) {
   r.section(prog.name() + " flow bucket (bond leg chosen)");
   baseline(prog);
-  fast_port in{};
-  in.active = in.trunk = in.fast_in = in.fast_out = 1;
+  fast_port in = trunkOfAll();
+  in.fast_in = 1;
   in.native_vlan = 1;
-  allowAll(in);
-  in.bond = -1;
-  in.leg_rx = 1;
-  for (auto& b : in.buckets) b = -1;
   prog.writePort(kIn, in);
   fast_port bond = in;
   bond.fast_in = 0;
@@ -584,13 +586,10 @@ void bpfMtu(FastPathProgram& prog, const json::Value& vectors, Report& r) {
 void bpfPolicy(FastPathProgram& prog, const json::Value& vectors, Report& r) {
   r.section(prog.name() + " port security (drop and reason)");
   baseline(prog);
-  fast_port in{};
-  in.active = in.fast_in = in.trunk = 1;
+  fast_port in = trunkOfAll();
+  in.fast_in = 1;
+  in.fast_out = 0;
   in.native_vlan = 1;
-  allowAll(in);
-  in.bond = -1;
-  in.leg_rx = 1;
-  for (auto& b : in.buckets) b = -1;
   prog.writePort(kIn, in);
   for (const json::Value& v : vectors["policy"].a) {
     prog.writePolicy(kIn, policyFromVector(v["policy"]));
