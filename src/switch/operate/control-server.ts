@@ -1,7 +1,7 @@
 // The control socket: a unix stream socket speaking newline-delimited JSON.
 // Request: {"cmd": "fdb.show", "args": {...}}. Reply: {"ok": true, "result": ...}
 // or {"ok": false, "error": "one line"}. Mode 0600: only root may drive the switch.
-import { policyView } from '../ports/policy.js';
+import { hasPolicy, policyView } from '../ports/policy.js';
 import { chmodSync, mkdirSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
@@ -75,14 +75,17 @@ const handlers: Record<string, Handler> = {
   /** Which start of the daemon answers (vswitchctl restart waits for the next one). */
   instance: () => ({ instance: INSTANCE, pid: process.pid }),
   'port.list': (sw) => {
-    const counters = sw.portCounters();
-    return sw.ports.list().map((p) => withPolicy(p, counters[p.name]?.drops, sw.mirrorRole(p.name)));
+    const ports = sw.ports.list();
+    // The drop counts are shown only beside a policy: without one, no pass over every
+    // port's counters (and no handover save) for a port list.
+    const counters = ports.some((p) => hasPolicy(p.cfg)) ? sw.portCounters() : {};
+    return ports.map((p) => withPolicy(p, counters[p.name]?.drops, sw.mirrorRole(p.name)));
   },
   'port.show': (sw, args) => {
     const name = required(optString(args, 'name'), 'name');
     const port = sw.ports.byName(name);
     if (!port) throw new Error(`no port named ${name}`);
-    return withPolicy(port, sw.portCounters()[name]?.drops, sw.mirrorRole(name));
+    return withPolicy(port, hasPolicy(port.cfg) ? sw.portCounters()[name]?.drops : undefined, sw.mirrorRole(name));
   },
   'port.add': async (sw, args) => {
     const cfg = parsePortConfig(args);

@@ -31,8 +31,12 @@ export function samePolicy(a: PortConfig, b: PortConfig): boolean {
 }
 
 /** A port's policy settings as shown to users, with their drop counts; undefined: none set. */
+export function hasPolicy(cfg: PortConfig): boolean {
+  return !!(cfg.security || cfg.storm_control || cfg.policing);
+}
+
 export function policyView(cfg: PortConfig, drops: Record<string, number> = {}) {
-  if (!cfg.security && !cfg.storm_control && !cfg.policing) return undefined;
+  if (!hasPolicy(cfg)) return undefined;
   return {
     ...(cfg.security ? { security: cfg.security } : {}),
     ...(cfg.storm_control ? { storm_control: cfg.storm_control } : {}),
