@@ -12,8 +12,30 @@ function splitListen(listen: string): { host: string; port: number } {
   return { host: listen.slice(0, i).replace(/^\[|\]$/g, '') || '127.0.0.1', port: Number(listen.slice(i + 1)) };
 }
 
+/**
+ * A reading of the switch taken once per scrape and shared by every metric built from
+ * it (each port counter, path and drop metric reads all ports' counters), instead of
+ * once per metric. prom-client runs every collect() of a scrape in one turn of the
+ * event loop; the reading is dropped after it.
+ */
+function perScrape<T>(read: () => T): () => T {
+  let cached: { value: T } | undefined;
+  return () => {
+    if (!cached) {
+      cached = { value: read() };
+      setImmediate(() => (cached = undefined));
+    }
+    return cached.value;
+  };
+}
+
 export function buildRegistry(sw: SwitchApi): Registry {
   const registry = new Registry();
+  const portCounters = perScrape(() => sw.portCounters());
+  const mirrors = perScrape(() => sw.mirrors());
+  const tunnelStatus = perScrape(() => sw.tunnelStatus());
+  const workerCounters = perScrape(() => sw.workerCounters());
+  const bondStatus = perScrape(() => sw.bondStatus());
   // The event-loop lag histogram samples on a timer; prom-client's 10 ms default
   // wakes an idle daemon 100 times a second (half of its idle CPU).
   collectDefaultMetrics({ register: registry, prefix: 'vswitchd_', eventLoopMonitoringPrecision: 200 });
@@ -25,7 +47,7 @@ export function buildRegistry(sw: SwitchApi): Registry {
       registers: [registry],
       collect() {
         this.reset();
-        for (const [port, c] of Object.entries(sw.portCounters())) this.inc({ port }, c[field]);
+        for (const [port, c] of Object.entries(portCounters())) this.inc({ port }, c[field]);
       },
     });
   portCounter('vswitchd_port_rx_packets_total', 'Frames received on the port', 'rx_packets');
@@ -42,7 +64,7 @@ export function buildRegistry(sw: SwitchApi): Registry {
       collect() {
         this.reset();
         const hooks = new Map(sw.ports.list().map((p) => [p.name, p.hook]));
-        for (const [port, c] of Object.entries(sw.portCounters())) {
+        for (const [port, c] of Object.entries(portCounters())) {
           this.inc({ port, path: 'afxdp' }, c.paths.afxdp[field]);
           // The kernel fast path is labelled by the program that ran it.
           this.inc({ port, path: hooks.get(port) === 'xdp' ? 'xdp' : 'tc' }, c.paths.fast[field]);
@@ -60,7 +82,7 @@ export function buildRegistry(sw: SwitchApi): Registry {
     registers: [registry],
     collect() {
       this.reset();
-      for (const [port, c] of Object.entries(sw.portCounters()))
+      for (const [port, c] of Object.entries(portCounters()))
         for (const [reason, n] of Object.entries(c.drops)) this.inc({ port, reason }, n);
     },
   });
@@ -72,7 +94,7 @@ export function buildRegistry(sw: SwitchApi): Registry {
       registers: [registry],
       collect() {
         this.reset();
-        for (const m of sw.mirrors()) this.inc({ mirror: m.name }, m[field]);
+        for (const m of mirrors()) this.inc({ mirror: m.name }, m[field]);
       },
     });
   mirrorCounter('vswitchd_mirror_frames_total', 'Copies a mirror sent to its output port', 'frames');
@@ -84,7 +106,7 @@ export function buildRegistry(sw: SwitchApi): Registry {
     registers: [registry],
     collect() {
       this.reset();
-      for (const m of sw.mirrors()) for (const [reason, n] of Object.entries(m.lost)) this.inc({ mirror: m.name, reason }, n);
+      for (const m of mirrors()) for (const [reason, n] of Object.entries(m.lost)) this.inc({ mirror: m.name, reason }, n);
     },
   });
   new Gauge({
@@ -132,7 +154,7 @@ export function buildRegistry(sw: SwitchApi): Registry {
   // Busy ratio and mean batch since the previous scrape (since start on the first one).
   const previous: WorkerCounters[] = [];
   const sinceLast = () =>
-    sw.workerCounters().map((now, w) => {
+    workerCounters().map((now, w) => {
       const before = previous[w];
       previous[w] = now;
       const d = (k: keyof WorkerCounters) => now[k] - (before?.[k] ?? 0);
@@ -166,7 +188,7 @@ export function buildRegistry(sw: SwitchApi): Registry {
       registers: [registry],
       collect() {
         this.reset();
-        sw.workerCounters().forEach((c, w) => this.inc({ worker: String(w) }, c[field]));
+        workerCounters().forEach((c, w) => this.inc({ worker: String(w) }, c[field]));
       },
     });
   workerCounter('vswitchd_worker_loops_total', 'Passes of the hot loop', 'loops');
@@ -194,7 +216,7 @@ export function buildRegistry(sw: SwitchApi): Registry {
     registers: [registry],
     collect() {
       this.reset();
-      for (const b of sw.bondStatus()) this.inc({ bond: b.name }, b.failovers);
+      for (const b of bondStatus()) this.inc({ bond: b.name }, b.failovers);
     },
   });
   // One series per bond leg; undefined: none for that leg (LACP figures of a non-LACP bond).
@@ -202,7 +224,7 @@ export function buildRegistry(sw: SwitchApi): Registry {
     const cfg = { name, help, labelNames: ['bond', 'leg'] as const, registers: [registry] };
     const collect = (metric: Gauge<'bond' | 'leg'> | Counter<'bond' | 'leg'>) => {
       metric.reset();
-      for (const b of sw.bondStatus())
+      for (const b of bondStatus())
         for (const leg of b.legs) {
           const v = value(leg);
           if (v !== undefined) metric.inc({ bond: b.name, leg: leg.name }, v);
@@ -217,7 +239,7 @@ export function buildRegistry(sw: SwitchApi): Registry {
       name, help, labelNames: ['vni', 'direction'], registers: [registry],
       collect() {
         this.reset();
-        for (const v of sw.tunnelStatus()?.vnis ?? [])
+        for (const v of tunnelStatus()?.vnis ?? [])
           for (const [direction, field] of Object.entries(fields)) this.inc({ vni: String(v.vni), direction }, v.counters[field]);
       },
     });
@@ -229,7 +251,7 @@ export function buildRegistry(sw: SwitchApi): Registry {
       name, help, labelNames: ['vtep'], registers: [registry],
       collect() {
         this.reset();
-        for (const v of sw.tunnelStatus()?.vteps ?? []) this.set({ vtep: v.vtep }, value(v));
+        for (const v of tunnelStatus()?.vteps ?? []) this.set({ vtep: v.vtep }, value(v));
       },
     });
   perVtep('vswitchd_vxlan_vtep_remote_macs', 'MACs zebra says are behind the remote VTEP', (v) => v.remote_macs);
@@ -241,7 +263,7 @@ export function buildRegistry(sw: SwitchApi): Registry {
     registers: [registry],
     collect() {
       this.reset();
-      for (const [event, n] of Object.entries(sw.tunnelStatus()?.events ?? {})) this.inc({ event }, n);
+      for (const [event, n] of Object.entries(tunnelStatus()?.events ?? {})) this.inc({ event }, n);
     },
   });
   const flag = (on: boolean) => (on ? 1 : 0);
