@@ -280,10 +280,14 @@ test.serial('port security learn: 1: the first MAC is learned and locked; frames
   const show = async () => (await vswitchctl(sw.socketPath, ['port', 'show', hA.port])).stdout;
   t.regex(await show(), /learned: none \(0 of 1, learning\)/, 'nothing learned before it sends');
 
+  const t0 = Date.now();
   t.true(await pingUntil(hA, hB.ip), 'the host on the learning port reaches the other');
+  const firstPingMs = Date.now() - t0;
   t.is(await ping(hA, hB.ip, { count: 5, interval: 0.05 }), 5, 'every ping answered');
   t.regex(await show(), new RegExp(`learned: ${hA.mac} \\(1 of 1, locked\\)`), 'its MAC learned, the port locked');
-  t.true(dropsOf(await sw.stats(), hA.port, 'mac_learning') >= 1, 'its first frame waited for the control plane (mac_learning), not forwarded');
+  const held = dropsOf(await sw.stats(), hA.port, 'mac_learning');
+  t.true(held >= 1, 'its first frame waited for the control plane (mac_learning), not forwarded');
+  t.log(`first ping answered after ${firstPingMs} ms; ${held} frame(s) dropped before the MAC was admitted (mac_learning)`);
   const locks = () => sw.logs().split('\n').filter((l) => l.includes('port security locked')).length;
   t.is(locks(), 1, 'one log line when it locked');
 

@@ -802,7 +802,7 @@ export class Switch implements SwitchApi {
   private forgetLearned(port: Port, why: string, forgot: string[] = []): void {
     this.fdb.flushPort(port.index);
     this.log.info({ port: port.name, forgot, learn: port.cfg.security?.learn }, `port security unlocked (${why}): learning its first MACs again`);
-    this.saveState();
+    this.saveLearned();
   }
 
   /**
@@ -816,8 +816,13 @@ export class Switch implements SwitchApi {
     const learn = port.cfg.security!.learn!;
     if (port.learned.length >= learn) this.log.warn({ port: port.name, macs: port.learned, learn }, `port security locked: ${port.learned.length} of ${learn} MACs learned, frames from any other source MAC are dropped (spoofed_mac)`);
     else this.log.info({ port: port.name, mac, learned: port.learned.length, learn }, 'port security learned a MAC');
-    this.saveState();
+    this.saveLearned();
     return true;
+  }
+
+  /** The next daemon keeps what was learned even if this one stops within the second (the aging timer saves too). Not while starting: the state would lack the ports not added yet. */
+  private saveLearned(): void {
+    if (this.agingTimer) this.saveState();
   }
 
   private onLearn(events: LearnEvent[]): void {
