@@ -331,10 +331,17 @@ test.serial('port security learn: 1: the first MAC is learned and locked; frames
   // Unlocked: the next MAC it sends from is learned (here the second one), and the first is then refused.
   const unlock = await vswitchctl(sw.socketPath, ['port', 'unlock', hA.port]);
   t.is(unlock.code, 0, unlock.stderr);
+  t.is(unlock.stdout, `port ${hA.port} unlocked (forgot ${hA.mac}): it learns its MACs again\n`);
   t.regex(await show(), /learned: none \(0 of 1, learning\)/, 'unlock forgot it');
   await sendFrames({ dev: hA.dev, ns: hA.ns, count: 3, interval: 0.2, raw: ethFrame('ff:ff:ff:ff:ff:ff', fakeMac, 0x0800, ipv4Udp(hA.ip, '255.255.255.255', 9, 9)) });
   await eventually('the second MAC learned', async () => (await show()).includes(`learned: ${fakeMac} (1 of 1, locked)`), 3000);
   t.is(await ping(hA, hB.ip, { count: 2, interval: 0.05 }), 0, 'and the first MAC is now the one refused');
+  // A reload that changes the security settings forgets what was learned too.
+  writeConfig(sw, [{ ...sticky, security: { learn: 2 } }, accessPort(hB.port, 10)]);
+  t.regex(await reload(sw), new RegExp(`changed: port ${hA.port} security`));
+  t.regex(await show(), /learned: none \(0 of 2, learning\)/, 'new settings: nothing learned');
+  t.true(await pingUntil(hA, hB.ip, 5000), 'its first MAC is learned again');
+  t.regex(await show(), new RegExp(`learned: ${hA.mac} \\(1 of 2, learning\\)`));
   const bad = await vswitchctl(sw.socketPath, ['port', 'unlock', hB.port]);
   t.not(bad.code, 0);
   t.regex(bad.stderr, /does not learn its MACs/, 'unlock of a port without learn is refused');

@@ -244,6 +244,10 @@ function render(cmd: string, result: unknown): string {
       ...r.needsRestart.map((k) => `not applied until restart: ${k}`),
     ].join('\n') + '\n';
   }
+  if (cmd === 'port.unlock') {
+    const r = result as { port: string; forgot: string[] };
+    return `port ${r.port} unlocked (forgot ${r.forgot.length ? r.forgot.join(' ') : 'nothing'}): it learns its MACs again\n`;
+  }
   if (Array.isArray(result)) return table(result as Record<string, unknown>[]);
   if (cmd === 'version') return `vswitchd ${(result as { version: string }).version}\n`;
   return table([result as Record<string, unknown>]);
