@@ -113,8 +113,11 @@ int vswitchd_tc_fast(struct __sk_buff *skb)
 			if (data + 14 > data_end)
 				return slow_path();
 		}
-		if (port_policy_verdict(pol, in, data, data_end, skb->len + (skb->vlan_present ? 4 : 0), skb->gso_segs ? skb->gso_segs : 1, vlan,
-					cfg->fdb_mask) != VSW_POLICY_OK)
+		int why = port_policy_verdict(pol, in, data, data_end, skb->len + (skb->vlan_present ? 4 : 0), skb->gso_segs ? skb->gso_segs : 1,
+					      vlan, cfg->fdb_mask);
+		if (why == VSW_POLICY_LEARN)
+			return slow_path();  // a MAC the port may learn: the control plane admits it first
+		if (why != VSW_POLICY_OK)
 			return TC_ACT_SHOT;
 	}
 	if (eth[6] & 1)

@@ -109,8 +109,13 @@ int vswitchd_steer(struct xdp_md *ctx)
 		return slow_path(ctx);
 	// Port security, storm control, policing: before the AF_XDP copy (fast_path off too).
 	struct port_policy *pol = bpf_map_lookup_elem(&vswitchd_policy, &in);
-	if (pol && pol->flags && port_policy_verdict(pol, in, data, data_end, rx_len, 1, vlan, cfg->fdb_mask) != VSW_POLICY_OK)
-		return XDP_DROP;
+	if (pol && pol->flags) {
+		int why = port_policy_verdict(pol, in, data, data_end, rx_len, 1, vlan, cfg->fdb_mask);
+		if (why == VSW_POLICY_LEARN)
+			return slow_path(ctx);  // a MAC the port may learn: the control plane admits it first
+		if (why != VSW_POLICY_OK)
+			return XDP_DROP;
+	}
 	if (eth[6] & 1)
 		return slow_path(ctx);
 

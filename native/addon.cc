@@ -304,7 +304,7 @@ class DatapathWrap : public Napi::ObjectWrap<DatapathWrap> {
     return o;
   }
 
-  // setPortPolicy(index, { macs: ["52:54:00:12:34:56"], ips: ["10.0.0.5", "fd00::5"],
+  // setPortPolicy(index, { macs: ["52:54:00:12:34:56"], learn: true (macs may grow: not locked yet), ips: ["10.0.0.5", "fd00::5"],
   //   storm: [broadcast, multicast, unknown_unicast] (frames/s, 0: none), policeRate, policeBurst (bytes/s, bytes) })
   // An empty object: no policy. The control plane validated it (src/switch/config/config.ts).
   void SetPortPolicy(const Napi::CallbackInfo& info) {
@@ -329,6 +329,8 @@ class DatapathWrap : public Napi::ObjectWrap<DatapathWrap> {
         for (int i = 0; i < 6; i++) p.macs[p.n_macs][i] = static_cast<uint8_t>(b[i]);
         p.n_macs++;
       }
+      // security.learn before the port is locked: other MACs go up to be admitted.
+      if (o.Get("learn").ToBoolean()) p.flags |= VSW_POL_LEARN;
     }
     if (o.Get("ips").IsArray()) {
       p.flags |= VSW_POL_IPS;

@@ -126,7 +126,8 @@ static __always_inline void count_policy_drop(__u32 in, int why, __u64 bytes, __
 
 // Port security and storm control of port `in` for a frame [f, end) (f: its Ethernet
 // header) of bytes (segs frames) in VLAN vlan: VSW_POLICY_OK, or the reason it is
-// dropped, counted here. Called by the tc and XDP programs before anything else can see
+// dropped, counted here (or VSW_POLICY_LEARN: the caller takes it to the slow path,
+// uncounted). Called by the tc and XDP programs before anything else can see
 // the frame, with fast_path off too. The policer is charged where a frame is forwarded
 // (police_forward, or the hot loop).
 static __always_inline int port_policy_verdict(const struct port_policy *pol, __u32 in, const __u8 *f, const __u8 *end,
@@ -144,7 +145,7 @@ static __always_inline int port_policy_verdict(const struct port_policy *pol, __
 		if (b)
 			why = vsw_storm_verdict(pol, b, bpf_ktime_get_ns(), segs, cls);
 	}
-	if (why != VSW_POLICY_OK)
+	if (why != VSW_POLICY_OK && why != VSW_POLICY_LEARN)
 		count_policy_drop(in, why, bytes, segs);
 	return why;
 }

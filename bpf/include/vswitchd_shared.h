@@ -334,6 +334,8 @@ VSW_INLINE __u8 vsw_flow_bucket(const __u8 *f, const __u8 *end, int l3l4)
 #define VSW_POL_IPS 2              /* source IPs (and ARP sender / ND target) restricted to ipv4[] / ipv6[] */
 #define VSW_POL_STORM 4            /* some storm_pps[] cap is set */
 #define VSW_POL_POLICE 8           /* police_rate is set */
+#define VSW_POL_LEARN 16           /* with VSW_POL_MACS: security.learn, not locked yet: a source MAC not in
+				    * macs[] is VSW_POLICY_LEARN (to the slow path, to be admitted), not dropped */
 
 /* Storm classes (port_policy.storm_pps[], port_buckets.storm[]). */
 #define VSW_STORM_BROADCAST 0
@@ -380,6 +382,10 @@ struct port_buckets {
 #define VSW_POLICY_STORM_UNKNOWN_UNICAST 7
 #define VSW_POLICY_POLICED 8
 #define VSW_POLICY_REASONS 8
+/* Not a drop here: a source MAC a learning port (VSW_POL_LEARN) may still admit. The
+ * programs send the frame to the slow path, whose hot loop reports it to the control
+ * plane (which admits it) and drops it unforwarded (kDropMacLearning). */
+#define VSW_POLICY_LEARN 255
 
 #define VSW_NS_PER_S 1000000000ull
 /* A bucket is refilled at most this often (ns): at millions of frames/s a compare-and-swap
@@ -479,8 +485,9 @@ VSW_INLINE int vsw_nd_verdict(const struct port_policy *p, const __u8 *icmp, con
 }
 
 /* Port security: whether the frame [f, end) may come from this port (f: its Ethernet header,
- * with at most one 802.1Q tag in the frame). VSW_POLICY_OK or VSW_POLICY_SPOOFED_*.
- *  - source MAC in macs[] (VSW_POL_MACS); ARP sender MAC and ND link-layer options too;
+ * with at most one 802.1Q tag in the frame). VSW_POLICY_OK, VSW_POLICY_SPOOFED_* or VSW_POLICY_LEARN.
+ *  - source MAC in macs[] (VSW_POL_MACS; another one is VSW_POLICY_LEARN while the port
+ *    learns, VSW_POL_LEARN); ARP sender MAC and ND link-layer options too;
  *  - IPv4 source in ipv4[], except a DHCP client's 0.0.0.0:68 -> :67; ARP sender IP in
  *    ipv4[] or 0.0.0.0 (a probe) (VSW_POL_IPS);
  *  - IPv6 source in ipv6[], link-local or ::; NA target (and a DAD NS's) likewise;
@@ -493,7 +500,7 @@ VSW_INLINE int vsw_source_verdict(const struct port_policy *p, const __u8 *f, co
 	if (f + 14 > end)
 		return VSW_POLICY_SPOOFED_MAC;
 	if ((p->flags & VSW_POL_MACS) && !vsw_policy_mac(p, f + 6))
-		return VSW_POLICY_SPOOFED_MAC;
+		return (p->flags & VSW_POL_LEARN) ? VSW_POLICY_LEARN : VSW_POLICY_SPOOFED_MAC;
 	const __u8 *l3 = f + 14;
 	__u16 et = (__u16)f[12] << 8 | f[13];
 	if (et == VSW_ETH_P_8021Q) {

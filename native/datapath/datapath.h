@@ -68,6 +68,7 @@ enum DropReason : int {
   kDropStormMulticast,    // over its multicast cap
   kDropStormUnknownUnicast,  // over its unknown-unicast cap
   kDropPoliced,           // over the port's ingress policing rate
+  kDropMacLearning,       // from a source MAC a learning port (security.learn) had not admitted yet: reported, not forwarded
   kDropCount
 };
 // As the metrics and `vswitchctl` name them (and test/vectors/shared.json).
@@ -80,6 +81,7 @@ inline constexpr const char* kDropReasonNames[kDropCount] = {
     "mirror_output",
     "spoofed_mac", "spoofed_ip", "spoofed_arp", "spoofed_nd",
     "storm_broadcast", "storm_multicast", "storm_unknown_unicast", "policed",
+    "mac_learning",
 };
 static_assert(kDropPoliced - kDropSpoofedMac + 1 == VSW_POLICY_REASONS, "policy drop reasons");
 

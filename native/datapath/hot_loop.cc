@@ -344,6 +344,12 @@ class HotLoop::Impl {
   DropReason policyVerdict(const PortPolicy& pol, uint16_t in, const uint8_t* eth, const Frame& f, uint16_t vlan,
                            bool unguarded) {
     int why = vsw_source_verdict(&pol, eth, eth + f.head);
+    if (why == VSW_POLICY_LEARN) {
+      // Learning, and this MAC is not admitted yet: the control plane admits it (or not,
+      // when another took the last place); the frame goes nowhere before that.
+      reportLearn(vlan, eth + 6, in);
+      return kDropMacLearning;
+    }
     const bool storm = unguarded && (pol.flags & VSW_POL_STORM);
     if (why != VSW_POLICY_OK || !(storm || (pol.flags & VSW_POL_POLICE))) return policyDrop(why);
     timespec ts;
@@ -376,18 +382,22 @@ class HotLoop::Impl {
       return true;  // known here, or pinned by a static entry
     }
     if (vsw_mac_limit_refuses(learn_full_[port].load(std::memory_order_relaxed), found, hit.port, hit.flags, port)) return false;
-    // New or moved: tell the control plane, once a second at most per <vlan, mac, port>,
-    // and again at once after the ports changed (a port that went down and came back
-    // had its MACs flushed: a VM that answers once must be learned again now).
+    reportLearn(vlan, mac, port);
+    return true;
+  }
+
+  // New or moved: tell the control plane, once a second at most per <vlan, mac, port>,
+  // and again at once after the ports changed (a port that went down and came back
+  // had its MACs flushed: a VM that answers once must be learned again now).
+  void reportLearn(uint16_t vlan, const uint8_t* mac, uint16_t port) {
     const uint64_t key = fdbKey(vlan, mac);
     RecentLearn& r = w_.recent[fdbHash(key, kLearnCacheMask)];
-    if (r.key == key && r.port == port && r.view_gen == w_.view->gen && now_ms_ - r.at_ms < kLearnRepeatMs) return true;
+    if (r.key == key && r.port == port && r.view_gen == w_.view->gen && now_ms_ - r.at_ms < kLearnRepeatMs) return;
     r = RecentLearn{key, port, now_ms_, w_.view->gen};
     LearnRecord rec{vlan, port, {}};
     std::memcpy(rec.mac, mac, 6);
     w_.learned.push_back(rec);
     bump(w_.counters[kLearnEvents]);
-    return true;
   }
 
   void flood(uint16_t in, Frame f, uint16_t vlan, uint8_t pcp, uint32_t mirrors) {

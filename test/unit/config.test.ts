@@ -753,6 +753,28 @@ test('more than 8 security MACs, or 9 addresses of one family, are refused', (t)
   });
 });
 
+test('security.learn: 1..8 MACs learned then locked, alone, beside macs (8 in all) and with ips', (t) => {
+  const port = (...lines: string[]) => parseConfig(yaml('ports:', '  - name: a', '    security:', ...lines), FILE).ports[0]!.security;
+  t.deepEqual(port('      learn: 2'), { learn: 2 });
+  t.deepEqual(port('      macs: ["52:54:00:12:34:AB"]', '      learn: 7', '      ips: ["10.0.0.5"]'), { macs: ['52:54:00:12:34:ab'], ips: ['10.0.0.5'], learn: 7 });
+  for (const bad of ['0', '9', '1.5', '"one"']) {
+    assertOneIssue(t, yaml('ports:', '  - name: a', '    security:', `      learn: ${bad}`), {
+      line: 4, column: 14, path: 'ports[0].security.learn', message: `expected an integer in 1..8, got ${bad}`,
+    });
+  }
+  assertOneIssue(t, yaml('ports:', '  - name: a', '    security:', '      macs: ["02:00:00:00:00:01", "02:00:00:00:00:02"]', '      learn: 7'), {
+    line: 5, column: 14, path: 'ports[0].security.learn', message: 'too many MACs: macs lists 2 and learn adds 7; at most 8 in all',
+  });
+});
+
+test('nativePolicy with security.learn: the listed then the learned MACs; learn set until N are learned', (t) => {
+  const cfg = { name: 'p', security: { macs: ['02:00:00:00:00:01'], learn: 2 } };
+  t.deepEqual(nativePolicy(cfg), { macs: ['02:00:00:00:00:01'], learn: true });
+  t.deepEqual(nativePolicy(cfg, ['02:00:00:00:00:0a']), { macs: ['02:00:00:00:00:01', '02:00:00:00:00:0a'], learn: true });
+  t.deepEqual(nativePolicy(cfg, ['02:00:00:00:00:0a', '02:00:00:00:00:0b']), { macs: ['02:00:00:00:00:01', '02:00:00:00:00:0a', '02:00:00:00:00:0b'] }, 'locked');
+  t.deepEqual(nativePolicy({ name: 'p', security: { learn: 1 } }), { macs: [], learn: true }, 'nothing allowed yet: every MAC goes up');
+});
+
 test('a security address that is not an IPv4 or IPv6 address (a prefix, a name) is refused', (t) => {
   assertOneIssue(t, yaml('ports:', '  - name: a', '    security:', '      ips: ["10.0.0.5/24"]'), {
     line: 4, column: 13, path: 'ports[0].security.ips[0]', message: 'expected an IPv4 or IPv6 address (no prefix length), got "10.0.0.5/24"',

@@ -4,9 +4,9 @@
 import test from 'ava';
 import { pino } from 'pino';
 import type { NativeAddon, NativeDatapath } from '../../src/switch/datapath/native.js';
-import { CreatedDevices, PortTable, type HostOps } from '../../src/switch/ports/ports.js';
+import { CreatedDevices, PortTable, type HostOps, type LearnedMacs } from '../../src/switch/ports/ports.js';
 
-function rig(logLines: string[] = []) {
+function rig(logLines: string[] = [], learned?: Record<string, LearnedMacs>) {
   const mtus: Array<[number, number]> = [];
   const policies: Array<[number, unknown]> = [];
   const closed: number[] = [];
@@ -54,6 +54,7 @@ function rig(logLines: string[] = []) {
     bridge: 'br-unit',
     log: pino({ level: 'info' }, { write: (line: string) => void logLines.push(line) }),
     host,
+    ...(learned ? { learned } : {}),
   });
   return { ports, closed, datapathClosed, mtus, policies };
 }
@@ -98,4 +99,53 @@ test('a port\'s policy goes to the datapath when it comes up and when reload cha
   t.deepEqual(policies.at(-1), [port.index, { policeRate: 1000, policeBurst: 2000 }], 'changed in place');
   ports.setPolicy(port, { name: 'br-unit', type: 'internal' });
   t.deepEqual(policies.at(-1), [port.index, {}], 'removed');
+});
+
+test('security.learn: the first N MACs are admitted to the datapath, the last one locks the port; reload and unlock', async (t) => {
+  const { ports, policies } = rig();
+  const cfg = { name: 'br-unit', type: 'internal' as const, security: { macs: ['02:00:00:00:00:01'], learn: 2 } };
+  const port = await ports.add(cfg, true, undefined, 42);
+  t.deepEqual(policies.at(-1), [port.index, { macs: ['02:00:00:00:00:01'], learn: true }], 'learning at attach');
+  t.is(ports.admitMac(port, '02:00:00:00:00:01'), 'allowed', 'a listed MAC takes no place');
+  t.is(ports.admitMac(port, '02:00:00:00:00:0a'), 'admitted');
+  t.deepEqual(policies.at(-1), [port.index, { macs: ['02:00:00:00:00:01', '02:00:00:00:00:0a'], learn: true }]);
+  t.is(ports.admitMac(port, '02:00:00:00:00:0a'), 'allowed', 'admitted once');
+  t.is(ports.admitMac(port, '02:00:00:00:00:0b'), 'admitted');
+  t.deepEqual(policies.at(-1), [port.index, { macs: ['02:00:00:00:00:01', '02:00:00:00:00:0a', '02:00:00:00:00:0b'] }], 'locked: learn off');
+  const writes = policies.length;
+  t.is(ports.admitMac(port, '02:00:00:00:00:0c'), 'refused', 'a third MAC is refused');
+  t.is(policies.length, writes, 'and nothing is written');
+  t.deepEqual(ports.learnedMacs(), { 'br-unit': { security: cfg.security, macs: ['02:00:00:00:00:0a', '02:00:00:00:00:0b'] } });
+
+  ports.setPolicy(port, { ...cfg, storm_control: { broadcast: 100 } });
+  t.deepEqual(port.learned, ['02:00:00:00:00:0a', '02:00:00:00:00:0b'], 'a reload that keeps the security settings keeps the lock');
+  t.false((policies.at(-1)![1] as { learn?: boolean }).learn ?? false);
+  ports.setPolicy(port, { ...cfg, security: { learn: 2 } });
+  t.deepEqual(port.learned, [], 'new security settings unlock it');
+  t.deepEqual(policies.at(-1), [port.index, { macs: [], learn: true }]);
+  t.is(ports.admitMac(port, '02:00:00:00:00:0c'), 'admitted');
+  t.true(ports.unlock(port));
+  t.deepEqual(policies.at(-1), [port.index, { macs: [], learn: true }], 'unlock: learning again');
+  t.is(ports.admitMac(port, '02:00:00:00:00:0d'), 'admitted');
+  t.is(ports.admitMac({ ...port, cfg: { name: 'x' }, learned: [] }, '02:00:00:00:00:0e'), 'allowed', 'a port without learn admits nothing');
+});
+
+test('security.learn: a restart keeps what a port learned under the same settings, not under others', async (t) => {
+  const { ports: first } = rig();
+  const sec = { learn: 1 };
+  const a = await first.add({ name: 'br-unit', type: 'internal', security: sec }, true, undefined, 42);
+  first.admitMac(a, '02:00:00:00:00:0a');
+  const handed = JSON.parse(JSON.stringify(first.learnedMacs())) as Record<string, LearnedMacs>;
+  handed['other'] = { security: sec, macs: ['02:00:00:00:00:0b'] };
+
+  const same = rig([], { ...handed });
+  const next = same.ports;
+  const b = await next.add({ name: 'br-unit', type: 'internal', security: sec }, true, undefined, 43);
+  t.deepEqual(b.learned, ['02:00:00:00:00:0a']);
+  t.deepEqual(same.policies.at(-1), [b.index, { macs: ['02:00:00:00:00:0a'] }], 'locked from the start');
+  t.is(next.admitMac(b, '02:00:00:00:00:0c'), 'refused');
+
+  const other = rig([], { ...handed }).ports;
+  const c = await other.add({ name: 'br-unit', type: 'internal', security: { learn: 2 } }, true, undefined, 44);
+  t.deepEqual(c.learned, [], 'learned under other settings: forgotten');
 });

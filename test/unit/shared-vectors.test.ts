@@ -18,7 +18,7 @@ interface FlowVector { name: string; hash: BondHash; frame: string; bucket: numb
 type VectorPort = { mode: 'access'; access_vlan: number } | { mode: 'trunk'; trunks: number[]; native_vlan: number };
 interface VlanVector { name: string; port: VectorPort; frame: string; vlan?: number; drop?: string }
 interface Constants { max_ports: number; bond_buckets: number; fdb_flag_static: number; fnv_offset: string; fnv_prime: string; max_mtu: number }
-interface PolicyVector { name: string; policy: { macs?: string[]; ips?: string[] }; frame: string; verdict: string }
+interface PolicyVector { name: string; policy: { macs?: string[]; ips?: string[]; learn?: boolean }; frame: string; verdict: string }
 interface Vectors { constants: Constants; flow: FlowVector[]; vlan: VlanVector[]; policy: PolicyVector[] }
 
 // dist/test/unit/ -> the repository root (ava runs the compiled tests).
@@ -82,6 +82,6 @@ test('shared vectors: ingressVlan puts every frame in its VLAN or drops it', (t)
 // reasons it names are the control plane's list, which sums them from both paths.
 test('shared vectors: every port security verdict is ok or a policy drop reason the control plane knows', (t) => {
   t.true(vectors.policy.length >= 30);
-  for (const v of vectors.policy) t.true(v.verdict === 'ok' || (POLICY_DROP_REASONS as readonly string[]).includes(v.verdict), v.name);
+  for (const v of vectors.policy) t.true(v.verdict === 'ok' || v.verdict === 'learn' || (POLICY_DROP_REASONS as readonly string[]).includes(v.verdict), v.name);
   for (const r of ['spoofed_mac', 'spoofed_ip', 'spoofed_arp', 'spoofed_nd']) t.true(vectors.policy.some((v) => v.verdict === r), `a vector for ${r}`);
 });

@@ -82,5 +82,14 @@ add('macs only: na with another target MAC', MACS, eth(0x86dd, ipv6('fd00::9', '
 add('ips only: any MAC', IPS, eth(0x0800, ipv4(ip5, bc, 17, udp(9, 9)), { src: B }), 'ok');
 add('ips only: another IP', IPS, eth(0x0800, ipv4(ip6, bc, 17, udp(9, 9)), { src: B }), 'spoofed_ip');
 add('ips only: ipv6 with no address bound', IPS, eth(0x86dd, ipv6('fd00::5', 'fd00::1', 17, udp(9, 9))), 'spoofed_ip');
+// security.learn as the datapath has it: macs = listed and learned so far, learn = not locked yet.
+const LEARNING = { macs: [], learn: true };
+const LEARNED = { macs: [mac(A)], learn: true };
+add('learning, nothing admitted: any MAC goes up', LEARNING, eth(0x0800, ipv4(ip5, bc, 17, udp(9, 9))), 'learn');
+add('learning: its admitted MAC', LEARNED, eth(0x0800, ipv4(ip5, bc, 17, udp(9, 9))), 'ok');
+add('learning: another MAC goes up', LEARNED, eth(0x0800, ipv4(ip5, bc, 17, udp(9, 9)), { src: B }), 'learn');
+add('learning: arp from its MAC with another sender MAC', LEARNED, eth(0x0806, arp(1, B, ip5, [10, 0, 0, 1])), 'spoofed_arp');
+add('learning with ips: its MAC, another IP', { ...LEARNED, ips: ['10.0.0.5'] }, eth(0x0800, ipv4(ip6, bc, 17, udp(9, 9))), 'spoofed_ip');
+add('locked (learn done): another MAC', MACS, eth(0x0800, ipv4(ip5, bc, 17, udp(9, 9)), { src: B }), 'spoofed_mac');
 
 process.stdout.write(`[\n${v.map((x) => `    ${JSON.stringify(x)}`).join(',\n')}\n  ]\n`);

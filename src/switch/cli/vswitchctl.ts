@@ -14,6 +14,8 @@ commands:
                                           settings and what each dropped
   port add NAME [--vlan N | --trunks 10,20 [--native-vlan N]] [--type tap|veth]
   port del NAME
+  port unlock NAME                        port security learn: forget the MACs the port learned and
+                                          is locked to; it learns its first N again
   vlan show                               VLANs and their member ports
   bond show [NAME]                        bond legs, active leg, LACP actor/partner state, per-leg tx
   mirror show                             mirrors: selection, output, frames/bytes copied, copies lost
@@ -119,6 +121,8 @@ export function toRequest(words: string[], o: Record<string, string | undefined>
       return { cmd: 'port.add', args: pick({ name: need(arg, 'NAME'), type: o.type, vlan, trunks, native_vlan: nativeVlan }) };
     case 'port del':
       return { cmd: 'port.del', args: { name: need(arg, 'NAME') } };
+    case 'port unlock':
+      return { cmd: 'port.unlock', args: { name: need(arg, 'NAME') } };
     case 'vlan show':
       return { cmd: 'vlan.show', args: {} };
     case 'bond show':
@@ -240,13 +244,17 @@ function render(cmd: string, result: unknown): string {
       ...r.needsRestart.map((k) => `not applied until restart: ${k}`),
     ].join('\n') + '\n';
   }
+  if (cmd === 'port.unlock') {
+    const r = result as { port: string; forgot: string[] };
+    return `port ${r.port} unlocked (forgot ${r.forgot.length ? r.forgot.join(' ') : 'nothing'}): it learns its MACs again\n`;
+  }
   if (Array.isArray(result)) return table(result as Record<string, unknown>[]);
   if (cmd === 'version') return `vswitchd ${(result as { version: string }).version}\n`;
   return table([result as Record<string, unknown>]);
 }
 
 type PolicyView = {
-  security?: { macs?: string[]; ips?: string[] };
+  security?: { macs?: string[]; ips?: string[]; learn?: number; learned?: string[]; locked?: boolean };
   storm_control?: Record<string, number>;
   policing?: { rate_kbps: number; burst_kb: number };
   drops: Record<string, number>;
@@ -255,6 +263,7 @@ type PolicyView = {
 function policySummary(p: PolicyView): string {
   const parts: string[] = [];
   if (p.security?.macs) parts.push(`macs ${p.security.macs.length}`);
+  if (p.security?.learn !== undefined) parts.push(`learned ${p.security.learned?.length ?? 0}/${p.security.learn}${p.security.locked ? ' locked' : ''}`);
   if (p.security?.ips) parts.push(`ips ${p.security.ips.length}`);
   if (p.storm_control) parts.push(`storm ${Object.entries(p.storm_control).map(([k, v]) => `${k}=${v}/s`).join(',')}`);
   if (p.policing) parts.push(`policing ${p.policing.rate_kbps}kbps`);
@@ -265,8 +274,14 @@ function policySummary(p: PolicyView): string {
 function policyText(p: PolicyView): string {
   const lines: string[] = [];
   if (p.security) {
-    lines.push(`security: macs ${p.security.macs?.join(' ') ?? 'any'}; ips ${p.security.ips?.join(' ') ?? 'any'}`);
-    lines.push(`  dropped: spoofed_mac ${p.drops['spoofed_mac']}, spoofed_ip ${p.drops['spoofed_ip']}, spoofed_arp ${p.drops['spoofed_arp']}, spoofed_nd ${p.drops['spoofed_nd']}`);
+    const s = p.security;
+    const macs = s.learn === undefined ? s.macs?.join(' ') ?? 'any' : [...(s.macs ?? []), ...(s.learned ?? [])].join(' ') || 'none yet';
+    lines.push(`security: macs ${macs}; ips ${s.ips?.join(' ') ?? 'any'}`);
+    if (s.learn !== undefined) {
+      lines.push(`  learned: ${s.learned?.length ? s.learned.join(' ') : 'none'} (${s.learned?.length ?? 0} of ${s.learn}${s.locked ? ', locked' : ', learning'})`);
+    }
+    lines.push(`  dropped: spoofed_mac ${p.drops['spoofed_mac']}, spoofed_ip ${p.drops['spoofed_ip']}, spoofed_arp ${p.drops['spoofed_arp']}, spoofed_nd ${p.drops['spoofed_nd']}` +
+      (s.learn !== undefined ? `, mac_learning ${p.drops['mac_learning']}` : ''));
   }
   if (p.storm_control) {
     lines.push(`storm_control: ${Object.entries(p.storm_control).map(([k, v]) => `${k} ${v} frames/s`).join(', ')}`);

@@ -35,6 +35,12 @@ export interface PortSecurityConfig {
   macs?: string[];
   /** Source IPv4/IPv6 addresses; absent: any. DHCP clients, link-local and :: always pass. */
   ips?: string[];
+  /**
+   * "Sticky": the first `learn` source MACs the port sends from (beyond `macs`) are learned
+   * and the port is then locked to them, until a reload changes `security` or
+   * `vswitchctl port unlock`. Absent: only `macs`.
+   */
+  learn?: number;
 }
 
 /** Frames/s entering from the port, per class; absent: no cap. */
@@ -315,6 +321,7 @@ const securitySchema = section({
   ips: z.array(z.string({ error: expected('an IPv4 or IPv6 address') }), {
     error: expected(`a list of IPv4 and IPv6 addresses (up to ${MAX_SECURITY_IPS} of each)`),
   }).optional(),
+  learn: intIn(1, MAX_SECURITY_MACS).optional(),
 });
 
 const stormSchema = section({
@@ -658,6 +665,12 @@ function checkPortSecurity(port: Raw, path: Path): Problem[] {
       const problem = typeof mac === 'string' ? macProblem(mac, 'a port\'s source MAC') : undefined;
       if (problem !== undefined) problems.push({ path: [...path, 'security', 'macs', j], message: problem });
     });
+  }
+  // The listed and the learned MACs share the datapath's VSW_POLICY_MACS places.
+  const learn = sec['learn'];
+  const listed = Array.isArray(macs) ? macs.length : 0;
+  if (typeof learn === 'number' && Number.isInteger(learn) && learn >= 1 && learn <= MAX_SECURITY_MACS && listed <= MAX_SECURITY_MACS && listed + learn > MAX_SECURITY_MACS) {
+    problems.push({ path: [...path, 'security', 'learn'], message: `too many MACs: macs lists ${listed} and learn adds ${learn}; at most ${MAX_SECURITY_MACS} in all` });
   }
   const ips = sec['ips'];
   if (Array.isArray(ips)) {
@@ -1009,12 +1022,13 @@ function finish(data: Parsed): SwitchConfig {
 /** MACs lowercase; security without a key is no security. */
 function finishPort(p: Parsed['ports'][number]): PortConfig {
   const { security, ...rest } = p;
-  if (!security || (security.macs === undefined && security.ips === undefined)) return rest;
+  if (!security || (security.macs === undefined && security.ips === undefined && security.learn === undefined)) return rest;
   return {
     ...rest,
     security: {
       ...(security.macs !== undefined ? { macs: security.macs.map((m) => m.toLowerCase()) } : {}),
       ...(security.ips !== undefined ? { ips: security.ips } : {}),
+      ...(security.learn !== undefined ? { learn: security.learn } : {}),
     },
   };
 }

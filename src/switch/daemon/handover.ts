@@ -13,7 +13,7 @@ import { fstatSync, ftruncateSync, readFileSync, readSync, writeSync } from 'nod
 import type { Logger } from 'pino';
 import type { NativeAddon } from '../datapath/native.js';
 import type { PeerChanges } from '../ports/hygiene.js';
-import type { AttachedAs } from '../ports/ports.js';
+import type { AttachedAs, LearnedMacs } from '../ports/ports.js';
 import type { VlanMode } from '../types.js';
 
 /** The maps, by the names they are handed over with (the addon's handoverFds()). */
@@ -93,6 +93,8 @@ export interface HandoverState {
   fdbStats?: Record<string, unknown>;
   /** Each mirror's counters (the hot loop's), by name. */
   mirrors?: Record<string, { frames: number; bytes: number; lost: Record<string, number> }>;
+  /** security.learn: the MACs each port learned and is locked to, with the settings they were learned under. */
+  learned?: Record<string, LearnedMacs>;
   savedAtMs: number;
 }
 

@@ -179,7 +179,7 @@ export class Switch implements SwitchApi {
     }
     this.datapath = datapath;
     const created = new CreatedDevices(path.join(path.dirname(config.control.socket), `${config.bridge}.devices.json`));
-    this.ports = new PortTable({ native: this.native, created, datapath: this.datapath, xdpMode: config.datapath.xdp_mode, fastPath: config.datapath.fast_path, bridge: config.bridge, log });
+    this.ports = new PortTable({ native: this.native, created, datapath: this.datapath, xdpMode: config.datapath.xdp_mode, fastPath: config.datapath.fast_path, bridge: config.bridge, log, ...(state?.learned ? { learned: { ...state.learned } } : {}) });
     this.fdb = new FdbManager({
       table: nativeFdbTable(this.datapath),
       clock: this.clock,
@@ -396,6 +396,7 @@ export class Switch implements SwitchApi {
       workers: this.workerCounters() as unknown as Record<string, number>[],
       fdbStats: this.fdb.stats as unknown as Record<string, unknown>,
       mirrors: Object.fromEntries(this.mirrorTable.rows(this.mirrorPorts()).map((m) => [m.name, { frames: m.frames, bytes: m.bytes, lost: m.lost }])),
+      learned: this.ports.learnedMacs(),
       savedAtMs: this.clock.nowMs(),
     };
     this.handover.writeState(state);
@@ -747,7 +748,9 @@ export class Switch implements SwitchApi {
   /** Security, storm control and policing of a running port: in place, at once. */
   private changePortPolicy(port: Port, cfg: PortConfig, changes: string[]): void {
     const keys = (['security', 'storm_control', 'policing'] as const).filter((k) => JSON.stringify(port.cfg[k]) !== JSON.stringify(cfg[k]));
+    const unlocked = keys.includes('security') && port.learned.length > 0;
     this.ports.setPolicy(port, cfg);
+    if (unlocked) this.forgetLearned(port, 'its security settings changed');
     changes.push(`port ${port.name} ${keys.map((k) => `${k} ${JSON.stringify(cfg[k] ?? null)}`).join(', ')}`);
   }
 
@@ -785,11 +788,50 @@ export class Switch implements SwitchApi {
     changes.push(`port ${port.name} vlan ${JSON.stringify(port.vlan)}`);
   }
 
+  /** `vswitchctl port unlock NAME`: the port learns its first security.learn MACs again. */
+  unlockPort(name: string): { port: string; forgot: string[] } {
+    const port = this.ports.byName(name);
+    if (!port) throw new Error(`no port named ${name}`);
+    const forgot = port.learned;
+    if (!this.ports.unlock(port)) throw new Error(`port ${name} does not learn its MACs (no security.learn)`);
+    this.forgetLearned(port, 'vswitchctl port unlock', forgot);
+    return { port: name, forgot };
+  }
+
+  /** After a port's learned MACs were forgotten: their FDB entries go too, and the next daemon is told. */
+  private forgetLearned(port: Port, why: string, forgot: string[] = []): void {
+    this.fdb.flushPort(port.index);
+    this.log.info({ port: port.name, forgot, learn: port.cfg.security?.learn }, `port security unlocked (${why}): learning its first MACs again`);
+    this.saveLearned();
+  }
+
+  /**
+   * security.learn: a MAC reported from a learning port is admitted (the datapath allows
+   * it from now on; the last place locks the port, logged once) or, once the port is
+   * locked to others, refused: not learned (its frames are dropped as spoofed_mac).
+   */
+  private admitLearned(port: Port, mac: string): boolean {
+    const result = this.ports.admitMac(port, mac);
+    if (result !== 'admitted') return result === 'allowed';
+    const learn = port.cfg.security!.learn!;
+    if (port.learned.length >= learn) this.log.warn({ port: port.name, macs: port.learned, learn }, `port security locked: ${port.learned.length} of ${learn} MACs learned, frames from any other source MAC are dropped (spoofed_mac)`);
+    else this.log.info({ port: port.name, mac, learned: port.learned.length, learn }, 'port security learned a MAC');
+    this.saveLearned();
+    return true;
+  }
+
+  /** The next daemon keeps what was learned even if this one stops within the second (the aging timer saves too). Not while starting: the state would lack the ports not added yet. */
+  private saveLearned(): void {
+    if (this.agingTimer) this.saveState();
+  }
+
   private onLearn(events: LearnEvent[]): void {
     const outputs = this.mirrorTable.outputs();
     for (const ev of events) {
       // Reported before the port became a mirror's output: it is never learned on.
       if (outputs.size && outputs.has(this.ports.get(ev.port)?.name ?? '')) continue;
+      const port = this.ports.get(ev.port);
+      if (port?.cfg.security?.learn !== undefined && !this.admitLearned(port, ev.mac)) continue;
       const result = this.fdb.learn(ev);
       this.learnResults[result] = (this.learnResults[result] ?? 0) + 1;
       if (result === 'learned' || result === 'moved') {

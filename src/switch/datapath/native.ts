@@ -147,6 +147,8 @@ export interface NativeDatapath {
 /** A port's policy as the datapath takes it (struct port_policy in bpf/include/vswitchd_shared.h). */
 export interface NativePortPolicy {
   macs?: string[];
+  /** security.learn, not locked yet: a source MAC not in macs goes to the hot loop, which reports it to be admitted (VSW_POL_LEARN). */
+  learn?: boolean;
   ips?: string[];
   /** Frames/s: broadcast, multicast, unknown unicast; 0: no cap. */
   storm?: [number, number, number];

@@ -66,7 +66,7 @@ function portRow(p: Port, mirror?: 'output' | 'source') {
 
 /** A port's row with its security, storm control and policing settings and their drops. */
 function withPolicy(p: Port, drops: Record<string, number> | undefined, mirror?: 'output' | 'source') {
-  const policy = policyView(p.cfg, drops);
+  const policy = policyView(p.cfg, drops, p.learned);
   return { ...portRow(p, mirror), ...(policy ? { policy } : {}) };
 }
 
@@ -98,6 +98,7 @@ const handlers: Record<string, Handler> = {
     await sw.removePort(name);
     return { removed: name };
   },
+  'port.unlock': (sw, args) => sw.unlockPort(required(optString(args, 'name'), 'name')),
   'vlan.show': (sw) => sw.vlans(),
   'bond.show': (sw, args) => sw.bondStatus(optString(args, 'name')),
   'mirror.show': (sw) => sw.mirrors(),

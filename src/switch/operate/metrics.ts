@@ -151,6 +151,27 @@ export function buildRegistry(sw: SwitchApi): Registry {
       for (const p of sw.ports.list()) this.set({ port: p.name }, p.up ? 1 : 0);
     },
   });
+  // Port security learn: N, beside the drops (a MAC is never a label: the list is in `port show`).
+  new Gauge({
+    name: 'vswitchd_port_security_learned_macs',
+    help: 'Source MACs a port with security.learn has learned and is locked to (it is locked when this reaches vswitchd_port_security_learn_limit)',
+    labelNames: ['port'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const p of sw.ports.list()) if (p.cfg.security?.learn !== undefined) this.set({ port: p.name }, p.learned.length);
+    },
+  });
+  new Gauge({
+    name: 'vswitchd_port_security_learn_limit',
+    help: 'security.learn of a port: how many source MACs it learns before it is locked',
+    labelNames: ['port'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const p of sw.ports.list()) if (p.cfg.security?.learn !== undefined) this.set({ port: p.name }, p.cfg.security.learn);
+    },
+  });
   // Busy ratio and mean batch since the previous scrape (since start on the first one).
   const previous: WorkerCounters[] = [];
   const sinceLast = () =>

@@ -46,6 +46,8 @@ export interface SwitchApi {
   readonly fdb: Pick<FdbManager, 'size' | 'stats' | 'flush' | 'addStatic' | 'removeStatic'>;
   addPort(cfg: PortConfig): Promise<Port>;
   removePort(name: string): Promise<void>;
+  /** security.learn: forgets the MACs the port learned (it learns its first N again). */
+  unlockPort(name: string): { port: string; forgot: string[] };
   reload(): Promise<ReloadResult>;
   vlans(): VlanRow[];
   bondStatus(name?: string): BondReport[];

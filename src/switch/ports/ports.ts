@@ -1,9 +1,9 @@
 // The switch's ports: bringing a device under the datapath and taking it off.
-import { nativePolicy } from './policy.js';
+import { admission, nativePolicy } from './policy.js';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Logger } from 'pino';
-import type { BondConfig, PortConfig } from '../config/config.js';
+import type { BondConfig, PortConfig, PortSecurityConfig } from '../config/config.js';
 import { vlanMode } from '../l2/vlan-rules.js';
 import * as hygiene from './hygiene.js';
 import type { PeerChanges } from './hygiene.js';
@@ -57,6 +57,14 @@ export interface Port {
   adopted?: boolean;
   /** How it was put in the datapath, for the next daemon's early start (src/switch/daemon/early.ts). */
   attached?: AttachedAs;
+  /** security.learn: the MACs it learned and is locked to (in order; at most learn of them). */
+  learned: string[];
+}
+
+/** A port's learned MACs as a restart hands them over, with the security settings they were learned under. */
+export interface LearnedMacs {
+  security: PortSecurityConfig;
+  macs: string[];
 }
 
 /** What a restart's early start needs to put a port back in the datapath before the config is read. */
@@ -143,6 +151,8 @@ export interface PortOptions {
   log: Logger;
   /** Device operations (ip link, ethtool, peer programs); tests inject fakes. */
   host?: HostOps;
+  /** What the daemon before a restart had learned (security.learn), by port: kept where the settings are the same. */
+  learned?: Record<string, LearnedMacs>;
 }
 
 export type HostOps = Pick<typeof hygiene, 'createPuntPair' | 'deleteLink' | 'linkInfo' | 'prepareDevice' | 'restorePeer' | 'setLinkUp' | 'puntPairExists'> & Partial<Pick<typeof hygiene, 'linkInfos'>>;
@@ -201,7 +211,7 @@ export class PortTable {
     if (this.byName(cfg.name)) throw new Error(`port ${cfg.name} already exists`);
     const index = adopt && !this.byIndex.has(adopt.index) ? adopt.index : this.freeIndex();
     const kind: PortKind = isInternal ? 'internal' : (cfg.type ?? 'veth');
-    const port: Port = { index, name: cfg.name, kind, vlan: vlanMode(cfg), cfg, queues: 0, xdpMode: 'none', owners: [], up: false, created: false, ...(bond ? { bond } : {}) };
+    const port: Port = { index, name: cfg.name, kind, vlan: vlanMode(cfg), cfg, queues: 0, xdpMode: 'none', owners: [], up: false, created: false, learned: this.carriedLearned(cfg), ...(bond ? { bond } : {}) };
     if (isInternal) {
       // The host stack's leg: a tap whose fd we hold; it vanishes with the process.
       port.tapFd = internalTapFd ?? this.opts.native.openTap(cfg.name, false);
@@ -235,7 +245,7 @@ export class PortTable {
     const index = this.freeIndex();
     const portCfg = bondPortConfig(cfg);
     this.opts.datapath.addBond(index, cfg.name);
-    const port: Port = { index, name: cfg.name, kind: 'bond', vlan: vlanMode(portCfg), cfg: portCfg, queues: 0, xdpMode: 'bond', hook: 'bond', owners: [], up: true, created: false };
+    const port: Port = { index, name: cfg.name, kind: 'bond', vlan: vlanMode(portCfg), cfg: portCfg, queues: 0, xdpMode: 'bond', hook: 'bond', owners: [], up: true, created: false, learned: this.carriedLearned(portCfg) };
     this.byIndex.set(index, port);
     this.applyVlan(port);
     return port;
@@ -389,13 +399,53 @@ export class PortTable {
       ? { trunk: false, accessVlan: v.vlan, nativeVlan: 0, trunks: [] }
       : { trunk: true, accessVlan: 0, nativeVlan: v.nativeVlan ?? 0, trunks: v.trunks });
     this.opts.datapath.setPortActive(port.index, port.up);
-    this.opts.datapath.setPortPolicy(port.index, nativePolicy(port.cfg));
+    this.opts.datapath.setPortPolicy(port.index, nativePolicy(port.cfg, port.learned));
   }
 
-  /** Changes the port's security, storm control and policing in place (at once, buckets full). */
+  /**
+   * Changes the port's security, storm control and policing in place (at once, buckets full).
+   * New security settings unlock it (what it learned under the old ones is forgotten).
+   */
   setPolicy(port: Port, cfg: PortConfig): void {
+    if (JSON.stringify(port.cfg.security) !== JSON.stringify(cfg.security)) port.learned = [];
     port.cfg = cfg;
-    if (port.up) this.opts.datapath.setPortPolicy(port.index, nativePolicy(cfg));
+    if (port.up) this.opts.datapath.setPortPolicy(port.index, nativePolicy(cfg, port.learned));
+  }
+
+  /**
+   * A source MAC the datapath reported from the port (security.learn): 'admitted' adds it to
+   * the port's MACs in the datapath (the last place locks the port); 'refused': the port is
+   * locked to others; 'allowed': listed or learned already, or the port does not learn.
+   */
+  admitMac(port: Port, mac: string): 'allowed' | 'admitted' | 'refused' {
+    const result = admission(port.cfg.security, port.learned, mac);
+    if (result !== 'admitted') return result;
+    port.learned = [...port.learned, mac];
+    if (port.up) this.opts.datapath.setPortPolicy(port.index, nativePolicy(port.cfg, port.learned));
+    return result;
+  }
+
+  /** Forgets what the port learned: it learns its first N MACs again. False: it does not learn. */
+  unlock(port: Port): boolean {
+    if (port.cfg.security?.learn === undefined) return false;
+    port.learned = [];
+    if (port.up) this.opts.datapath.setPortPolicy(port.index, nativePolicy(port.cfg, port.learned));
+    return true;
+  }
+
+  /** The learned MACs a restart handed over for this port, if learned under the same settings (taken once). */
+  private carriedLearned(cfg: PortConfig): string[] {
+    const carried = this.opts.learned?.[cfg.name];
+    if (!carried) return [];
+    delete this.opts.learned![cfg.name];
+    const learn = cfg.security?.learn;
+    if (learn === undefined || JSON.stringify(carried.security) !== JSON.stringify(cfg.security)) return [];
+    return carried.macs.slice(0, learn);
+  }
+
+  /** Every port's learned MACs, for the next daemon (ports that learned none are left out). */
+  learnedMacs(): Record<string, LearnedMacs> {
+    return Object.fromEntries(this.list().filter((p) => p.learned.length && p.cfg.security).map((p) => [p.name, { security: p.cfg.security!, macs: p.learned }]));
   }
 
   /** Detaches the port and removes what we created. */
