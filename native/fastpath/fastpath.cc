@@ -457,15 +457,44 @@ FastCounters FastPath::counters(uint16_t index) const {
   return sum;
 }
 
+// The new policy is the current one with MACs appended (a learning port admitting one),
+// its flags at most losing VSW_POL_LEARN.
+static bool onlyAppendsMacs(const PortPolicy& now, const PortPolicy& next) {
+  if (next.n_macs < now.n_macs || ((now.flags ^ next.flags) & ~static_cast<__u32>(VSW_POL_LEARN)) != 0) return false;
+  PortPolicy a = now, b = next;
+  a.flags = b.flags = 0;
+  a.n_macs = b.n_macs = 0;
+  std::memset(&b.macs[now.n_macs], 0, sizeof(b.macs[0]) * (VSW_POLICY_MACS - now.n_macs));
+  std::memset(&a.macs[now.n_macs], 0, sizeof(a.macs[0]) * (VSW_POLICY_MACS - now.n_macs));
+  return std::memcmp(&a, &b, sizeof(a)) == 0;
+}
+
+static bool sameLimits(const PortPolicy& a, const PortPolicy& b) {
+  return std::memcmp(a.storm_pps, b.storm_pps, sizeof(a.storm_pps)) == 0 && a.police_rate == b.police_rate &&
+         a.police_burst == b.police_burst;
+}
+
 void FastPath::writePolicy(uint16_t index, const PortPolicy& policy) {
   if (!policies_ || index >= VSW_MAX_PORTS) return;
+  PortPolicy& live = policies_[index];
+  if (std::memcmp(&live, &policy, sizeof(policy)) == 0) return;  // a reload that kept it: buckets keep their state
+  if (live.flags != 0 && onlyAppendsMacs(live, policy)) {
+    // Admitting a learned MAC: the new MAC, then the count, then the flags, so a frame sees
+    // the old list or the new one and the checks never pause (a learning port stays locked
+    // to what it has) and the buckets keep their state.
+    for (int i = live.n_macs; i < policy.n_macs; i++) std::memcpy(live.macs[i], policy.macs[i], sizeof(live.macs[i]));
+    std::atomic_ref<__u8>(live.n_macs).store(policy.n_macs, std::memory_order_release);
+    std::atomic_ref<__u32>(live.flags).store(policy.flags, std::memory_order_release);
+    return;
+  }
+  const bool keep_buckets = live.flags != 0 && sameLimits(live, policy);
   // Off first, the new settings, then the flags: a frame never sees half of each.
   std::atomic_ref<__u32>(policies_[index].flags).store(0, std::memory_order_release);
   PortPolicy p = policy;
   const __u32 flags = p.flags;
   p.flags = 0;
   std::memcpy(&policies_[index], &p, sizeof(p));
-  std::memset(&buckets_[index], 0, sizeof(PortBuckets));
+  if (!keep_buckets) std::memset(&buckets_[index], 0, sizeof(PortBuckets));
   std::atomic_ref<__u32>(policies_[index].flags).store(flags, std::memory_order_release);
 }
 
