@@ -12,7 +12,7 @@ import { egressTagged, vlanMembers } from '../l2/vlan-rules.js';
 import { deleteLink, deviceCounters, ensureBpffs, puntNames, puntPairExists, restorePeer, setLinkAddress, stalePuntDevices } from '../ports/hygiene.js';
 import { KernelDrops, type PortDevices } from '../ports/kernel-drops.js';
 import type { EarlyStart, Inherited } from './early.js';
-import { Handover, inheritedFds, isLinkFdName, linkFdName, MAP_NAMES, programBuild, puntFdName, tapFdName, type HandedPort, type HandoverState, type SlowCounters } from './handover.js';
+import { Handover, inheritedFds, isLinkFdName, isXskFdName, linkFdName, MAP_NAMES, programBuild, puntFdName, puntXskFdName, tapFdName, xskFdName, xskNamesOf, type HandedPort, type HandoverState, type SlowCounters } from './handover.js';
 import { isLoopbackAddress, MetricsServer } from '../operate/metrics.js';
 import { bridgeMac } from '../l2/mac.js';
 import type { FdbRow, ReloadResult, SwitchApi, VlanRow } from '../operate/switch-api.js';
@@ -124,6 +124,11 @@ export class Switch implements SwitchApi {
       if (differs.length) early.fallback(`the config changed ${differs.join(', ')}`);
       early.release();
       this.early = early;
+    } else {
+      // Only the early start adopts the AF_XDP side; here the sockets get made anew, and
+      // the old ones must be released first (their queues are taken until then).
+      const dropped = this.handover.dropXsks();
+      if (dropped.length) log.info({ sockets: dropped.length }, 'the handed-over AF_XDP sockets and UMEM are released: new ones are made');
     }
     const refuse = state && (state.layout !== this.native.layoutVersion ? `map layout ${state.layout}, this build's is ${this.native.layoutVersion}`
       : state.bridge !== config.bridge ? `bridge ${state.bridge}` : state.fdbCapacity !== config.fdb.capacity ? `fdb.capacity ${state.fdbCapacity}` : undefined);
@@ -300,6 +305,8 @@ export class Switch implements SwitchApi {
       ...(puntLinkFd !== undefined ? { puntLinkFd } : {}),
       ...(this.keepPrograms ? { keepPrograms: true } : {}),
       ...(p.peerChanges ? { peerChanges: p.peerChanges } : {}),
+      // The datapath holds the handed-over sockets (the early start gave them): the port takes its own.
+      ...(this.early?.xsks ? { xsks: xskNamesOf(p) } : {}),
     };
   }
 
@@ -310,7 +317,9 @@ export class Switch implements SwitchApi {
    */
   private async reconcile(): Promise<void> {
     const handed = this.handed!;
-    this.datapath.releaseFastPorts();
+    // Handed-over sockets no port took are closed; the store lets go of them too.
+    const unclaimed = this.datapath.releaseFastPorts();
+    for (const name of unclaimed) this.handover.forget(name);
     this.ports.reserve(new Set());
     const removed: string[] = [];
     for (const p of handed.values()) {
@@ -368,12 +377,22 @@ export class Switch implements SwitchApi {
         else h.remove(fdName);
       }
     }
+    // The AF_XDP sockets: frames wait in their rings across a restart, the next daemon adopts them.
+    const xsks = new Map<string, number>();
+    for (const p of this.ports.list()) {
+      if (!p.up || p.kind === 'internal' || p.kind === 'bond') continue;
+      const fds = this.datapath.xskFds(p.index);
+      fds.device.forEach((fd, q) => xsks.set(xskFdName(p.name, q), fd));
+      if (fds.punt >= 0) xsks.set(puntXskFdName(p.name), fds.punt);
+    }
+    h.sync((name) => isXskFdName(name) && !name.startsWith('umem'), xsks);
     this.saveState();
   }
 
   private saveState(counters: Record<string, SlowCounters> = this.slowCounters(this.readPortCounters())): void {
     const state: HandoverState = {
       layout: this.native.layoutVersion,
+      xsk: this.native.xskLayout,
       programs: this.programs,
       bridge: this.config.bridge,
       fdbCapacity: this.config.fdb.capacity,
@@ -413,8 +432,9 @@ export class Switch implements SwitchApi {
     this.evpn?.detach();
     this.publishHandover();
     this.log.info({ reexec, handed_over: this.ports.list().length }, 'restarting: the datapath stays and is handed to the next daemon');
-    // The sockets go now, all at once (the exit would release them one after the other).
-    this.datapath.releaseSocketsForRestart();
+    // The workers let go of the sockets, whose rings the next daemon adopts as they are
+    // (in the store with the UMEM's memfd): nothing is closed, so the exit is quick.
+    this.datapath.quiesceForRestart();
     if (reexec) this.handover.reexec([process.execPath, ...process.execArgv, ...process.argv.slice(1)]);
     this.native.exitNow(0);
   }
@@ -524,6 +544,9 @@ export class Switch implements SwitchApi {
     for (const e of this.fdb.entries({ port: port.index })) this.fdb.removeStatic(e.vlan, e.mac);
     this.handover.remove(linkFdName(port.name));
     this.handover.remove(puntFdName(port.name));
+    // Out of the store before they are closed, or the store's copies keep them bound.
+    const xsks = xskNamesOf(port);
+    for (const name of [...xsks.device, xsks.punt]) if (name) this.handover.remove(name);
     delete this.counterBase[port.name];
     await this.ports.remove(port.index);
     // A later port of this index counts from 0 (a port whose device only came and went counts on).
