@@ -76,6 +76,18 @@ void mapUmemRings(int fd, const xdp_mmap_offsets& off, uint32_t fill_size, uint3
   comp->cached_cons = *comp->consumer;
 }
 
+// EBUSY: the queue's socket from before a restart that was not adopted is still bound;
+// it goes once the fd store's copy is closed, which the daemon asked for (FDSTOREREMOVE)
+// and systemd does a moment later. False with errno set on any other failure.
+bool bindWaitingForQueue(int fd, const sockaddr_xdp& sxdp) {
+  const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(2);
+  while (bind(fd, reinterpret_cast<const sockaddr*>(&sxdp), sizeof(sxdp)) != 0) {
+    if (errno != EBUSY || std::chrono::steady_clock::now() > until) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  return true;
+}
+
 }  // namespace
 
 Umem::Umem(uint32_t frames, const std::string& anchor_device, int adopt_memfd, int adopt_anchor_fd) : frames_(frames) {
@@ -133,7 +145,7 @@ Umem::Umem(uint32_t frames, const std::string& anchor_device, int adopt_memfd, i
   // XDP_USE_SG: frames longer than a chunk arrive (and are sent) as several
   // descriptors. Sockets sharing the UMEM inherit it (and copy mode, need_wakeup).
   sxdp.sxdp_flags = XDP_COPY | XDP_USE_NEED_WAKEUP | XDP_USE_SG;
-  if (sxdp.sxdp_ifindex == 0 || bind(anchor_fd_, reinterpret_cast<sockaddr*>(&sxdp), sizeof(sxdp)) != 0)
+  if (sxdp.sxdp_ifindex == 0 || !bindWaitingForQueue(anchor_fd_, sxdp))
     fail("binding the UMEM anchor socket to " + anchor_device);
 }
 
@@ -189,14 +201,8 @@ XskSocket::XskSocket(const Umem& umem, int ifindex, uint32_t queue, const RingSi
     sxdp.sxdp_queue_id = queue;
     sxdp.sxdp_flags = XDP_SHARED_UMEM;  // mode, need_wakeup and SG come from the anchor
     sxdp.sxdp_shared_umem_fd = umem.anchorFd();
-    // EBUSY: the queue's socket from before a restart that was not adopted is still
-    // bound; it goes once the fd store's copy is closed (the daemon asked for that).
-    const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(2);
-    while (bind(fd_, reinterpret_cast<sockaddr*>(&sxdp), sizeof(sxdp)) != 0) {
-      if (errno != EBUSY || std::chrono::steady_clock::now() > until)
-        fail("binding AF_XDP socket to ifindex " + std::to_string(ifindex) + " queue " + std::to_string(queue));
-      std::this_thread::sleep_for(std::chrono::milliseconds(2));
-    }
+    if (!bindWaitingForQueue(fd_, sxdp))
+      fail("binding AF_XDP socket to ifindex " + std::to_string(ifindex) + " queue " + std::to_string(queue));
   } catch (...) {
     unmapAll();
     close(fd_);
