@@ -207,7 +207,8 @@ function serve(native: NativeAddon, handover: Handover, original: Map<string, nu
   supervisor.start();
   // Where the early start's time went (the restart test logs it in its timeline).
   const took = { ...steps, ports_ms: tStart - tPorts, start_ms: native.monotonicMs() - tStart };
-  log.info({ ports: [...ports], took_ms: native.monotonicMs() - t0, steps: took, handed_over_ms_ago: native.monotonicMs() - state.savedAtMs, process_uptime_ms: Math.round(process.uptime() * 1000) },
+  const sockets = taken.filter((n) => isXskFdName(n) && !(UMEM_NAMES as readonly string[]).includes(n)).length;
+  log.info({ ports: [...ports], afxdp: adoptedXsks ? `UMEM and ${sockets} sockets adopted (frames waited in their rings)` : 'new UMEM and sockets', took_ms: native.monotonicMs() - t0, steps: took, handed_over_ms_ago: native.monotonicMs() - state.savedAtMs, process_uptime_ms: Math.round(process.uptime() * 1000) },
     'early start: the handed-over ports forward again; reading the config');
   return {
     state,
