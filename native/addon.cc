@@ -314,15 +314,18 @@ class DatapathWrap : public Napi::ObjectWrap<DatapathWrap> {
       policy.Set(kDropReasonNames[kDropSpoofedMac + i], static_cast<double>(fc.policy_drops[i]));
     fast.Set("policy", policy);
     o.Set("fast", fast);
-    const XskStats xs = d.xskStats(port);
-    auto xsk = Napi::Object::New(env);
-    xsk.Set("rx_dropped", static_cast<double>(xs.rx_dropped));
-    xsk.Set("rx_invalid_descs", static_cast<double>(xs.rx_invalid_descs));
-    xsk.Set("tx_invalid_descs", static_cast<double>(xs.tx_invalid_descs));
-    xsk.Set("rx_ring_full", static_cast<double>(xs.rx_ring_full));
-    xsk.Set("rx_fill_ring_empty_descs", static_cast<double>(xs.rx_fill_ring_empty));
-    xsk.Set("tx_ring_empty_descs", static_cast<double>(xs.tx_ring_empty));
-    o.Set("xsk", xsk);
+    auto xskObject = [&](const XskStats& xs) {
+      auto xsk = Napi::Object::New(env);
+      xsk.Set("rx_dropped", static_cast<double>(xs.rx_dropped));
+      xsk.Set("rx_invalid_descs", static_cast<double>(xs.rx_invalid_descs));
+      xsk.Set("tx_invalid_descs", static_cast<double>(xs.tx_invalid_descs));
+      xsk.Set("rx_ring_full", static_cast<double>(xs.rx_ring_full));
+      xsk.Set("rx_fill_ring_empty_descs", static_cast<double>(xs.rx_fill_ring_empty));
+      xsk.Set("tx_ring_empty_descs", static_cast<double>(xs.tx_ring_empty));
+      return xsk;
+    };
+    o.Set("xsk", xskObject(d.xskStats(port)));
+    o.Set("xskLive", xskObject(d.xskLiveStats(port)));
     return o;
   }
 

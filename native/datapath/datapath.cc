@@ -314,6 +314,15 @@ XskStats Datapath::xskStats(uint16_t port) {
   return sum;
 }
 
+XskStats Datapath::xskLiveStats(uint16_t port) {
+  std::lock_guard<std::mutex> lock(control_mu_);
+  XskStats sum;
+  if (port >= kMaxPorts) return sum;
+  for (const auto& q : ports_[port].queues)
+    if (q->xsk) sum += q->xsk->statistics();
+  return sum;
+}
+
 Datapath::~Datapath() {
   for (int i = 0; i < kMaxPorts; i++) {
     if (ports_[i].name.empty()) continue;

@@ -335,6 +335,9 @@ class Datapath {
   // before (a port index keeps its counts across sockets, as its hot-loop
   // counters do), so they never go backwards.
   XskStats xskStats(uint16_t port);
+  // Only the sockets it has now (after a restart that adopted them, they count on from
+  // what the previous daemon already reported: the next daemon subtracts this from theirs).
+  XskStats xskLiveStats(uint16_t port);
 
   // Restarts (main thread): the fds handed over to the next daemon.
   FastMapFds fastMapFds() const { return fast_->mapFds(); }

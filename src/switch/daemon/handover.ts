@@ -67,6 +67,8 @@ export interface HandedPort {
   vlan?: VlanMode;
   punt?: { near: string; far: string };
   attached?: AttachedAs;
+  /** Its live sockets' XDP_STATISTICS as counted in `counters`: adopted, they count on from these. */
+  xskLive?: Record<string, number>;
 }
 
 /** The datapath's settings, so that the early start can build it before the config is read. */

@@ -16,7 +16,7 @@ import { Handover, inheritedFds, isLinkFdName, isXskFdName, linkFdName, MAP_NAME
 import { isLoopbackAddress, MetricsServer } from '../operate/metrics.js';
 import { bridgeMac } from '../l2/mac.js';
 import type { FdbRow, ReloadResult, SwitchApi, VlanRow } from '../operate/switch-api.js';
-import { bpfObjectPath, loadNative, type NativeAddon, type NativeDatapath, type NativePortCounters, type PortCounters, type WorkerCounters } from '../datapath/native.js';
+import { bpfObjectPath, loadNative, type NativeAddon, type NativeDatapath, type NativePortCounters, type PortCounters, type WorkerCounters, type XskCounters } from '../datapath/native.js';
 import { LinkMonitor, type LinkEvent } from '../ports/link-monitor.js';
 import { BondManager, readCarrier } from '../bond/manager.js';
 import { CreatedDevices, PortTable, bondPortConfig, type AdoptedPort, type Port } from '../ports/ports.js';
@@ -88,6 +88,8 @@ export class Switch implements SwitchApi {
   private handed?: Map<string, HandedPort>;
   /** The hot loop's counters as the previous daemon left them: counted on from. */
   private counterBase: Record<string, SlowCounters> = {};
+  /** Per port: its adopted sockets' counts when the previous daemon last saved them (counted in counterBase). */
+  private readonly xskStart = new Map<string, Record<string, number>>();
   private workerBase: Record<string, number>[] = [];
   /** Handed-over links given to ports at start; reconcile() drops those no port took. */
   private readonly adoptedLinks = new Map<string, number>();
@@ -163,6 +165,7 @@ export class Switch implements SwitchApi {
         datapath ??= new this.native.Datapath({ ...options, adopt: maps });
         this.handed = new Map(state.ports.map((p) => [p.name, p]));
         this.counterBase = state.counters ?? {};
+        if (early?.xsks) for (const p of state.ports) if (p.xskLive) this.xskStart.set(p.name, p.xskLive);
         if (state.workers?.length === config.workers) this.workerBase = state.workers;
         this.keepPrograms = state.programs === this.programs;
         log.info({ ports: state.ports.length, early: early ? [...early.ports] : false, programs: this.keepPrograms ? 'kept (same build)' : 'replaced (another build)', fdb_entries: datapath.fdbInfo().size, handed_over_ms_ago: this.clock.nowMs() - state.savedAtMs, process_uptime_ms: Math.round(process.uptime() * 1000) }, 'adopting the running datapath');
@@ -389,7 +392,7 @@ export class Switch implements SwitchApi {
     this.saveState();
   }
 
-  private saveState(counters: Record<string, SlowCounters> = this.slowCounters(this.readPortCounters())): void {
+  private saveState(raw = this.readPortCounters(), counters: Record<string, SlowCounters> = this.slowCounters(raw)): void {
     const state: HandoverState = {
       layout: this.native.layoutVersion,
       xsk: this.native.xskLayout,
@@ -410,6 +413,7 @@ export class Switch implements SwitchApi {
         vlan: p.vlan,
         ...(p.punt ? { punt: p.punt } : {}),
         ...(p.attached ? { attached: p.attached } : {}),
+        ...(raw.get(p.name) ? { xskLive: { ...raw.get(p.name)!.xskLive } } : {}),
       })),
       counters,
       workers: this.workerCounters() as unknown as Record<string, number>[],
@@ -548,6 +552,7 @@ export class Switch implements SwitchApi {
     const xsks = xskNamesOf(port);
     for (const name of [...xsks.device, xsks.punt]) if (name) this.handover.remove(name);
     delete this.counterBase[port.name];
+    this.xskStart.delete(port.name);
     await this.ports.remove(port.index);
     // A later port of this index counts from 0 (a port whose device only came and went counts on).
     this.datapath.resetPortIndex(port.index);
@@ -829,7 +834,10 @@ export class Switch implements SwitchApi {
   private slowCounters(raw: Map<string, NativePortCounters>): Record<string, SlowCounters> {
     const out: Record<string, SlowCounters> = {};
     for (const p of this.ports.list()) {
-      const { fast: _fast, xsk, ...hot } = raw.get(p.name)!;
+      const { fast: _fast, xsk: xskAll, xskLive: _live, ...hot } = raw.get(p.name)!;
+      // Sockets adopted after a restart count on: what they had counted is in the base already.
+      const start = this.xskStart.get(p.name);
+      const xsk = start ? Object.fromEntries(Object.entries(xskAll).map(([k, v]) => [k, Math.max(0, v - (start[k] ?? 0))])) as unknown as XskCounters : xskAll;
       // redirect_failed is a fast counter (the programs count it), added by portCounters.
       const { redirect_failed: _redirect, ...kernel } = this.kernelDrops.reasons(p.index, xsk, 0, this.portDevices(p));
       const now: SlowCounters = { ...hot, drops: { ...hot.drops, ...kernel } };
@@ -897,7 +905,7 @@ export class Switch implements SwitchApi {
       };
     }
     // What a scrape showed is never more than what a crash right now would hand over.
-    if (this.supervisor) this.saveState(slowAll);
+    if (this.supervisor) this.saveState(raw, slowAll);
     return out;
   }
 

@@ -28,6 +28,8 @@ export interface NativePortCounters extends PathCounters {
   fast: PathCounters & { redirect_failed: number; mac_limit: number; policy: Record<string, number> };
   /** The port's AF_XDP sockets' XDP_STATISTICS, over every socket it had. */
   xsk: XskCounters;
+  /** The same of the sockets it has now only (a restart hands them over: they count on). */
+  xskLive: XskCounters;
 }
 
 /** A port's counters as reported to users: both paths together, and each apart. */
