@@ -503,9 +503,9 @@ class DatapathWrap : public Napi::ObjectWrap<DatapathWrap> {
     return o;
   }
 
-  void QuiesceForRestart(const Napi::CallbackInfo& info) {
+  Napi::Value QuiesceForRestart(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
-    guarded(env, [&] { dp(env).quiesceForRestart(); return 0; });
+    return Napi::Number::New(env, static_cast<double>(guarded(env, [&] { return dp(env).quiesceForRestart(); })));
   }
 
   // A port's AF_XDP sockets (a restart hands them over): { device: [fd per queue], punt: fd | -1 }.

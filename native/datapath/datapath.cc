@@ -255,7 +255,7 @@ void Datapath::resetPortIndex(uint16_t index) {
   xsk_base_[index] = XskStats{};
 }
 
-void Datapath::quiesceForRestart() {
+uint64_t Datapath::quiesceForRestart() {
   hold_fast_ports_ = true;  // the next daemon adopts the tables as they are
   parked_.store(true, std::memory_order_seq_cst);
   wakeAll();
@@ -263,14 +263,21 @@ void Datapath::quiesceForRestart() {
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(500);
   for (auto& w : workers_)
     while (w->in_run.load(std::memory_order_seq_cst)) {
-      if (std::chrono::steady_clock::now() > deadline) return;  // the rings are still whole at each burst's end
+      if (std::chrono::steady_clock::now() > deadline) return 0;  // the rings are still whole at each burst's end
       std::this_thread::sleep_for(std::chrono::microseconds(100));
     }
   // The free frames go to the receiving sockets' fill rings (a few kept for the next
   // daemon's first floods): frames that arrive until it runs wait in the rings, as many
   // as were given (at 10 k frames/s a socket's default 1024 last 0.1 s; this doubles it).
   std::lock_guard<std::mutex> lock(control_mu_);
+  uint64_t given = 0;
   for (auto& w : workers_) {
+    // Frames other workers sent home (a frame received by one worker and sent by another
+    // comes back through these rings) are free too.
+    uint64_t addr;
+    for (auto& ring : w->return_in)
+      if (ring)
+        while (ring->pop(&addr)) w->pool.push_back(addr);
     std::vector<Queue*> rx;
     for (auto& p : ports_)
       for (auto& q : p.queues)
@@ -280,14 +287,17 @@ void Datapath::quiesceForRestart() {
     const uint32_t each = static_cast<uint32_t>((w->pool.size() - keep) / rx.size());
     for (Queue* q : rx) {
       uint32_t idx;
-      const uint32_t n = xsk_ring_prod__reserve(&q->xsk->fill, each, &idx);
+      // reserve() takes all or nothing: ask for what fits.
+      const uint32_t n = xsk_ring_prod__reserve(&q->xsk->fill, std::min(each, xsk_prod_nb_free(&q->xsk->fill, each)), &idx);
       for (uint32_t i = 0; i < n; i++) {
         *xsk_ring_prod__fill_addr(&q->xsk->fill, idx + i) = w->pool.back();
         w->pool.pop_back();
       }
       if (n) xsk_ring_prod__submit(&q->xsk->fill, n);
+      given += n;
     }
   }
+  return given;
 }
 
 std::vector<std::string> Datapath::releaseFastPorts() {

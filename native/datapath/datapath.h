@@ -360,7 +360,8 @@ class Datapath {
   // which adopts the sockets (they are in the fd store, the UMEM a memfd there too);
   // the free frames go to the fill rings. Nothing is closed: frames keep arriving in
   // the rings meanwhile, as many as the fill rings hold.
-  void quiesceForRestart();
+  // Returns the frames it added to the fill rings.
+  uint64_t quiesceForRestart();
   // Ends the adoption: the port table and tc device table follow the View again, and
   // handed-over sockets no port took are closed (their frames back in the pools).
   // Returns their handover names.

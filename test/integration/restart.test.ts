@@ -77,7 +77,8 @@ async function startService(t: ExecutionContext, cleanup: Cleanup, ports: Host[]
   cleanup.add(() => rmSync(dir, { recursive: true, force: true }));
   const config = {
     bridge: `${uniqueName()}b`,
-    workers: 1,
+    // VSWITCHD_TEST_RESTART_WORKERS=2: frames then cross between workers (each owns a range of the UMEM).
+    workers: Number(process.env.VSWITCHD_TEST_RESTART_WORKERS ?? 1),
     datapath: { fast_path: FAST },
     control: { socket: join(dir, 'vswitchd.sock') },
     metrics: { listen: `127.0.0.1:${await freePort()}` },
@@ -189,10 +190,11 @@ async function across(t: ExecutionContext, kind: 'restart' | 'kill' | 'ctl', net
   // Where the time goes (the new daemon's log, ms after the restart was asked).
   const timeline = svc.logs().split('\n').flatMap((l) => {
     try {
-      const e = JSON.parse(l) as { time: number; level: number; msg: string; port?: string; handed_over_ms_ago?: number; process_uptime_ms?: number; took_ms?: number; steps?: Record<string, number> };
+      const e = JSON.parse(l) as { time: number; level: number; msg: string; port?: string; handed_over_ms_ago?: number; process_uptime_ms?: number; took_ms?: number; steps?: Record<string, number>; frames_to_fill_rings?: number };
       // The early start logs once the logger exists: its own figures say when it served (ms after the old daemon's last save).
       const when = e.handed_over_ms_ago !== undefined ? ` (served ${e.handed_over_ms_ago} ms after the handover, process up ${e.process_uptime_ms} ms, took ${e.took_ms} ms${e.steps ? ': ' + JSON.stringify(e.steps) : ''})` : '';
-      return e.time >= asked - 50 && e.level !== 20 ? [`${e.time - asked} ${e.msg}${e.port ? ' ' + e.port : ''}${when}`] : [];
+      const filled = e.frames_to_fill_rings !== undefined ? ` (${e.frames_to_fill_rings} frames to the fill rings)` : '';
+      return e.time >= asked - 50 && e.level !== 20 ? [`${e.time - asked} ${e.msg}${e.port ? ' ' + e.port : ''}${when}${filled}`] : [];
     } catch {
       return [];
     }

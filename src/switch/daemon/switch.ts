@@ -438,7 +438,8 @@ export class Switch implements SwitchApi {
     this.log.info({ reexec, handed_over: this.ports.list().length }, 'restarting: the datapath stays and is handed to the next daemon');
     // The workers let go of the sockets, whose rings the next daemon adopts as they are
     // (in the store with the UMEM's memfd): nothing is closed, so the exit is quick.
-    this.datapath.quiesceForRestart();
+    const filled = this.datapath.quiesceForRestart();
+    this.log.info({ frames_to_fill_rings: filled }, 'workers parked: the sockets wait in the fd store for the next daemon');
     if (reexec) this.handover.reexec([process.execPath, ...process.execArgv, ...process.argv.slice(1)]);
     this.native.exitNow(0);
   }

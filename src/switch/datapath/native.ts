@@ -136,8 +136,8 @@ export interface NativeDatapath {
   xskAdoptFailures(): string[];
   /** The link of the program on the port's device (tcx, or XDP on an xdp-hook port; -1: none): what a restart hands over. */
   hookLinkFd(index: number): number;
-  /** A restart's last step: the workers let go of the sockets, which stay as they are (in the fd store) for the next daemon. */
-  quiesceForRestart(): void;
+  /** A restart's last step: the workers let go of the sockets, which stay as they are (in the fd store) for the next daemon. Returns the frames it gave to the fill rings (they take what arrives until the next daemon runs). */
+  quiesceForRestart(): number;
   /** A tc port's punt far end's XDP link (-1: none): handed over too. */
   puntLinkFd(index: number): number;
   /** Ends an adoption: the running programs' port tables follow the View again; handed-over sockets no port took are closed (their names returned). */
