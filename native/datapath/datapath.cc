@@ -99,49 +99,58 @@ Datapath::Datapath(const Options& opts) : opts_(opts) {
 
 void Datapath::adoptFrames() {
   const uint64_t frames = umem_->frames();
-  std::vector<uint8_t> taken(frames, 0);  // not free: the kernel's, or received and waiting
-  auto take = [&](uint64_t addr) {
-    const uint64_t f = chunkOf(addr) / kFrameSize;
-    if (f < frames) taken[f] = 1;
-  };
+  // Each frame's state as the rings say; the kernel runs on while they are read, so a
+  // frame it moves meanwhile may be seen twice: from the fill ring to the rx ring (both
+  // say "not free": harmless), or from TX to completion (then it is free).
+  enum : uint8_t { kFree = 0, kFilled, kSent, kReceived };
+  std::vector<uint8_t> state(frames, kFree);
+  auto frameOf = [](uint64_t addr) { return chunkOf(addr) / kFrameSize; };
   auto load = [](const uint32_t* p) { return __atomic_load_n(p, __ATOMIC_ACQUIRE); };
   // The kernel's first: frames in the fill ring, on the TX ring, and sent but not yet
   // completed. Copy mode reserves a completion slot per TX descriptor it takes and
   // publishes it when the skb is freed, so tx_consumer - comp_producer (less refused
   // descriptors) frames are in flight; their descriptors are the last ones taken.
   for (auto& [name, x] : adopted_xsks_) {
-    for (uint32_t i = load(x->fill.consumer), p = load(x->fill.producer); i != p; i++) take(*xsk_ring_prod__fill_addr(&x->fill, i));
+    for (uint32_t i = load(x->fill.consumer), p = load(x->fill.producer); i != p; i++) {
+      const uint64_t f = frameOf(*xsk_ring_prod__fill_addr(&x->fill, i));
+      if (f < frames) state[f] = kFilled;
+    }
     const uint32_t tc = load(x->tx.consumer), tp = load(x->tx.producer);
-    for (uint32_t i = tc; i != tp; i++) take(xsk_ring_prod__tx_desc(&x->tx, i)->addr);
     const uint32_t in_flight = tc - load(x->comp.producer) - static_cast<uint32_t>(x->statistics().tx_invalid_descs);
-    if (in_flight <= x->tx.size)
-      for (uint32_t i = tc - in_flight; i != tc; i++) take(xsk_ring_prod__tx_desc(&x->tx, i)->addr);
+    for (uint32_t i = in_flight <= x->tx.size ? tc - in_flight : tc; i != tp; i++) {
+      const uint64_t f = frameOf(xsk_ring_prod__tx_desc(&x->tx, i)->addr);
+      if (f < frames) state[f] = kSent;
+    }
   }
-  // Received frames wait for the hot loop, unless one of them is also the kernel's: a
+  // Received frames wait for the hot loop, unless one of them is also being sent: a
   // daemon killed in the middle of a burst had sent it on without releasing it; that
-  // socket's received frames are then let go unprocessed (logged by the caller's count).
+  // socket's received frames are then let go unprocessed (reported by xskAdoptFailures).
   for (auto& [name, x] : adopted_xsks_) {
     const uint32_t rc = load(x->rx.consumer), rp = load(x->rx.producer);
     bool clash = false;
     for (uint32_t i = rc; i != rp && !clash; i++) {
-      const uint64_t f = chunkOf(xsk_ring_cons__rx_desc(&x->rx, i)->addr) / kFrameSize;
-      clash = f >= frames || taken[f];
+      const uint64_t f = frameOf(xsk_ring_cons__rx_desc(&x->rx, i)->addr);
+      clash = f >= frames || state[f] == kSent || state[f] == kReceived;
     }
     if (clash) {
       __atomic_store_n(x->rx.consumer, rp, __ATOMIC_RELEASE);
       x->rx.cached_cons = x->rx.cached_prod = rp;
       xsk_adopt_failures_.push_back(name + ": " + std::to_string(rp - rc) + " received frames let go (the previous daemon died mid-burst)");
     } else {
-      for (uint32_t i = rc; i != rp; i++) take(xsk_ring_cons__rx_desc(&x->rx, i)->addr);
+      for (uint32_t i = rc; i != rp; i++) state[frameOf(xsk_ring_cons__rx_desc(&x->rx, i)->addr)] = kReceived;
     }
     // Completed frames are free: the completion ring is emptied here.
-    const uint32_t cp = load(x->comp.producer);
+    const uint32_t cc = load(x->comp.consumer), cp = load(x->comp.producer);
+    for (uint32_t i = cc; i != cp; i++) {
+      const uint64_t f = frameOf(*xsk_ring_cons__comp_addr(&x->comp, i));
+      if (f < frames && state[f] == kSent) state[f] = kFree;
+    }
     __atomic_store_n(x->comp.consumer, cp, __ATOMIC_RELEASE);
     x->comp.cached_cons = x->comp.cached_prod = cp;
   }
   for (auto& w : workers_)
     for (uint64_t f = w->first_frame; f < w->first_frame + w->frame_count; f++)
-      if (!taken[f]) w->pool.push_back(f * kFrameSize);
+      if (state[f] == kFree) w->pool.push_back(f * kFrameSize);
 }
 
 std::unique_ptr<XskSocket> Datapath::takeAdoptedXsk(const std::string& name) {
