@@ -117,7 +117,9 @@ class DatapathWrap : public Napi::ObjectWrap<DatapathWrap> {
                            InstanceMethod<&DatapathWrap::HandoverFds>("handoverFds"),
                            InstanceMethod<&DatapathWrap::HookLinkFd>("hookLinkFd"),
                            InstanceMethod<&DatapathWrap::PuntLinkFd>("puntLinkFd"),
-                           InstanceMethod<&DatapathWrap::ReleaseSocketsForRestart>("releaseSocketsForRestart"),
+                           InstanceMethod<&DatapathWrap::QuiesceForRestart>("quiesceForRestart"),
+                           InstanceMethod<&DatapathWrap::XskFds>("xskFds"),
+                           InstanceMethod<&DatapathWrap::XskAdoptFailures>("xskAdoptFailures"),
                            InstanceMethod<&DatapathWrap::ReleaseFastPorts>("releaseFastPorts"),
                            InstanceMethod<&DatapathWrap::ResetPortIndex>("resetPortIndex"),
                            InstanceMethod<&DatapathWrap::SetLearnFull>("setLearnFull"),
@@ -141,6 +143,20 @@ class DatapathWrap : public Napi::ObjectWrap<DatapathWrap> {
       auto fd = [&](const char* name) { return a.Get(name).IsNumber() ? a.Get(name).As<Napi::Number>().Int32Value() : -1; };
       opts.adopt_fdb_fd = fd("fdb");
       opts.adopt_maps = FastMapFds{fd("ports"), fd("tx"), fd("fstats"), fd("config"), fd("tc_ports"), fd("policy"), fd("buckets")};
+    }
+    // adoptXsk: { umem, anchor, sockets: { name: fd } } (a restart's AF_XDP side).
+    if (o.Get("adoptXsk").IsObject()) {
+      const Napi::Object x = o.Get("adoptXsk").As<Napi::Object>();
+      opts.adopt_umem_fd = x.Get("umem").As<Napi::Number>().Int32Value();
+      opts.adopt_anchor_fd = x.Get("anchor").As<Napi::Number>().Int32Value();
+      if (x.Get("sockets").IsObject()) {
+        const Napi::Object socks = x.Get("sockets").As<Napi::Object>();
+        const Napi::Array names = socks.GetPropertyNames();
+        for (uint32_t i = 0; i < names.Length(); i++) {
+          const std::string name = names.Get(i).As<Napi::String>().Utf8Value();
+          opts.adopt_xsks.emplace_back(name, socks.Get(name).As<Napi::Number>().Int32Value());
+        }
+      }
     }
     if (Datapath::current()) throw Napi::Error::New(env, "a datapath already exists in this process");
     dp_ = guarded(env, [&] { return std::make_shared<Datapath>(opts); });
@@ -175,6 +191,12 @@ class DatapathWrap : public Napi::ObjectWrap<DatapathWrap> {
       if (h.Get("adoptPuntLinkFd").IsNumber()) hook.adopt_punt_link_fd = h.Get("adoptPuntLinkFd").As<Napi::Number>().Int32Value();
       hook.keep_programs = h.Get("keepPrograms").ToBoolean();
       hook.early = h.Get("early").ToBoolean();
+      if (h.Get("adoptXsks").IsArray()) {
+        const Napi::Array names = h.Get("adoptXsks").As<Napi::Array>();
+        for (uint32_t i = 0; i < names.Length(); i++)
+          hook.adopt_xsks.push_back(names.Get(i).IsString() ? names.Get(i).As<Napi::String>().Utf8Value() : std::string());
+      }
+      if (h.Get("adoptPuntXsk").IsString()) hook.adopt_punt_xsk = h.Get("adoptPuntXsk").As<Napi::String>().Utf8Value();
     }
     auto r = guarded(env, [&] { return dp(env).addPort(index, name, queues, mode, tap_fd, hook); });
     auto o = Napi::Object::New(env);
@@ -292,15 +314,18 @@ class DatapathWrap : public Napi::ObjectWrap<DatapathWrap> {
       policy.Set(kDropReasonNames[kDropSpoofedMac + i], static_cast<double>(fc.policy_drops[i]));
     fast.Set("policy", policy);
     o.Set("fast", fast);
-    const XskStats xs = d.xskStats(port);
-    auto xsk = Napi::Object::New(env);
-    xsk.Set("rx_dropped", static_cast<double>(xs.rx_dropped));
-    xsk.Set("rx_invalid_descs", static_cast<double>(xs.rx_invalid_descs));
-    xsk.Set("tx_invalid_descs", static_cast<double>(xs.tx_invalid_descs));
-    xsk.Set("rx_ring_full", static_cast<double>(xs.rx_ring_full));
-    xsk.Set("rx_fill_ring_empty_descs", static_cast<double>(xs.rx_fill_ring_empty));
-    xsk.Set("tx_ring_empty_descs", static_cast<double>(xs.tx_ring_empty));
-    o.Set("xsk", xsk);
+    auto xskObject = [&](const XskStats& xs) {
+      auto xsk = Napi::Object::New(env);
+      xsk.Set("rx_dropped", static_cast<double>(xs.rx_dropped));
+      xsk.Set("rx_invalid_descs", static_cast<double>(xs.rx_invalid_descs));
+      xsk.Set("tx_invalid_descs", static_cast<double>(xs.tx_invalid_descs));
+      xsk.Set("rx_ring_full", static_cast<double>(xs.rx_ring_full));
+      xsk.Set("rx_fill_ring_empty_descs", static_cast<double>(xs.rx_fill_ring_empty));
+      xsk.Set("tx_ring_empty_descs", static_cast<double>(xs.tx_ring_empty));
+      return xsk;
+    };
+    o.Set("xsk", xskObject(d.xskStats(port)));
+    o.Set("xskLive", xskObject(d.xskLiveStats(port)));
     return o;
   }
 
@@ -475,12 +500,36 @@ class DatapathWrap : public Napi::ObjectWrap<DatapathWrap> {
     o.Set("tc_ports", m.tc_ports);
     o.Set("policy", m.policy);
     o.Set("buckets", m.buckets);
+    o.Set("umem", d.umemFd());
+    o.Set("umem.anchor", d.umemAnchorFd());
     return o;
   }
 
-  void ReleaseSocketsForRestart(const Napi::CallbackInfo& info) {
+  Napi::Value QuiesceForRestart(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
-    guarded(env, [&] { dp(env).releaseSocketsForRestart(); return 0; });
+    return Napi::Number::New(env, static_cast<double>(guarded(env, [&] { return dp(env).quiesceForRestart(); })));
+  }
+
+  // A port's AF_XDP sockets (a restart hands them over): { device: [fd per queue], punt: fd | -1 }.
+  Napi::Value XskFds(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    Datapath& d = dp(env);
+    const uint16_t index = argU16(info, 0, "index");
+    const std::vector<int> fds = d.deviceXskFds(index);
+    auto device = Napi::Array::New(env, fds.size());
+    for (uint32_t i = 0; i < fds.size(); i++) device.Set(i, fds[i]);
+    auto o = Napi::Object::New(env);
+    o.Set("device", device);
+    o.Set("punt", d.puntXskFd(index));
+    return o;
+  }
+
+  Napi::Value XskAdoptFailures(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    const auto& list = dp(env).xskAdoptFailures();
+    auto a = Napi::Array::New(env, list.size());
+    for (uint32_t i = 0; i < list.size(); i++) a.Set(i, list[i]);
+    return a;
   }
 
   Napi::Value PuntLinkFd(const Napi::CallbackInfo& info) {
@@ -491,7 +540,14 @@ class DatapathWrap : public Napi::ObjectWrap<DatapathWrap> {
     return Napi::Number::New(info.Env(), dp(info.Env()).hookLinkFd(argU16(info, 0, "index")));
   }
 
-  void ReleaseFastPorts(const Napi::CallbackInfo& info) { dp(info.Env()).releaseFastPorts(); }
+  // Returns the handover names of the handed-over sockets no port took (now closed).
+  Napi::Value ReleaseFastPorts(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    const std::vector<std::string> names = dp(env).releaseFastPorts();
+    auto a = Napi::Array::New(env, names.size());
+    for (uint32_t i = 0; i < names.size(); i++) a.Set(i, names[i]);
+    return a;
+  }
 
   void ResetPortIndex(const Napi::CallbackInfo& info) { dp(info.Env()).resetPortIndex(argU16(info, 0, "index")); }
 
@@ -620,6 +676,13 @@ void Reexec(const Napi::CallbackInfo& info) {
   throw Napi::Error::New(info.Env(), std::string("re-exec: ") + std::strerror(-err));
 }
 
+// What a handed-over socket and UMEM must match to be adopted (the handover state carries it).
+std::string xskLayout() {
+  const RingSizes r;
+  return "chunk " + std::to_string(kFrameSize) + ", rings rx/tx/fill/comp " + std::to_string(r.rx) + "/" + std::to_string(r.tx) + "/" +
+         std::to_string(r.fill) + "/" + std::to_string(r.comp);
+}
+
 class Addon : public Napi::Addon<Addon> {
  public:
   Addon(Napi::Env env, Napi::Object exports) {
@@ -643,6 +706,7 @@ class Addon : public Napi::Addon<Addon> {
                              InstanceMethod<&Addon::Detach>("detachLink"),
                              InstanceMethod<&Addon::ProgId>("linkProgId"),
                              InstanceValue("layoutVersion", Napi::Number::New(env, VSW_LAYOUT_VERSION)),
+                             InstanceValue("xskLayout", Napi::String::New(env, xskLayout())),
                          });
   }
 

@@ -7,9 +7,12 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
+#include <thread>
 #include <cstring>
 #include <stdexcept>
 
@@ -73,11 +76,45 @@ void mapUmemRings(int fd, const xdp_mmap_offsets& off, uint32_t fill_size, uint3
   comp->cached_cons = *comp->consumer;
 }
 
+// EBUSY: the queue's socket from before a restart that was not adopted is still bound;
+// it goes once the fd store's copy is closed, which the daemon asked for (FDSTOREREMOVE)
+// and systemd does a moment later. False with errno set on any other failure.
+bool bindWaitingForQueue(int fd, const sockaddr_xdp& sxdp) {
+  const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(2);
+  while (bind(fd, reinterpret_cast<const sockaddr*>(&sxdp), sizeof(sxdp)) != 0) {
+    if (errno != EBUSY || std::chrono::steady_clock::now() > until) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  return true;
+}
+
 }  // namespace
 
-Umem::Umem(uint32_t frames, const std::string& anchor_device) : frames_(frames) {
+Umem::Umem(uint32_t frames, const std::string& anchor_device, int adopt_memfd, int adopt_anchor_fd) : frames_(frames) {
   bytes_ = static_cast<size_t>(frames) * kFrameSize;
-  void* mem = mmap(nullptr, bytes_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (adopt_memfd >= 0) {
+    // A restart's UMEM: the kernel still has it registered (the handed-over sockets
+    // hold it) with its pages pinned; mapping the memfd again shows the same pages.
+    memfd_ = adopt_memfd;
+    anchor_fd_ = adopt_anchor_fd;
+    struct stat st{};
+    if (fstat(memfd_, &st) != 0) fail("fstat of the handed-over UMEM");
+    if (static_cast<size_t>(st.st_size) != bytes_) {
+      close(memfd_);
+      if (anchor_fd_ >= 0) close(anchor_fd_);
+      memfd_ = anchor_fd_ = -1;
+      throw std::runtime_error("the handed-over UMEM is " + std::to_string(st.st_size) + " bytes, this datapath's " + std::to_string(bytes_));
+    }
+    void* mem = mmap(nullptr, bytes_, PROT_READ | PROT_WRITE, MAP_SHARED, memfd_, 0);
+    if (mem == MAP_FAILED) fail("mapping the handed-over UMEM");
+    area_ = static_cast<uint8_t*>(mem);
+    adopted_ = true;
+    return;
+  }
+  memfd_ = memfd_create("vswitchd-umem", MFD_CLOEXEC);
+  if (memfd_ < 0) fail("memfd_create for the UMEM");
+  if (ftruncate(memfd_, static_cast<off_t>(bytes_)) != 0) fail("sizing the UMEM");
+  void* mem = mmap(nullptr, bytes_, PROT_READ | PROT_WRITE, MAP_SHARED, memfd_, 0);
   if (mem == MAP_FAILED) fail("allocating the UMEM");
   area_ = static_cast<uint8_t*>(mem);
 
@@ -108,17 +145,8 @@ Umem::Umem(uint32_t frames, const std::string& anchor_device) : frames_(frames) 
   // XDP_USE_SG: frames longer than a chunk arrive (and are sent) as several
   // descriptors. Sockets sharing the UMEM inherit it (and copy mode, need_wakeup).
   sxdp.sxdp_flags = XDP_COPY | XDP_USE_NEED_WAKEUP | XDP_USE_SG;
-  if (sxdp.sxdp_ifindex == 0 || bind(anchor_fd_, reinterpret_cast<sockaddr*>(&sxdp), sizeof(sxdp)) != 0)
+  if (sxdp.sxdp_ifindex == 0 || !bindWaitingForQueue(anchor_fd_, sxdp))
     fail("binding the UMEM anchor socket to " + anchor_device);
-}
-
-void Umem::releaseAnchor() {
-  for (int i = 0; i < 2; i++) {
-    if (anchor_maps_[i]) munmap(anchor_maps_[i], anchor_map_len_[i]);
-    anchor_maps_[i] = nullptr;
-  }
-  if (anchor_fd_ >= 0) close(anchor_fd_);
-  anchor_fd_ = -1;
 }
 
 Umem::~Umem() {
@@ -126,6 +154,36 @@ Umem::~Umem() {
     if (anchor_maps_[i]) munmap(anchor_maps_[i], anchor_map_len_[i]);
   if (anchor_fd_ >= 0) close(anchor_fd_);  // the kernel releases the UMEM after the last socket goes
   if (area_) munmap(area_, bytes_);
+  if (memfd_ >= 0) close(memfd_);
+}
+
+void XskSocket::mapRings(const RingSizes& sizes) {
+  const xdp_mmap_offsets off = mmapOffsets(fd_);
+  mapUmemRings(fd_, off, sizes.fill, sizes.comp, &fill, &comp, maps_, map_len_);
+
+  map_len_[2] = off.rx.desc + sizes.rx * sizeof(xdp_desc);
+  maps_[2] = mapRing(fd_, XDP_PGOFF_RX_RING, map_len_[2]);
+  auto* r = static_cast<uint8_t*>(maps_[2]);
+  rx.mask = sizes.rx - 1;
+  rx.size = sizes.rx;
+  rx.producer = reinterpret_cast<uint32_t*>(r + off.rx.producer);
+  rx.consumer = reinterpret_cast<uint32_t*>(r + off.rx.consumer);
+  rx.flags = reinterpret_cast<uint32_t*>(r + off.rx.flags);
+  rx.ring = r + off.rx.desc;
+  rx.cached_prod = *rx.producer;
+  rx.cached_cons = *rx.consumer;
+
+  map_len_[3] = off.tx.desc + sizes.tx * sizeof(xdp_desc);
+  maps_[3] = mapRing(fd_, XDP_PGOFF_TX_RING, map_len_[3]);
+  auto* t = static_cast<uint8_t*>(maps_[3]);
+  tx.mask = sizes.tx - 1;
+  tx.size = sizes.tx;
+  tx.producer = reinterpret_cast<uint32_t*>(t + off.tx.producer);
+  tx.consumer = reinterpret_cast<uint32_t*>(t + off.tx.consumer);
+  tx.flags = reinterpret_cast<uint32_t*>(t + off.tx.flags);
+  tx.ring = t + off.tx.desc;
+  tx.cached_prod = *tx.producer;
+  tx.cached_cons = *tx.consumer + sizes.tx;  // free-slot arithmetic of xsk_prod_nb_free
 }
 
 XskSocket::XskSocket(const Umem& umem, int ifindex, uint32_t queue, const RingSizes& sizes) {
@@ -136,44 +194,34 @@ XskSocket::XskSocket(const Umem& umem, int ifindex, uint32_t queue, const RingSi
     setRingSize(fd_, XDP_TX_RING, sizes.tx, "XDP_TX_RING");
     setRingSize(fd_, XDP_UMEM_FILL_RING, sizes.fill, "XDP_UMEM_FILL_RING");
     setRingSize(fd_, XDP_UMEM_COMPLETION_RING, sizes.comp, "XDP_UMEM_COMPLETION_RING");
-    const xdp_mmap_offsets off = mmapOffsets(fd_);
-    mapUmemRings(fd_, off, sizes.fill, sizes.comp, &fill, &comp, maps_, map_len_);
-
-    map_len_[2] = off.rx.desc + sizes.rx * sizeof(xdp_desc);
-    maps_[2] = mapRing(fd_, XDP_PGOFF_RX_RING, map_len_[2]);
-    auto* r = static_cast<uint8_t*>(maps_[2]);
-    rx.mask = sizes.rx - 1;
-    rx.size = sizes.rx;
-    rx.producer = reinterpret_cast<uint32_t*>(r + off.rx.producer);
-    rx.consumer = reinterpret_cast<uint32_t*>(r + off.rx.consumer);
-    rx.flags = reinterpret_cast<uint32_t*>(r + off.rx.flags);
-    rx.ring = r + off.rx.desc;
-    rx.cached_prod = *rx.producer;
-    rx.cached_cons = *rx.consumer;
-
-    map_len_[3] = off.tx.desc + sizes.tx * sizeof(xdp_desc);
-    maps_[3] = mapRing(fd_, XDP_PGOFF_TX_RING, map_len_[3]);
-    auto* t = static_cast<uint8_t*>(maps_[3]);
-    tx.mask = sizes.tx - 1;
-    tx.size = sizes.tx;
-    tx.producer = reinterpret_cast<uint32_t*>(t + off.tx.producer);
-    tx.consumer = reinterpret_cast<uint32_t*>(t + off.tx.consumer);
-    tx.flags = reinterpret_cast<uint32_t*>(t + off.tx.flags);
-    tx.ring = t + off.tx.desc;
-    tx.cached_prod = *tx.producer;
-    tx.cached_cons = *tx.consumer + sizes.tx;  // free-slot arithmetic of xsk_prod_nb_free
-
+    mapRings(sizes);
     sockaddr_xdp sxdp{};
     sxdp.sxdp_family = AF_XDP;
     sxdp.sxdp_ifindex = ifindex;
     sxdp.sxdp_queue_id = queue;
     sxdp.sxdp_flags = XDP_SHARED_UMEM;  // mode, need_wakeup and SG come from the anchor
     sxdp.sxdp_shared_umem_fd = umem.anchorFd();
-    if (bind(fd_, reinterpret_cast<sockaddr*>(&sxdp), sizeof(sxdp)) != 0)
+    if (!bindWaitingForQueue(fd_, sxdp))
       fail("binding AF_XDP socket to ifindex " + std::to_string(ifindex) + " queue " + std::to_string(queue));
   } catch (...) {
     unmapAll();
     close(fd_);
+    throw;
+  }
+}
+
+XskSocket::XskSocket(int adopted_fd, const RingSizes& sizes) {
+  fd_ = adopted_fd;
+  try {
+    // An unbound socket (its device went away) answers ENXIO; a bound one 0.
+    if (recvfrom(fd_, nullptr, 0, MSG_DONTWAIT, nullptr, nullptr) < 0 && errno == ENXIO)
+      throw std::runtime_error("the socket is no longer bound to a device");
+    // A ring smaller than this build's sizes fails to map (EINVAL).
+    mapRings(sizes);
+  } catch (...) {
+    unmapAll();
+    close(fd_);
+    fd_ = -1;
     throw;
   }
 }

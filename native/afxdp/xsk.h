@@ -29,11 +29,16 @@ static_assert(kMaxJumboLen <= kMaxChunks * kChunkData - 4, "a jumbo frame (and a
 
 inline uint64_t chunkOf(uint64_t addr) { return addr & ~static_cast<uint64_t>(kFrameSize - 1); }
 
+// The UMEM's memory is a memfd, so that it outlives the process: a restart hands the
+// memfd and the sockets to the next daemon (systemd's fd store, or a re-exec), which
+// maps the same pages again and goes on with the frames waiting in the rings.
 class Umem {
  public:
   // frames: total chunks, split evenly between workers by address range.
   // anchor_device: a device no XDP program redirects from (see Umem::Umem).
-  Umem(uint32_t frames, const std::string& anchor_device);  // throws std::runtime_error
+  // adopt_memfd/adopt_anchor_fd: a restart's UMEM (its memory, and the bound socket it
+  // is registered on): mapped again, not registered; the fds are the Umem's from here.
+  Umem(uint32_t frames, const std::string& anchor_device, int adopt_memfd = -1, int adopt_anchor_fd = -1);  // throws std::runtime_error
   ~Umem();
   Umem(const Umem&) = delete;
   Umem& operator=(const Umem&) = delete;
@@ -41,14 +46,15 @@ class Umem {
   uint8_t* area() const { return area_; }
   uint32_t frames() const { return frames_; }
   int anchorFd() const { return anchor_fd_; }
-  // Closes the anchor socket and unmaps its rings (a restart's exit; see
-  // Datapath::releaseSocketsForRestart). The UMEM memory itself stays mapped.
-  void releaseAnchor();
+  int memfd() const { return memfd_; }
+  bool adopted() const { return adopted_; }
 
  private:
   uint8_t* area_ = nullptr;
   size_t bytes_ = 0;
   uint32_t frames_ = 0;
+  int memfd_ = -1;
+  bool adopted_ = false;
   int anchor_fd_ = -1;
   void* anchor_maps_[2] = {};
   size_t anchor_map_len_[2] = {};
@@ -74,6 +80,9 @@ struct RingSizes {
 class XskSocket {
  public:
   XskSocket(const Umem& umem, int ifindex, uint32_t queue, const RingSizes& sizes);  // throws
+  // A socket a restart handed over (bound, sharing the adopted UMEM): its rings are
+  // mapped again as they are; the fd is the socket's from here (closed if this throws).
+  XskSocket(int adopted_fd, const RingSizes& sizes);  // throws
   ~XskSocket();
   XskSocket(const XskSocket&) = delete;
   XskSocket& operator=(const XskSocket&) = delete;
@@ -90,6 +99,7 @@ class XskSocket {
   xsk_ring_cons comp{};
 
  private:
+  void mapRings(const RingSizes& sizes);
   void unmapAll();
   int fd_ = -1;
   void* maps_[4] = {};

@@ -57,7 +57,19 @@ std::string siblingObject(const std::string& path, const char* name) {
 Datapath::Datapath(const Options& opts) : opts_(opts) {
   if (opts.workers < 1 || opts.workers > kMaxWorkers)
     throw std::runtime_error("workers must be in 1.." + std::to_string(kMaxWorkers));
-  umem_ = std::make_unique<Umem>(opts.workers * opts.frames_per_worker, opts.anchor_device);
+  umem_ = std::make_unique<Umem>(opts.workers * opts.frames_per_worker, opts.anchor_device, opts.adopt_umem_fd,
+                                 opts.adopt_umem_fd >= 0 ? opts.adopt_anchor_fd : -1);
+  for (const auto& [name, fd] : opts.adopt_xsks) {
+    if (!umem_->adopted()) {
+      close(fd);
+      continue;
+    }
+    try {
+      adopted_xsks_.emplace_back(name, std::make_unique<XskSocket>(fd, RingSizes{}));
+    } catch (const std::exception& e) {
+      xsk_adopt_failures_.push_back(name + ": " + e.what());
+    }
+  }
   fdb_ = std::make_unique<FdbTable>(opts.fdb_capacity, opts.adopt_fdb_fd);
   fast_ = std::make_unique<FastPath>(opts.bpf_object, opts.tc_object.empty() ? siblingObject(opts.bpf_object, "tc_fastpath.bpf.o") : opts.tc_object,
                                      fdb_->mapFd(), opts.fdb_capacity, opts.fast_path, opts.adopt_maps);
@@ -71,8 +83,9 @@ Datapath::Datapath(const Options& opts) : opts_(opts) {
     worker->event_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (worker->event_fd < 0) throw std::runtime_error(std::string("eventfd: ") + std::strerror(errno));
     worker->pool.reserve(opts.frames_per_worker);
-    for (uint64_t f = 0; f < opts.frames_per_worker; f++)
-      worker->pool.push_back((worker->first_frame + f) * kFrameSize);
+    if (!umem_->adopted())
+      for (uint64_t f = 0; f < opts.frames_per_worker; f++)
+        worker->pool.push_back((worker->first_frame + f) * kFrameSize);
     for (uint32_t src = 0; src < opts.workers; src++) {
       // A worker can never have more frames out than it owns, so return rings never overflow.
       worker->handoff_in.push_back(src == w ? nullptr : std::make_unique<SpscRing<Handoff>>(kHandoffRingSize));
@@ -80,7 +93,90 @@ Datapath::Datapath(const Options& opts) : opts_(opts) {
     }
     workers_.push_back(std::move(worker));
   }
+  if (umem_->adopted()) adoptFrames();
   commit();
+}
+
+void Datapath::adoptFrames() {
+  const uint64_t frames = umem_->frames();
+  // Each frame's state as the rings say; the kernel runs on while they are read, so a
+  // frame it moves meanwhile may be seen twice: from the fill ring to the rx ring (both
+  // say "not free": harmless), or from TX to completion (then it is free).
+  enum : uint8_t { kFree = 0, kFilled, kSent, kReceived };
+  std::vector<uint8_t> state(frames, kFree);
+  auto frameOf = [](uint64_t addr) { return chunkOf(addr) / kFrameSize; };
+  auto load = [](const uint32_t* p) { return __atomic_load_n(p, __ATOMIC_ACQUIRE); };
+  // The kernel's first: frames in the fill ring, on the TX ring, and sent but not yet
+  // completed. Copy mode reserves a completion slot per TX descriptor it takes and
+  // publishes it when the skb is freed, so tx_consumer - comp_producer (less refused
+  // descriptors) frames are in flight; their descriptors are the last ones taken.
+  for (auto& [name, x] : adopted_xsks_) {
+    for (uint32_t i = load(x->fill.consumer), p = load(x->fill.producer); i != p; i++) {
+      const uint64_t f = frameOf(*xsk_ring_prod__fill_addr(&x->fill, i));
+      if (f < frames) state[f] = kFilled;
+    }
+    const uint32_t tc = load(x->tx.consumer), tp = load(x->tx.producer);
+    const uint32_t in_flight = tc - load(x->comp.producer) - static_cast<uint32_t>(x->statistics().tx_invalid_descs);
+    for (uint32_t i = in_flight <= x->tx.size ? tc - in_flight : tc; i != tp; i++) {
+      const uint64_t f = frameOf(xsk_ring_prod__tx_desc(&x->tx, i)->addr);
+      if (f < frames) state[f] = kSent;
+    }
+  }
+  // Received frames wait for the hot loop, unless one of them is also being sent: a
+  // daemon killed in the middle of a burst had sent it on without releasing it; that
+  // socket's received frames are then let go unprocessed (reported by xskAdoptFailures).
+  for (auto& [name, x] : adopted_xsks_) {
+    const uint32_t rc = load(x->rx.consumer), rp = load(x->rx.producer);
+    bool clash = false;
+    for (uint32_t i = rc; i != rp && !clash; i++) {
+      const uint64_t f = frameOf(xsk_ring_cons__rx_desc(&x->rx, i)->addr);
+      clash = f >= frames || state[f] == kSent || state[f] == kReceived;
+    }
+    if (clash) {
+      __atomic_store_n(x->rx.consumer, rp, __ATOMIC_RELEASE);
+      x->rx.cached_cons = x->rx.cached_prod = rp;
+      xsk_adopt_failures_.push_back(name + ": " + std::to_string(rp - rc) + " received frames let go (the previous daemon died mid-burst)");
+    } else {
+      for (uint32_t i = rc; i != rp; i++) state[frameOf(xsk_ring_cons__rx_desc(&x->rx, i)->addr)] = kReceived;
+    }
+    // Completed frames are free: the completion ring is emptied here.
+    const uint32_t cc = load(x->comp.consumer), cp = load(x->comp.producer);
+    for (uint32_t i = cc; i != cp; i++) {
+      const uint64_t f = frameOf(*xsk_ring_cons__comp_addr(&x->comp, i));
+      if (f < frames && state[f] == kSent) state[f] = kFree;
+    }
+    __atomic_store_n(x->comp.consumer, cp, __ATOMIC_RELEASE);
+    x->comp.cached_cons = x->comp.cached_prod = cp;
+  }
+  for (auto& w : workers_)
+    for (uint64_t f = w->first_frame; f < w->first_frame + w->frame_count; f++)
+      if (state[f] == kFree) w->pool.push_back(f * kFrameSize);
+}
+
+std::unique_ptr<XskSocket> Datapath::takeAdoptedXsk(const std::string& name) {
+  if (name.empty()) return nullptr;
+  for (auto it = adopted_xsks_.begin(); it != adopted_xsks_.end(); ++it) {
+    if (it->first != name) continue;
+    auto x = std::move(it->second);
+    adopted_xsks_.erase(it);
+    return x;
+  }
+  return nullptr;
+}
+
+std::vector<int> Datapath::deviceXskFds(uint16_t index) const {
+  std::vector<int> fds;
+  if (index >= kMaxPorts) return fds;
+  for (const auto& q : ports_[index].queues)
+    if (q->xsk && q->tx) fds.push_back(q->xsk->fd());
+  return fds;
+}
+
+int Datapath::puntXskFd(uint16_t index) const {
+  if (index >= kMaxPorts) return -1;
+  for (const auto& q : ports_[index].queues)
+    if (q->xsk && !q->tx) return q->xsk->fd();
+  return -1;
 }
 
 void Datapath::tickFastClock(uint64_t now) { fast_->tickClock(now); }
@@ -168,34 +264,79 @@ void Datapath::resetPortIndex(uint16_t index) {
   xsk_base_[index] = XskStats{};
 }
 
-void Datapath::releaseSocketsForRestart() {
-  {
-    std::lock_guard<std::mutex> lock(control_mu_);
-    hold_fast_ports_ = true;  // the next daemon adopts the tables as they are
-    for (auto& pv : staged_.ports) pv = PortView{};
-    std::memset(staged_.flood, 0, sizeof(staged_.flood));
-    for (auto& list : staged_.worker_queues) list.clear();
-  }
-  commit();  // from here on no worker touches a socket's rings
+uint64_t Datapath::quiesceForRestart() {
+  hold_fast_ports_ = true;  // the next daemon adopts the tables as they are
+  parked_.store(true, std::memory_order_seq_cst);
+  wakeAll();
+  // Every worker out of run() (and kept out: see run): the rings and pools are this thread's now.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(500);
+  for (auto& w : workers_)
+    while (w->in_run.load(std::memory_order_seq_cst)) {
+      if (std::chrono::steady_clock::now() > deadline) return 0;  // the rings are still whole at each burst's end
+      std::this_thread::sleep_for(std::chrono::microseconds(100));
+    }
+  // The free frames go to the receiving sockets' fill rings (a few kept for the next
+  // daemon's first floods): frames that arrive until it runs wait in the rings, as many
+  // as were given (at 10 k frames/s a socket's default 1024 last 0.1 s; this doubles it).
   std::lock_guard<std::mutex> lock(control_mu_);
-  std::vector<std::thread> closers;
-  for (auto& p : ports_)
-    for (auto& q : p.queues)
-      if (q->xsk) closers.emplace_back([x = q->xsk.get()] { x->closeAndHarvest(); });
-  closers.emplace_back([this] { umem_->releaseAnchor(); });
-  for (auto& t : closers) t.join();
+  uint64_t given = 0;
+  for (auto& w : workers_) {
+    // Frames other workers sent home (a frame received by one worker and sent by another
+    // comes back through these rings) are free too.
+    uint64_t addr;
+    for (auto& ring : w->return_in)
+      if (ring)
+        while (ring->pop(&addr)) w->pool.push_back(addr);
+    std::vector<Queue*> rx;
+    for (auto& p : ports_)
+      for (auto& q : p.queues)
+        if (q->xsk && q->rx && q->owner == w->id) rx.push_back(q.get());
+    const size_t keep = w->frame_count / 16;
+    if (rx.empty() || w->pool.size() <= keep) continue;
+    const uint32_t each = static_cast<uint32_t>((w->pool.size() - keep) / rx.size());
+    for (Queue* q : rx) {
+      uint32_t idx;
+      // reserve() takes all or nothing: ask for what fits.
+      const uint32_t n = xsk_ring_prod__reserve(&q->xsk->fill, std::min(each, xsk_prod_nb_free(&q->xsk->fill, each)), &idx);
+      for (uint32_t i = 0; i < n; i++) {
+        *xsk_ring_prod__fill_addr(&q->xsk->fill, idx + i) = w->pool.back();
+        w->pool.pop_back();
+      }
+      if (n) xsk_ring_prod__submit(&q->xsk->fill, n);
+      given += n;
+    }
+  }
+  return given;
 }
 
-void Datapath::releaseFastPorts() {
+std::vector<std::string> Datapath::releaseFastPorts() {
   hold_fast_ports_ = false;
   View* v = live_.load(std::memory_order_seq_cst);
   if (v) writeFastPorts(*v);
+  std::lock_guard<std::mutex> lock(control_mu_);
+  std::vector<std::string> names;
+  for (auto& [name, x] : adopted_xsks_) {
+    returnFrames(x->closeAndHarvest());
+    names.push_back(name);
+  }
+  adopted_xsks_.clear();
+  if (!names.empty()) wakeAll();
+  return names;
 }
 
 XskStats Datapath::xskStats(uint16_t port) {
   std::lock_guard<std::mutex> lock(control_mu_);
   if (port >= kMaxPorts) return {};
   XskStats sum = xsk_base_[port];
+  for (const auto& q : ports_[port].queues)
+    if (q->xsk) sum += q->xsk->statistics();
+  return sum;
+}
+
+XskStats Datapath::xskLiveStats(uint16_t port) {
+  std::lock_guard<std::mutex> lock(control_mu_);
+  XskStats sum;
+  if (port >= kMaxPorts) return sum;
   for (const auto& q : ports_[port].queues)
     if (q->xsk) sum += q->xsk->statistics();
   return sum;
@@ -240,6 +381,18 @@ Datapath::PortResult Datapath::addPort(uint16_t index, const std::string& name, 
     q->owner = owner;
     return q;
   };
+  // The socket a restart handed over for it, as it is (frames may wait in its rings), or a new one.
+  auto socketFor = [&](Queue& q, const std::string& adopt_name, int ifindex, uint32_t queue) {
+    q.xsk = takeAdoptedXsk(adopt_name);
+    if (q.xsk) {
+      q.rx_outstanding = *q.xsk->fill.producer - *q.xsk->rx.consumer;  // filled, not yet taken by the hot loop
+      q.tx_pending = true;  // what the previous daemon put on the TX ring may not have been kicked
+    } else {
+      q.xsk = std::make_unique<XskSocket>(*umem_, ifindex, queue, RingSizes{});
+    }
+    q.fd = q.xsk->fd();
+  };
+  auto adoptName = [&](int qi) { return qi < static_cast<int>(hook.adopt_xsks.size()) ? hook.adopt_xsks[qi] : std::string(); };
   if (tap_fd >= 0) {
     // The internal port: the host stack writes to this tap and we read its fd directly.
     fresh.tap_fd_port = true;
@@ -270,14 +423,12 @@ Datapath::PortResult Datapath::addPort(uint16_t index, const std::string& name, 
         for (int qi = 0; qi < queues; qi++) {
           auto q = newQueue(static_cast<uint32_t>(qi), static_cast<uint16_t>((index + qi) % nworkers));
           q->rx = false;
-          q->xsk = std::make_unique<XskSocket>(*umem_, fresh.ifindex, qi, RingSizes{});
-          q->fd = q->xsk->fd();
+          socketFor(*q, adoptName(qi), fresh.ifindex, qi);
           fresh.queues.push_back(std::move(q));
         }
         auto punt = newQueue(0, static_cast<uint16_t>(index % nworkers));
         punt->tx = false;
-        punt->xsk = std::make_unique<XskSocket>(*umem_, far, 0, RingSizes{});
-        punt->fd = punt->xsk->fd();
+        socketFor(*punt, hook.adopt_punt_xsk, far, 0);
         fast_->bindQueue(fresh.xdp, 0, punt->fd);
         fresh.queues.push_back(std::move(punt));
         fresh.tc = fast_->attachTc(index, name, fresh.ifindex, hook.adopt_link_fd, hook.keep_programs);
@@ -287,8 +438,7 @@ Datapath::PortResult Datapath::addPort(uint16_t index, const std::string& name, 
         fresh.xdp_mode = fresh.xdp.mode;
         for (int qi = 0; qi < queues; qi++) {
           auto q = newQueue(static_cast<uint32_t>(qi), static_cast<uint16_t>((index + qi) % nworkers));  // spread queues and single-queue ports
-          q->xsk = std::make_unique<XskSocket>(*umem_, fresh.ifindex, qi, RingSizes{});
-          q->fd = q->xsk->fd();
+          socketFor(*q, adoptName(qi), fresh.ifindex, qi);
           fast_->bindQueue(fresh.xdp, static_cast<uint32_t>(qi), q->fd);
           fresh.queues.push_back(std::move(q));
         }
@@ -297,7 +447,8 @@ Datapath::PortResult Datapath::addPort(uint16_t index, const std::string& name, 
     } catch (...) {
       fast_->detachTc(fresh.tc);
       fast_->detach(fresh.xdp);
-      for (auto& q : fresh.queues) q->xsk->closeAndHarvest();  // nothing was filled yet
+      for (auto& q : fresh.queues)
+        if (q->xsk) returnFrames(q->xsk->closeAndHarvest());  // an adopted socket's frames
       throw;
     }
   }
@@ -337,17 +488,22 @@ void Datapath::removePort(uint16_t index) {
   ports_[index] = PortInfo{};
 }
 
+void Datapath::returnFrames(const std::vector<uint64_t>& addrs) {
+  for (uint64_t addr : addrs) {
+    const uint64_t frame = addr / kFrameSize;
+    if (frame >= umem_->frames()) continue;
+    Worker& owner = *workers_[frame / opts_.frames_per_worker];
+    std::lock_guard<std::mutex> lock(owner.reclaim_mu);
+    owner.reclaim.push_back(chunkOf(addr));
+    owner.reclaim_pending.store(true, std::memory_order_release);
+  }
+}
+
 void Datapath::releaseQueues(uint16_t port, std::vector<std::unique_ptr<Queue>>& queues) {
   for (auto& q : queues) {
     if (!q->xsk) continue;
     xsk_base_[port] += q->xsk->statistics();
-    for (uint64_t addr : q->xsk->closeAndHarvest()) {
-      const uint64_t frame = addr / kFrameSize;
-      Worker& owner = *workers_[frame / opts_.frames_per_worker];
-      std::lock_guard<std::mutex> lock(owner.reclaim_mu);
-      owner.reclaim.push_back(chunkOf(addr));
-      owner.reclaim_pending.store(true, std::memory_order_release);
-    }
+    returnFrames(q->xsk->closeAndHarvest());
   }
   queues.clear();
   wakeAll();
@@ -526,13 +682,19 @@ uint64_t Datapath::workerCounter(uint32_t worker, int which) const {
 RunResult Datapath::run(uint32_t worker, const int32_t* stop, uint32_t budget_ms) {
   Worker& w = *workers_.at(worker);
   w.in_run.store(true, std::memory_order_seq_cst);
+  if (parked_.load(std::memory_order_seq_cst)) {
+    // A restart is under way (quiesceForRestart): touch nothing until the process goes.
+    w.in_run.store(false, std::memory_order_seq_cst);
+    std::this_thread::sleep_for(std::chrono::milliseconds(budget_ms));
+    return {};
+  }
   HotLoop loop(w, umem_->area(), opts_.frames_per_worker, workers_, fdb_->view(), learn_full_, fast_->policies(),
                fast_->buckets());
   const uint64_t start = nowNs();
   const uint64_t deadline = start + static_cast<uint64_t>(budget_ms) * 1000000;
   uint64_t busy = 0;
   auto stopped = [stop] { return std::atomic_ref<const int32_t>(*stop).load(std::memory_order_acquire) != 0; };
-  while (!stopped()) {
+  while (!stopped() && !parked_.load(std::memory_order_seq_cst)) {
     // The View handshake with commit(), which frees every View but the live one
     // once each worker inside run() has acknowledged the live one (seen_gen):
     //  - in_run (stored above) and live_ are both seq_cst, and commit() stores

@@ -232,6 +232,10 @@ struct PortHook {
   int adopt_punt_link_fd = -1;   // a tc port: its punt far end's XDP link from before a restart
   bool keep_programs = false;    // the adopted links run this build's programs: keep them, load nothing
   bool early = false;            // added by the early start: the daemon's own addPort of it later takes it as it is
+  // Sockets a restart handed over (Options::adopt_xsks), by handover name: the device's
+  // queue i takes adopt_xsks[i], a tc port's punt socket adopt_punt_xsk ("": a new one).
+  std::vector<std::string> adopt_xsks;
+  std::string adopt_punt_xsk;
 };
 
 // A mirror as the control plane gives it (Datapath::setMirrors); ports by index.
@@ -260,6 +264,13 @@ class Datapath {
     // plane has reconciled its config with them), as OVS's flow-restore-wait.
     int adopt_fdb_fd = -1;
     FastMapFds adopt_maps;
+    // A restart's AF_XDP side: the UMEM's memfd, the socket it is registered on, and
+    // every port's sockets by handover name. The frames in the sockets' rings wait
+    // there across the restart; which frames are free is read from the rings
+    // (Datapath::adoptFrames). Sockets no port takes are closed at releaseFastPorts().
+    int adopt_umem_fd = -1;
+    int adopt_anchor_fd = -1;
+    std::vector<std::pair<std::string, int>> adopt_xsks;
   };
   explicit Datapath(const Options& opts);  // throws
   ~Datapath();
@@ -326,6 +337,9 @@ class Datapath {
   // before (a port index keeps its counts across sockets, as its hot-loop
   // counters do), so they never go backwards.
   XskStats xskStats(uint16_t port);
+  // Only the sockets it has now (after a restart that adopted them, they count on from
+  // what the previous daemon already reported: the next daemon subtracts this from theirs).
+  XskStats xskLiveStats(uint16_t port);
 
   // Restarts (main thread): the fds handed over to the next daemon.
   FastMapFds fastMapFds() const { return fast_->mapFds(); }
@@ -343,14 +357,25 @@ class Datapath {
     return ports_[index].hook == "tc" ? ports_[index].xdp.link_fd : -1;
   }
   bool adopting() const { return hold_fast_ports_; }
-  // A restart's last step: the workers let go of every socket (an empty View; the
-  // running programs' tables are left as they are), then every AF_XDP socket is
-  // closed and its rings unmapped, each in a thread of its own. Each socket's release
-  // waits for an RCU grace period (xsk_unbind_dev's synchronize_net); the exit
-  // released them one after the other when their ring mappings went (~130 ms for nine).
-  void releaseSocketsForRestart();
-  // Ends the adoption: the port table and tc device table follow the View again.
-  void releaseFastPorts();
+  // A restart's last step: the workers leave run() for good (the running programs'
+  // tables are left as they are), so the rings are left whole for the next daemon,
+  // which adopts the sockets (they are in the fd store, the UMEM a memfd there too);
+  // the free frames go to the fill rings. Nothing is closed: frames keep arriving in
+  // the rings meanwhile, as many as the fill rings hold.
+  // Returns the frames it added to the fill rings.
+  uint64_t quiesceForRestart();
+  // Ends the adoption: the port table and tc device table follow the View again, and
+  // handed-over sockets no port took are closed (their frames back in the pools).
+  // Returns their handover names.
+  std::vector<std::string> releaseFastPorts();
+  // The UMEM's memfd and anchor socket, and a port's sockets: what a restart hands over.
+  int umemFd() const { return umem_->memfd(); }
+  int umemAnchorFd() const { return umem_->anchorFd(); }
+  // The fds of the port's sockets on its device, by queue, and its punt socket (-1: none).
+  std::vector<int> deviceXskFds(uint16_t index) const;
+  int puntXskFd(uint16_t index) const;
+  // Why handed-over sockets could not be adopted (name: reason); they are not used.
+  const std::vector<std::string>& xskAdoptFailures() const { return xsk_adopt_failures_; }
   // A port index a new port takes, or an adopted index the config no longer has: out of
   // the devmap, and every count of the index zeroed (fast path, hot loop, closed
   // sockets'), so a new port starts from 0 while a port whose device comes and goes
@@ -361,6 +386,11 @@ class Datapath {
   std::unique_ptr<View> buildView() const;
   void writeFastPorts(const View& v);
   void releaseQueues(uint16_t port, std::vector<std::unique_ptr<Queue>>& queues);
+  void returnFrames(const std::vector<uint64_t>& addrs);
+  // Builds the workers' pools after a restart: every frame not in a handed-over socket's
+  // rings (fill, rx, tx, or sent and not yet completed) is free.
+  void adoptFrames();
+  std::unique_ptr<XskSocket> takeAdoptedXsk(const std::string& name);
 
   Options opts_;
   std::unique_ptr<Umem> umem_;
@@ -384,6 +414,9 @@ class Datapath {
   bool hold_fast_ports_ = false;        // adopting: leave the running programs' tables alone
   XskStats xsk_base_[kMaxPorts];        // counts of sockets already closed, per port
   uint8_t fast_out_mb_[kMaxPorts] = {};
+  std::vector<std::pair<std::string, std::unique_ptr<XskSocket>>> adopted_xsks_;  // handed over, not yet taken by a port
+  std::vector<std::string> xsk_adopt_failures_;
+  std::atomic<bool> parked_{false};     // quiesceForRestart: workers stay out of run()
   std::mutex control_mu_;
 };
 

@@ -19,7 +19,7 @@ import { bpfObjectPath, loadNative, type NativeAddon, type NativeDatapath } from
 import { Supervisor } from '../datapath/supervisor.js';
 import { vlanMembers } from '../l2/vlan-rules.js';
 import type { LearnEvent } from '../types.js';
-import { Handover, inheritedFds, linkFdName, MAP_NAMES, programBuild, puntFdName, tapFdName, type HandoverState } from './handover.js';
+import { Handover, inheritedFds, isXskFdName, linkFdName, MAP_NAMES, programBuild, puntFdName, tapFdName, UMEM_NAMES, xskNamesOf, type HandoverState } from './handover.js';
 
 type Level = 'debug' | 'info' | 'warn' | 'error';
 
@@ -65,6 +65,8 @@ export interface EarlyStart {
   tapFd: number;
   /** Ports put in the datapath, by name: the daemon's addPort claims them. */
   ports: Set<string>;
+  /** The datapath adopted the UMEM and holds the handed-over sockets (the daemon's ports take theirs by name). */
+  xsks: boolean;
   /** The learn and punt handlers; what the workers reported before they are set is delivered then. */
   setHandlers(onLearn: (ev: LearnEvent[]) => void, onPunt: (port: number, frame: Buffer) => void): void;
   /** The daemon took the datapath over: the handed-over originals are closed (the datapath has copies). */
@@ -109,6 +111,7 @@ function startEarly(native: NativeAddon, handover: Handover, original: Map<strin
   const workers = earlyWorkers(d.workers, log);
   const tWorkers = native.monotonicMs();
   const dup = (name: string) => native.dupFd(handover.inherited.get(name)!);
+  const xsk = adoptableXsk(native, handover, original, state, log);
   const datapath = new native.Datapath({
     workers: d.workers,
     framesPerWorker: d.framesPerWorker,
@@ -118,10 +121,24 @@ function startEarly(native: NativeAddon, handover: Handover, original: Map<strin
     fastPath: d.fastPath,
     anchorDevice: state.bridge,
     adopt: Object.fromEntries(MAP_NAMES.map((n) => [n, dup(n)])),
+    ...(xsk ? { adoptXsk: { umem: dup('umem'), anchor: dup('umem.anchor'), sockets: Object.fromEntries(xsk.map((n) => [n, dup(n)])) } } : {}),
   });
+  if (xsk) {
+    // A socket the datapath could not take: closed and out of the store, so a new one can bind its queue.
+    for (const failure of datapath.xskAdoptFailures()) {
+      const name = failure.slice(0, failure.indexOf(': '));
+      log.warn({ socket: name, reason: failure.slice(name.length + 2) }, 'early start: a handed-over AF_XDP socket');
+      const fd = handover.inherited.get(name);
+      if (fd === undefined || failure.includes('let go')) continue;
+      native.closeFd(fd);
+      handover.inherited.delete(name);
+      original.delete(name);
+      handover.forget(name);
+    }
+  }
   const steps = { workers_ms: tWorkers - t0, datapath_ms: native.monotonicMs() - tWorkers };
   try {
-    return serve(native, handover, original, log, state, datapath, workers, t0, steps);
+    return serve(native, handover, original, log, state, datapath, workers, t0, steps, xsk !== undefined);
   } catch (err) {
     // The datapath exists and holds copies: only a start afresh in place undoes that.
     return fallbackTo(native, original, log, `early start failed: ${(err as Error).message}`);
@@ -137,11 +154,11 @@ function fallbackTo(native: NativeAddon, original: Map<string, number>, log: Def
 }
 
 function serve(native: NativeAddon, handover: Handover, original: Map<string, number>, log: DeferredLog, state: HandoverState,
-  datapath: NativeDatapath, workers: EarlyWorkers, t0: number, steps: Record<string, number>): EarlyStart {
+  datapath: NativeDatapath, workers: EarlyWorkers, t0: number, steps: Record<string, number>, adoptedXsks: boolean): EarlyStart {
   const d = state.datapath!;
   const tPorts = native.monotonicMs();
   const tapFd = native.dupFd(handover.inherited.get(tapFdName(state.bridge))!);
-  const taken: string[] = [...MAP_NAMES, tapFdName(state.bridge)];
+  const taken: string[] = [...MAP_NAMES, tapFdName(state.bridge), ...(adoptedXsks ? [...handover.inherited.keys()].filter(isXskFdName) : [])];
   const ports = new Set<string>();
   for (const p of state.ports) {
     if (!p.up || p.bond || !p.vlan || p.queues === undefined) continue;  // bond legs: the bond is rebuilt
@@ -156,8 +173,10 @@ function serve(native: NativeAddon, handover: Handover, original: Map<string, nu
         if (!a || link === undefined || ifindexOf(p.name) !== a.ifindex) continue;
         if (p.hook === 'tc' && (!p.punt || punt === undefined || ifindexOf(p.punt.near) === undefined || ifindexOf(p.punt.far) === undefined)) continue;
         if (p.hook !== 'tc' && p.hook !== 'xdp') continue;
+        const xsks = xskNamesOf(p);
         datapath.addPort(p.index, p.name, p.queues, d.xdpMode, undefined, {
           hook: p.hook,
+          ...(adoptedXsks ? { adoptXsks: xsks.device, adoptPuntXsk: xsks.punt } : {}),
           ...(p.punt ? { puntNear: p.punt.near, puntFar: p.punt.far } : {}),
           peerNetns: a.peerNetns,
           adoptLinkFd: native.dupFd(link),
@@ -188,7 +207,8 @@ function serve(native: NativeAddon, handover: Handover, original: Map<string, nu
   supervisor.start();
   // Where the early start's time went (the restart test logs it in its timeline).
   const took = { ...steps, ports_ms: tStart - tPorts, start_ms: native.monotonicMs() - tStart };
-  log.info({ ports: [...ports], took_ms: native.monotonicMs() - t0, steps: took, handed_over_ms_ago: native.monotonicMs() - state.savedAtMs, process_uptime_ms: Math.round(process.uptime() * 1000) },
+  const sockets = taken.filter((n) => isXskFdName(n) && !(UMEM_NAMES as readonly string[]).includes(n)).length;
+  log.info({ ports: [...ports], afxdp: adoptedXsks ? `UMEM and ${sockets} sockets adopted (frames waited in their rings)` : 'new UMEM and sockets', took_ms: native.monotonicMs() - t0, steps: took, handed_over_ms_ago: native.monotonicMs() - state.savedAtMs, process_uptime_ms: Math.round(process.uptime() * 1000) },
     'early start: the handed-over ports forward again; reading the config');
   return {
     state,
@@ -196,6 +216,7 @@ function serve(native: NativeAddon, handover: Handover, original: Map<string, nu
     supervisor,
     tapFd,
     ports,
+    xsks: adoptedXsks,
     setHandlers: workers.setHandlers,
     release() {
       for (const name of taken) {
@@ -205,6 +226,20 @@ function serve(native: NativeAddon, handover: Handover, original: Map<string, nu
     },
     fallback: (reason) => fallbackTo(native, original, log, reason),
   };
+}
+
+/**
+ * The handed-over sockets to adopt (their names), or undefined: then they are closed and
+ * out of the store before the datapath makes new ones (their queues are free only then).
+ */
+function adoptableXsk(native: NativeAddon, handover: Handover, original: Map<string, number>, state: HandoverState, log: DeferredLog): string[] | undefined {
+  const names = [...handover.inherited.keys()].filter((n) => isXskFdName(n) && !(UMEM_NAMES as readonly string[]).includes(n));
+  const why = !UMEM_NAMES.every((n) => handover.inherited.has(n)) ? 'no UMEM handed over'
+    : state.xsk !== native.xskLayout ? `another socket layout (${state.xsk ?? 'none'}; this build: ${native.xskLayout})` : undefined;
+  if (!why) return names;
+  const dropped = handover.dropXsks(original);
+  if (dropped.length) log.warn({ reason: why, sockets: dropped.length }, 'early start: the handed-over AF_XDP sockets are not adopted (new ones are made)');
+  return undefined;
 }
 
 interface EarlyWorkers {

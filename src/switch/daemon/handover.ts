@@ -27,6 +27,19 @@ export const linkFdName = (port: string) => `link.${port}`;
 export const puntFdName = (port: string) => `punt.${port}`;
 /** Handed-over names that are program links (detached, not only closed, when not taken). */
 export const isLinkFdName = (name: string) => name.startsWith('link.') || name.startsWith('punt.');
+/**
+ * The AF_XDP side (the slow path): the UMEM's memfd and the socket it is registered on
+ * (the addon's handoverFds() has them), each port's socket per device queue and its punt
+ * far end's. Kept, the frames wait in the rings across a restart instead of being dropped.
+ */
+export const UMEM_NAMES = ['umem', 'umem.anchor'] as const;
+export const xskFdName = (port: string, queue: number) => `xsk.${queue}.${port}`;
+export const puntXskFdName = (port: string) => `xskp.${port}`;
+/** A port's socket names, for the queues and hook it had. */
+export function xskNamesOf(p: { name: string; queues?: number; hook?: string }): { device: string[]; punt: string } {
+  return { device: Array.from({ length: p.queues ?? 0 }, (_, q) => xskFdName(p.name, q)), punt: p.hook === 'tc' ? puntXskFdName(p.name) : '' };
+}
+export const isXskFdName = (name: string) => (UMEM_NAMES as readonly string[]).includes(name) || /^xsk\.\d+\./.test(name) || name.startsWith('xskp.');
 
 /**
  * What identifies the programs a build loads: a hash of its BPF objects. Equal across a
@@ -54,6 +67,8 @@ export interface HandedPort {
   vlan?: VlanMode;
   punt?: { near: string; far: string };
   attached?: AttachedAs;
+  /** Its live sockets' XDP_STATISTICS as counted in `counters`: adopted, they count on from these. */
+  xskLive?: Record<string, number>;
 }
 
 /** The datapath's settings, so that the early start can build it before the config is read. */
@@ -79,6 +94,8 @@ export interface SlowCounters {
 export interface HandoverState {
   /** VSW_LAYOUT_VERSION of the build that made the maps. */
   layout: number;
+  /** The addon's xskLayout (chunk and ring sizes) of the build that made the sockets: they are adopted only when equal. */
+  xsk?: string;
   /** programBuild() of the programs running in the links (absent: an older build's). */
   programs?: string;
   bridge: string;
@@ -170,6 +187,27 @@ export class Handover {
   forget(name: string): void {
     this.stored.delete(name);
     if (this.underSystemd) this.native.sdNotify(`FDSTOREREMOVE=1\nFDNAME=${name}`);
+  }
+
+  /** Keeps exactly `wanted` among the stored names `member` picks (a port's sockets come and go with it). */
+  sync(member: (name: string) => boolean, wanted: Map<string, number>): void {
+    for (const name of [...this.stored.keys()]) if (member(name) && !wanted.has(name)) this.remove(name);
+    for (const [name, fd] of wanted) this.store(name, fd);
+  }
+
+  /**
+   * The handed-over sockets and UMEM are not adopted: closed, and out of the store, so
+   * that they are released (a new socket cannot bind a queue the old one still holds).
+   */
+  dropXsks(also?: Map<string, number>): string[] {
+    const names = [...this.inherited.keys()].filter(isXskFdName);
+    for (const name of names) {
+      this.native.closeFd(this.inherited.get(name)!);
+      this.inherited.delete(name);
+      also?.delete(name);
+      this.forget(name);
+    }
+    return names;
   }
 
   /** A stop: nothing is handed over. */

@@ -12,11 +12,11 @@ import { egressTagged, vlanMembers } from '../l2/vlan-rules.js';
 import { deleteLink, deviceCounters, ensureBpffs, puntNames, puntPairExists, restorePeer, setLinkAddress, stalePuntDevices } from '../ports/hygiene.js';
 import { KernelDrops, type PortDevices } from '../ports/kernel-drops.js';
 import type { EarlyStart, Inherited } from './early.js';
-import { Handover, inheritedFds, isLinkFdName, linkFdName, MAP_NAMES, programBuild, puntFdName, tapFdName, type HandedPort, type HandoverState, type SlowCounters } from './handover.js';
+import { Handover, inheritedFds, isLinkFdName, isXskFdName, linkFdName, MAP_NAMES, programBuild, puntFdName, puntXskFdName, tapFdName, xskFdName, xskNamesOf, type HandedPort, type HandoverState, type SlowCounters } from './handover.js';
 import { isLoopbackAddress, MetricsServer } from '../operate/metrics.js';
 import { bridgeMac } from '../l2/mac.js';
 import type { FdbRow, ReloadResult, SwitchApi, VlanRow } from '../operate/switch-api.js';
-import { bpfObjectPath, loadNative, type NativeAddon, type NativeDatapath, type NativePortCounters, type PortCounters, type WorkerCounters } from '../datapath/native.js';
+import { bpfObjectPath, loadNative, type NativeAddon, type NativeDatapath, type NativePortCounters, type PortCounters, type WorkerCounters, type XskCounters } from '../datapath/native.js';
 import { LinkMonitor, type LinkEvent } from '../ports/link-monitor.js';
 import { BondManager, readCarrier } from '../bond/manager.js';
 import { CreatedDevices, PortTable, bondPortConfig, type AdoptedPort, type Port } from '../ports/ports.js';
@@ -88,6 +88,8 @@ export class Switch implements SwitchApi {
   private handed?: Map<string, HandedPort>;
   /** The hot loop's counters as the previous daemon left them: counted on from. */
   private counterBase: Record<string, SlowCounters> = {};
+  /** Per port: its adopted sockets' counts when the previous daemon last saved them (counted in counterBase). */
+  private readonly xskStart = new Map<string, Record<string, number>>();
   private workerBase: Record<string, number>[] = [];
   /** Handed-over links given to ports at start; reconcile() drops those no port took. */
   private readonly adoptedLinks = new Map<string, number>();
@@ -124,6 +126,11 @@ export class Switch implements SwitchApi {
       if (differs.length) early.fallback(`the config changed ${differs.join(', ')}`);
       early.release();
       this.early = early;
+    } else {
+      // Only the early start adopts the AF_XDP side; here the sockets get made anew, and
+      // the old ones must be released first (their queues are taken until then).
+      const dropped = this.handover.dropXsks();
+      if (dropped.length) log.info({ sockets: dropped.length }, 'the handed-over AF_XDP sockets and UMEM are released: new ones are made');
     }
     const refuse = state && (state.layout !== this.native.layoutVersion ? `map layout ${state.layout}, this build's is ${this.native.layoutVersion}`
       : state.bridge !== config.bridge ? `bridge ${state.bridge}` : state.fdbCapacity !== config.fdb.capacity ? `fdb.capacity ${state.fdbCapacity}` : undefined);
@@ -158,6 +165,7 @@ export class Switch implements SwitchApi {
         datapath ??= new this.native.Datapath({ ...options, adopt: maps });
         this.handed = new Map(state.ports.map((p) => [p.name, p]));
         this.counterBase = state.counters ?? {};
+        if (early?.xsks) for (const p of state.ports) if (p.xskLive) this.xskStart.set(p.name, p.xskLive);
         if (state.workers?.length === config.workers) this.workerBase = state.workers;
         this.keepPrograms = state.programs === this.programs;
         log.info({ ports: state.ports.length, early: early ? [...early.ports] : false, programs: this.keepPrograms ? 'kept (same build)' : 'replaced (another build)', fdb_entries: datapath.fdbInfo().size, handed_over_ms_ago: this.clock.nowMs() - state.savedAtMs, process_uptime_ms: Math.round(process.uptime() * 1000) }, 'adopting the running datapath');
@@ -300,6 +308,8 @@ export class Switch implements SwitchApi {
       ...(puntLinkFd !== undefined ? { puntLinkFd } : {}),
       ...(this.keepPrograms ? { keepPrograms: true } : {}),
       ...(p.peerChanges ? { peerChanges: p.peerChanges } : {}),
+      // The datapath holds the handed-over sockets (the early start gave them): the port takes its own.
+      ...(this.early?.xsks ? { xsks: xskNamesOf(p) } : {}),
     };
   }
 
@@ -310,7 +320,9 @@ export class Switch implements SwitchApi {
    */
   private async reconcile(): Promise<void> {
     const handed = this.handed!;
-    this.datapath.releaseFastPorts();
+    // Handed-over sockets no port took are closed; the store lets go of them too.
+    const unclaimed = this.datapath.releaseFastPorts();
+    for (const name of unclaimed) this.handover.forget(name);
     this.ports.reserve(new Set());
     const removed: string[] = [];
     for (const p of handed.values()) {
@@ -368,12 +380,22 @@ export class Switch implements SwitchApi {
         else h.remove(fdName);
       }
     }
+    // The AF_XDP sockets: frames wait in their rings across a restart, the next daemon adopts them.
+    const xsks = new Map<string, number>();
+    for (const p of this.ports.list()) {
+      if (!p.up || p.kind === 'internal' || p.kind === 'bond') continue;
+      const fds = this.datapath.xskFds(p.index);
+      fds.device.forEach((fd, q) => xsks.set(xskFdName(p.name, q), fd));
+      if (fds.punt >= 0) xsks.set(puntXskFdName(p.name), fds.punt);
+    }
+    h.sync((name) => isXskFdName(name) && !name.startsWith('umem'), xsks);
     this.saveState();
   }
 
-  private saveState(counters: Record<string, SlowCounters> = this.slowCounters(this.readPortCounters())): void {
+  private saveState(raw = this.readPortCounters(), counters: Record<string, SlowCounters> = this.slowCounters(raw)): void {
     const state: HandoverState = {
       layout: this.native.layoutVersion,
+      xsk: this.native.xskLayout,
       programs: this.programs,
       bridge: this.config.bridge,
       fdbCapacity: this.config.fdb.capacity,
@@ -391,6 +413,7 @@ export class Switch implements SwitchApi {
         vlan: p.vlan,
         ...(p.punt ? { punt: p.punt } : {}),
         ...(p.attached ? { attached: p.attached } : {}),
+        ...(raw.get(p.name) ? { xskLive: { ...raw.get(p.name)!.xskLive } } : {}),
       })),
       counters,
       workers: this.workerCounters() as unknown as Record<string, number>[],
@@ -414,8 +437,10 @@ export class Switch implements SwitchApi {
     this.evpn?.detach();
     this.publishHandover();
     this.log.info({ reexec, handed_over: this.ports.list().length }, 'restarting: the datapath stays and is handed to the next daemon');
-    // The sockets go now, all at once (the exit would release them one after the other).
-    this.datapath.releaseSocketsForRestart();
+    // The workers let go of the sockets, whose rings the next daemon adopts as they are
+    // (in the store with the UMEM's memfd): nothing is closed, so the exit is quick.
+    const filled = this.datapath.quiesceForRestart();
+    this.log.info({ frames_to_fill_rings: filled }, 'workers parked: the sockets wait in the fd store for the next daemon');
     if (reexec) this.handover.reexec([process.execPath, ...process.execArgv, ...process.argv.slice(1)]);
     this.native.exitNow(0);
   }
@@ -525,7 +550,11 @@ export class Switch implements SwitchApi {
     for (const e of this.fdb.entries({ port: port.index })) this.fdb.removeStatic(e.vlan, e.mac);
     this.handover.remove(linkFdName(port.name));
     this.handover.remove(puntFdName(port.name));
+    // Out of the store before they are closed, or the store's copies keep them bound.
+    const xsks = xskNamesOf(port);
+    for (const name of [...xsks.device, xsks.punt]) if (name) this.handover.remove(name);
     delete this.counterBase[port.name];
+    this.xskStart.delete(port.name);
     await this.ports.remove(port.index);
     // A later port of this index counts from 0 (a port whose device only came and went counts on).
     this.datapath.resetPortIndex(port.index);
@@ -848,7 +877,10 @@ export class Switch implements SwitchApi {
   private slowCounters(raw: Map<string, NativePortCounters>): Record<string, SlowCounters> {
     const out: Record<string, SlowCounters> = {};
     for (const p of this.ports.list()) {
-      const { fast: _fast, xsk, ...hot } = raw.get(p.name)!;
+      const { fast: _fast, xsk: xskAll, xskLive: _live, ...hot } = raw.get(p.name)!;
+      // Sockets adopted after a restart count on: what they had counted is in the base already.
+      const start = this.xskStart.get(p.name);
+      const xsk = start ? Object.fromEntries(Object.entries(xskAll).map(([k, v]) => [k, Math.max(0, v - (start[k] ?? 0))])) as unknown as XskCounters : xskAll;
       // redirect_failed is a fast counter (the programs count it), added by portCounters.
       const { redirect_failed: _redirect, ...kernel } = this.kernelDrops.reasons(p.index, xsk, 0, this.portDevices(p));
       const now: SlowCounters = { ...hot, drops: { ...hot.drops, ...kernel } };
@@ -916,7 +948,7 @@ export class Switch implements SwitchApi {
       };
     }
     // What a scrape showed is never more than what a crash right now would hand over.
-    if (this.supervisor) this.saveState(slowAll);
+    if (this.supervisor) this.saveState(raw, slowAll);
     return out;
   }
 

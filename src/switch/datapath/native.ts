@@ -28,6 +28,8 @@ export interface NativePortCounters extends PathCounters {
   fast: PathCounters & { redirect_failed: number; mac_limit: number; policy: Record<string, number> };
   /** The port's AF_XDP sockets' XDP_STATISTICS, over every socket it had. */
   xsk: XskCounters;
+  /** The same of the sockets it has now only (a restart hands them over: they count on). */
+  xskLive: XskCounters;
 }
 
 /** A port's counters as reported to users: both paths together, and each apart. */
@@ -89,7 +91,7 @@ export interface NativeDatapath {
     queues: number,
     xdpMode: string,
     tapFd?: number,
-    hook?: { hook?: 'tc' | 'xdp'; puntNear?: string; puntFar?: string; peerNetns?: boolean; adoptLinkFd?: number; adoptPuntLinkFd?: number; keepPrograms?: boolean; early?: boolean },
+    hook?: PortHookOptions,
   ): { xdpMode: string; hook: PortHook; owners: number[] };
   removePort(index: number): void;
   setPortVlan(index: number, vlan: { trunk: boolean; accessVlan: number; nativeVlan: number; trunks: number[] }): void;
@@ -126,16 +128,20 @@ export interface NativeDatapath {
   /** Makes port `leg` a leg of `bond` (-1: no bond); rxEnabled: frames arriving on it are taken. */
   setLeg(leg: number, bond: number, rxEnabled: boolean): void;
   sendFrame(port: number, frame: Buffer): void;
-  /** The maps' fds, by handover name (src/switch/daemon/handover.ts MAP_NAMES). */
+  /** The maps' fds, by handover name (src/switch/daemon/handover.ts MAP_NAMES), and the UMEM's memfd and anchor socket (`umem`, `umem.anchor`). */
   handoverFds(): Record<string, number>;
+  /** A port's AF_XDP sockets, handed over across a restart: on its device by queue, and its punt socket (-1: none). */
+  xskFds(index: number): { device: number[]; punt: number };
+  /** Handed-over sockets that could not be adopted, with why ("name: reason"); new ones are made for them. */
+  xskAdoptFailures(): string[];
   /** The link of the program on the port's device (tcx, or XDP on an xdp-hook port; -1: none): what a restart hands over. */
   hookLinkFd(index: number): number;
-  /** A restart's last step: the workers let go of the sockets, which are closed in parallel (the exit would release them in turn). */
-  releaseSocketsForRestart(): void;
+  /** A restart's last step: the workers let go of the sockets, which stay as they are (in the fd store) for the next daemon. Returns the frames it gave to the fill rings (they take what arrives until the next daemon runs). */
+  quiesceForRestart(): number;
   /** A tc port's punt far end's XDP link (-1: none): handed over too. */
   puntLinkFd(index: number): number;
-  /** Ends an adoption: the running programs' port tables follow the View again. */
-  releaseFastPorts(): void;
+  /** Ends an adoption: the running programs' port tables follow the View again; handed-over sockets no port took are closed (their names returned). */
+  releaseFastPorts(): string[];
   /** A port index a new port takes (or an adopted one the config no longer has): off the devmap, every count zeroed. No-op while a port is there. */
   resetPortIndex(index: number): void;
   /** The port holds as many learned MACs as it may: the hot loops drop frames from sources new to it (mac_limit). */
@@ -163,6 +169,21 @@ export interface RunResult {
   punted: { port: number; frame: Buffer }[];
 }
 
+/** How a device port is added (see PortHook in native/datapath/datapath.h). */
+export interface PortHookOptions {
+  hook?: 'tc' | 'xdp';
+  puntNear?: string;
+  puntFar?: string;
+  peerNetns?: boolean;
+  adoptLinkFd?: number;
+  adoptPuntLinkFd?: number;
+  keepPrograms?: boolean;
+  early?: boolean;
+  /** Handed-over sockets (Datapath adoptXsk names) for the device's queues, by queue, and for the punt far end. */
+  adoptXsks?: string[];
+  adoptPuntXsk?: string;
+}
+
 export interface NativeAddon {
   Datapath: new (opts: {
     workers: number;
@@ -176,6 +197,8 @@ export interface NativeAddon {
     tcObject?: string;
     /** A restart: the maps the running datapath left, by handover name. */
     adopt?: Record<string, number>;
+    /** A restart: the UMEM's memfd, the socket it is registered on, and the ports' sockets by handover name (see native/datapath/datapath.h). */
+    adoptXsk?: { umem: number; anchor: number; sockets: Record<string, number> };
   }) => NativeDatapath;
   dropReasons: string[];
   maxPorts: number;
@@ -199,6 +222,8 @@ export interface NativeAddon {
   detachLink(fd: number): void;
   /** VSW_LAYOUT_VERSION: maps are adopted only from a build with the same. */
   layoutVersion: number;
+  /** The UMEM chunk size and ring sizes: handed-over sockets are adopted only from a build with the same. */
+  xskLayout: string;
 }
 
 export const bpfObjectPath = path.join(projectRoot, 'bpf', 'xsk_steer.bpf.o');

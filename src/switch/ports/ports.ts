@@ -85,10 +85,12 @@ export interface AdoptedPort {
   /** The links run this build's programs: they stay as they run, nothing is loaded. */
   keepPrograms?: boolean;
   peerChanges?: PeerChanges;
+  /** Its AF_XDP sockets as the datapath holds them after a restart (handover names): by device queue, and the punt far end's. */
+  xsks?: { device: string[]; punt: string };
 }
 
 /** What attach() takes over from before a restart. */
-export type AdoptedLinks = Pick<AdoptedPort, 'linkFd' | 'puntLinkFd' | 'keepPrograms'>;
+export type AdoptedLinks = Pick<AdoptedPort, 'linkFd' | 'puntLinkFd' | 'keepPrograms' | 'xsks'>;
 
 /**
  * The devices vswitchd created (VM taps), kept in a file so that a run that
@@ -306,6 +308,7 @@ export class PortTable {
             ...(adoptLinkFd !== undefined ? { adoptLinkFd } : {}),
             ...(adopt?.puntLinkFd !== undefined ? { adoptPuntLinkFd: adopt.puntLinkFd } : {}),
             ...(adopt?.keepPrograms ? { keepPrograms: true } : {}),
+            ...(adopt?.xsks ? { adoptXsks: adopt.xsks.device, adoptPuntXsk: adopt.xsks.punt } : {}),
           });
         } catch (err) {
           await this.dropPunt(port);
@@ -316,6 +319,7 @@ export class PortTable {
           hook: 'xdp',
           ...(adoptLinkFd !== undefined ? { adoptLinkFd } : {}),
           ...(adopt?.keepPrograms ? { keepPrograms: true } : {}),
+          ...(adopt?.xsks ? { adoptXsks: adopt.xsks.device } : {}),
         });
       }
       Object.assign(port, { kind, queues: info.rxQueues, xdpMode: r.xdpMode, hook: r.hook, owners: r.owners });
