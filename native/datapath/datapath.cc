@@ -110,6 +110,14 @@ void Datapath::adoptFrames() {
   // completed. Copy mode reserves a completion slot per TX descriptor it takes and
   // publishes it when the skb is freed, so tx_consumer - comp_producer (less refused
   // descriptors) frames are in flight; their descriptors are the last ones taken.
+  // Frames sent but not completed are found by their TX descriptors, whose slots the old
+  // daemon may have filled again (a nearly full TX ring): let the kernel complete what it
+  // took first (copy mode sends only when kicked, so nothing new starts meanwhile).
+  const auto settle = std::chrono::steady_clock::now() + std::chrono::milliseconds(50);
+  for (auto& [name, x] : adopted_xsks_)
+    while (load(x->tx.consumer) - load(x->comp.producer) - static_cast<uint32_t>(x->statistics().tx_invalid_descs) != 0 &&
+           std::chrono::steady_clock::now() < settle)
+      std::this_thread::sleep_for(std::chrono::microseconds(200));
   for (auto& [name, x] : adopted_xsks_) {
     for (uint32_t i = load(x->fill.consumer), p = load(x->fill.producer); i != p; i++) {
       const uint64_t f = frameOf(*xsk_ring_prod__fill_addr(&x->fill, i));
