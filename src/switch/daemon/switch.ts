@@ -447,7 +447,7 @@ export class Switch implements SwitchApi {
 
   /** `vswitchctl restart`: answered first, then the process starts again in place. */
   restart(): { restarting: true; pid: number } {
-    setTimeout(() => void this.changeQueue.then(() => this.restartKeepingDatapath(true)), 20);
+    setTimeout(() => void this.changeQueue.then(() => this.restartKeepingDatapath(true)), 2);  // once the reply is written (it is, this turn)
     return { restarting: true, pid: process.pid };
   }
 
