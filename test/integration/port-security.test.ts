@@ -194,7 +194,9 @@ async function iperf(client: Host, server: Host, extra: string[], seconds = 3, l
   const srv = new Background(['iperf3', '-s', '-1', '--forceflush', '-B', server.ip], server.ns);
   try {
     await srv.waitFor('Server listening');
-    const mid = sleep(1000).then(async () => ({ rx: await devCounter(server, 'rx_bytes'), at: process.hrtime.bigint() }));
+    // From the client's connection on, not from the command's start: flock may first wait for another benchmark.
+    const mid = srv.waitFor('Accepted connection', 120_000).then(() => sleep(1000)).then(async () => ({ rx: await devCounter(server, 'rx_bytes'), at: process.hrtime.bigint() }));
+    mid.catch(() => {});  // read for UDP only; a run that never connects fails below
     const res = await run((lock ? locked : (a: string[]) => a)(['iperf3', '-c', server.ip, '-t', `${seconds}`, '-J', ...extra]), { ns: client.ns, timeoutMs: 120_000, check: false });
     const end = process.hrtime.bigint();
     const report = JSON.parse(res.stdout) as { end?: { sum_received?: { bits_per_second: number } } };
