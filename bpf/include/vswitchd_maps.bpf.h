@@ -150,12 +150,32 @@ static __always_inline int port_policy_verdict(const struct port_policy *pol, __
 	return why;
 }
 
+// This program copy's policer credit on each CPU (struct vsw_credit): one entry, as a copy
+// polices one port (a bond leg's, its bond). Not shared with the daemon: libbpf makes one
+// per copy; a new copy (a restart that replaces the programs) starts with none.
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct vsw_credit);
+} vswitchd_credit SEC(".maps");
+
 // The policer of port `in` for a frame the program is about to forward itself:
-// VSW_POLICY_OK or VSW_POLICY_POLICED (the caller counts it, or punts it).
+// VSW_POLICY_OK or VSW_POLICY_POLICED (the caller counts it, or punts it). The CPU's
+// credit pays for most frames; the clock is read and the shared bucket touched only
+// when it runs out.
 static __always_inline int police_forward(const struct port_policy *pol, __u32 in, __u64 bytes)
 {
+	__u32 zero = 0;
+	__u64 rate = pol->police_rate, burst = pol->police_burst;
+	struct vsw_credit *c = bpf_map_lookup_elem(&vswitchd_credit, &zero);
+	if (!rate || (c && vsw_credit_spend(c, rate, burst, bytes)))
+		return VSW_POLICY_OK;
 	struct port_buckets *b = bpf_map_lookup_elem(&vswitchd_buckets, &in);
-	if (!b || vsw_police_verdict(pol, b, bpf_ktime_get_ns(), bytes) == VSW_POLICY_OK)
+	if (!b)
+		return VSW_POLICY_OK;
+	__u64 now = bpf_ktime_get_ns();
+	if (c ? vsw_credit_take(c, &b->police, now, rate, burst, bytes) : vsw_bucket_take(&b->police, now, rate, burst, bytes))
 		return VSW_POLICY_OK;
 	return VSW_POLICY_POLICED;
 }

@@ -599,6 +599,68 @@ VSW_INLINE int vsw_bucket_take(struct vsw_bucket *b, __u64 now_ns, __u64 rate, _
 	return 1;
 }
 
+/* The policer's credit on one CPU (or one hot-loop worker): bytes * 1e9 taken from the port's
+ * shared bucket in a chunk, spent frame by frame without a clock read or an atomic op. The
+ * clock read (bpf_ktime_get_ns, ~35 ns here) was nearly all of what policing cost a frame;
+ * the shared bucket still decides, exactly, how much is taken over time (docs/ARCHITECTURE.md).
+ * Kept where only its user sees it: a per-CPU map of each program copy, the worker's memory.
+ * rate/burst: the policy it was taken under; another (a reload) voids it. */
+struct vsw_credit {
+	__s64 tokens;
+	__u64 rate;
+	__u64 burst;
+};
+
+/* A chunk is at most 1/VSW_CREDIT_SHARE of the burst, 1 ms of the rate and VSW_CREDIT_MAX
+ * bytes: what each CPU may hold beyond the bucket, so a burst is at most (CPUs / 16) larger
+ * and a rate over a second off by (CPUs x 1 ms). Below 2 bytes no credit is kept. */
+#define VSW_CREDIT_SHARE 16
+#define VSW_CREDIT_MAX_NS 1000000ull
+#define VSW_CREDIT_MAX 65536ull
+
+VSW_STATIC_ASSERT(sizeof(struct vsw_credit) == 24, "vsw_credit size");
+
+VSW_INLINE __u64 vsw_credit_chunk(__u64 rate, __u64 burst)
+{
+	__u64 c = burst / VSW_CREDIT_SHARE;
+	__u64 r = rate / (VSW_NS_PER_S / VSW_CREDIT_MAX_NS);
+	if (c > r)
+		c = r;
+	if (c > VSW_CREDIT_MAX)
+		c = VSW_CREDIT_MAX;
+	return c < 2 ? 0 : c;
+}
+
+/* Spends cost bytes from the credit: 1 when it covers them (the frame passes; no clock read,
+ * no atomic), 0 when the caller must read the clock and call vsw_credit_take. */
+VSW_INLINE int vsw_credit_spend(struct vsw_credit *c, __u64 rate, __u64 burst, __u64 cost)
+{
+	__s64 need = (__s64)(cost * VSW_NS_PER_S);
+	if (c->rate != rate || c->burst != burst || c->tokens < need)
+		return 0;
+	c->tokens -= need;
+	return 1;
+}
+
+/* The policer when the credit is short: what is left of it goes back to the bucket, then the
+ * frame and a new chunk are taken together if the bucket holds both, else the frame alone
+ * (vsw_bucket_take, exact per frame: so while the policer caps, the bucket runs near empty
+ * and no CPU holds credit). 1: the frame passes. */
+VSW_INLINE int vsw_credit_take(struct vsw_credit *c, struct vsw_bucket *b, __u64 now_ns, __u64 rate, __u64 burst, __u64 cost)
+{
+	if (c->tokens > 0 && c->rate == rate && c->burst == burst)
+		__sync_fetch_and_add(&b->tokens, c->tokens);
+	c->tokens = 0;
+	c->rate = rate;
+	c->burst = burst;
+	__u64 chunk = vsw_credit_chunk(rate, burst);
+	if (chunk && cost + chunk <= burst && vsw_bucket_take(b, now_ns, rate, burst, cost + chunk)) {
+		c->tokens = (__s64)(chunk * VSW_NS_PER_S);
+		return 1;
+	}
+	return vsw_bucket_take(b, now_ns, rate, burst, cost);
+}
+
 /* Storm control for a frame of storm class cls counting segs frames (a GSO skb):
  * VSW_POLICY_OK or VSW_POLICY_STORM_*. A cap's burst is one second of it. Applied where
  * the frame enters (the port's program; the hot loop for the internal port), before flooding. */

@@ -352,18 +352,26 @@ class HotLoop::Impl {
     }
     const bool storm = unguarded && (pol.flags & VSW_POL_STORM);
     if (why != VSW_POLICY_OK || !(storm || (pol.flags & VSW_POL_POLICE))) return policyDrop(why);
-    timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);  // bpf_ktime_get_ns's clock
-    const uint64_t now_ns = static_cast<uint64_t>(ts.tv_sec) * VSW_NS_PER_S + static_cast<uint64_t>(ts.tv_nsec);
     if (storm) {
       int cls = vsw_storm_class(eth);
       FdbHit hit;
       if (cls == VSW_STORM_NONE && pol.storm_pps[VSW_STORM_UNKNOWN_UNICAST] && !fdb_.lookup(vlan, eth, &hit))
         cls = VSW_STORM_UNKNOWN_UNICAST;
-      why = vsw_storm_verdict(&pol, &buckets_[in], now_ns, 1, cls);
+      if (cls != VSW_STORM_NONE) why = vsw_storm_verdict(&pol, &buckets_[in], monotonicNs(), 1, cls);
     }
-    if (why == VSW_POLICY_OK) why = vsw_police_verdict(&pol, &buckets_[in], now_ns, f.len);
+    // The policer: this worker's credit first (as each CPU's in the programs), the clock
+    // and the shared bucket only when it runs out.
+    const __u64 rate = pol.police_rate, burst = pol.police_burst;
+    if (why == VSW_POLICY_OK && rate && !vsw_credit_spend(&credit_[in], rate, burst, f.len) &&
+        !vsw_credit_take(&credit_[in], &buckets_[in].police, monotonicNs(), rate, burst, f.len))
+      why = VSW_POLICY_POLICED;
     return policyDrop(why);
+  }
+
+  static uint64_t monotonicNs() {
+    timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);  // bpf_ktime_get_ns's clock
+    return static_cast<uint64_t>(ts.tv_sec) * VSW_NS_PER_S + static_cast<uint64_t>(ts.tv_nsec);
   }
 
   static DropReason policyDrop(int why) {
@@ -623,6 +631,7 @@ class HotLoop::Impl {
   const std::atomic<uint8_t>* learn_full_;
   const PortPolicy* policies_;
   PortBuckets* buckets_;
+  std::vector<vsw_credit> credit_ = std::vector<vsw_credit>(kMaxPorts);  // this worker's policer credit per port
   uint64_t now_ms_ = 0;
 };
 

@@ -30,6 +30,7 @@
 #include <cstring>
 #include <fstream>
 #include <functional>
+#include <chrono>
 #include <map>
 #include <memory>
 #include <set>
@@ -196,6 +197,61 @@ void cppBucket(Report& r) {
   r.check(taken == 5, "half a second later 5 more, took %d", taken);
 }
 
+// The policer's per-CPU credit (vsw_credit_spend / vsw_credit_take): frames are paid from a
+// chunk taken from the shared bucket, the bucket still bounds what passes over time (two
+// CPUs taking in turn never get more than burst + rate x time), a reload voids the credit,
+// and at the largest rate after a long idle the bucket (overflow) still lends a chunk.
+void cppCredit(Report& r) {
+  r.section("c++ policer credit (vsw_credit_spend, vsw_credit_take)");
+  r.check(vsw_credit_chunk(12500000, 2500000) == 12500, "100 Mbit/s, burst 20000 kbit: a chunk of 1 ms, got %llu",
+          static_cast<unsigned long long>(vsw_credit_chunk(12500000, 2500000)));
+  r.check(vsw_credit_chunk(VSW_POLICE_MAX_RATE, 125000000) == VSW_CREDIT_MAX, "100 Gbit/s: at most VSW_CREDIT_MAX");
+  r.check(vsw_credit_chunk(12500000, 12500) == 781, "a small burst: 1/16 of it, got %llu",
+          static_cast<unsigned long long>(vsw_credit_chunk(12500000, 12500)));
+  r.check(vsw_credit_chunk(1000, 1500) == 0, "8 kbit/s: no credit (exact per frame)");
+
+  const __u64 rate = 12500000, burst = 2500000, chunk = vsw_credit_chunk(rate, burst);
+  __u64 now = 5 * VSW_NS_PER_S;
+  vsw_bucket b{};
+  vsw_credit c{};
+  r.check(vsw_credit_spend(&c, rate, burst, 1500) == 0, "no credit yet: the caller reads the clock");
+  r.check(vsw_credit_take(&c, &b, now, rate, burst, 1500) == 1, "a full bucket lends the frame and a chunk");
+  r.check(b.tokens == static_cast<__s64>((burst - 1500 - chunk) * VSW_NS_PER_S), "the bucket gave 1500 + a chunk");
+  const __s64 bucket_after = b.tokens;
+  int spent = 0;
+  while (spent < 1000 && vsw_credit_spend(&c, rate, burst, 1500)) spent++;
+  r.check(spent == static_cast<int>(chunk / 1500), "the chunk pays %d frames, paid %d", static_cast<int>(chunk / 1500), spent);
+  r.check(b.tokens == bucket_after, "spending the credit leaves the shared bucket alone");
+  const __s64 left = c.tokens;
+  r.check(vsw_credit_take(&c, &b, now, rate, burst, 1500) == 1 && b.tokens == bucket_after + left - static_cast<__s64>((1500 + chunk) * VSW_NS_PER_S),
+          "a short credit hands its rest back before the next chunk");
+  r.check(vsw_credit_spend(&c, rate * 2, burst, 60) == 0, "another rate (a reload) voids the credit");
+
+  // Two CPUs, 1500-byte frames offered at 1 Gbit/s (one every 12 us, alternately) for 2 s.
+  vsw_bucket s{};
+  vsw_credit cpu[2]{};
+  now = 5 * VSW_NS_PER_S;
+  __u64 passed = 0;
+  for (int i = 0; i < 2 * 1000000 / 12; i++, now += 12000) {
+    vsw_credit* k = &cpu[i & 1];
+    if (vsw_credit_spend(k, rate, burst, 1500) || vsw_credit_take(k, &s, now, rate, burst, 1500)) passed += 1500;
+  }
+  const __u64 most = burst + 2 * rate;
+  r.check(passed <= most && passed + 2 * chunk + 2 * 1500 >= most, "2 s through two CPUs' credit: %llu bytes, the bucket's bound %llu",
+          static_cast<unsigned long long>(passed), static_cast<unsigned long long>(most));
+
+  // The largest rate and burst (the bench's): after 2 s idle the refill must not overflow.
+  vsw_bucket m{};
+  vsw_credit mc{};
+  now = 5 * VSW_NS_PER_S;
+  r.check(vsw_credit_take(&mc, &m, now, VSW_POLICE_MAX_RATE, 125000000, 60) == 1, "the largest rate: a new bucket lends");
+  for (int i = 0; i < 100000 && vsw_credit_spend(&mc, VSW_POLICE_MAX_RATE, 125000000, 60); i++) {
+  }
+  now += 2 * VSW_NS_PER_S;
+  r.check(vsw_credit_take(&mc, &m, now, VSW_POLICE_MAX_RATE, 125000000, 60) == 1 && mc.tokens > 0,
+          "after 2 s idle at the largest rate it still lends a chunk");
+}
+
 void cppFlow(const json::Value& vectors, Report& r) {
   r.section("c++ flow bucket (vsw_flow_bucket via flowBucket)");
   for (const json::Value& v : vectors["flow"].a) {
@@ -282,6 +338,23 @@ class FastPathProgram {
     while (used_.count(i)) i = (i + 1) & (capacity_ - 1);
     putSlot(i, vlan, mac, port);
   }
+  // The port's fast-path counters, summed over the CPUs.
+  fast_counters counters(uint32_t port) {
+    std::vector<fast_counters> per_cpu(static_cast<size_t>(ncpus_));
+    fast_counters sum{};
+    if (bpf_map_lookup_elem(stats_fd_, &port, per_cpu.data())) throw std::runtime_error("fast stats lookup failed");
+    for (const fast_counters& c : per_cpu) {
+      sum.tx_packets += c.tx_packets;
+      for (int i = 0; i < VSW_POLICY_REASONS; i++) sum.policy_drops[i] += c.policy_drops[i];
+    }
+    return sum;
+  }
+  // The frame n times in one BPF_PROG_RUN (what it did: see the counters).
+  void runRepeat(const Bytes& frame, int n) {
+    LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = frame.data(), .data_size_in = static_cast<uint32_t>(frame.size()), .repeat = n);
+    if (int err = bpf_prog_test_run_opts(progFd(), &opts)) throw std::runtime_error(std::string("BPF_PROG_RUN: ") + strerror(-err));
+  }
+  virtual int progFd() const = 0;
   void clearFdb() {
     const fdb_slot zero{};
     for (uint32_t i : used_) bpf_map_update_elem(fdb_fd_, &i, &zero, 0);
@@ -302,6 +375,7 @@ class FastPathProgram {
     tc_ports_fd_ = bpf_object__find_map_fd_by_name(obj, "vswitchd_tc_ports");
     stats_fd_ = fd("vswitchd_fast_stats");
     config_fd_ = fd("vswitchd_config");
+    buckets_fd_ = fd("vswitchd_buckets");
     policy_fd_ = fd("vswitchd_policy");
     ncpus_ = libbpf_num_possible_cpus();
   }
@@ -348,8 +422,11 @@ class FastPathProgram {
  public:
   int last_policy_reason_ = 0;
   int policy_fd_ = -1;
+  int buckets_fd_ = -1;
   void writePolicy(uint32_t index, const port_policy& p) {
     if (bpf_map_update_elem(policy_fd_, &index, &p, 0)) throw std::runtime_error("policy update failed");
+    const port_buckets zero{};  // as FastPath::writePolicy: the buckets start full again
+    if (bpf_map_update_elem(buckets_fd_, &index, &zero, 0)) throw std::runtime_error("buckets update failed");
   }
 };
 
@@ -392,6 +469,7 @@ class XdpProgram : public FastPathProgram {
   }
   ~XdpProgram() override { bpf_object__close(obj_); }
   std::string name() const override { return "xdp"; }
+  int progFd() const override { return prog_fd_; }
   bpf_object* object() const { return obj_; }
 
   Outcome run(const Bytes& frame) override {
@@ -432,6 +510,7 @@ class TcProgram : public FastPathProgram {
   }
   ~TcProgram() override { bpf_object__close(obj_); }
   std::string name() const override { return "tc"; }
+  int progFd() const override { return prog_fd_; }
   bpf_object* object() const { return obj_; }
 
   Outcome run(const Bytes& frame) override {
@@ -617,6 +696,49 @@ void bpfPolicy(FastPathProgram& prog, const json::Value& vectors, Report& r) {
   prog.writePolicy(kIn, port_policy{});
 }
 
+// The program's policer (police_forward: each CPU's credit, then the shared bucket): a burst
+// of 1000 frames' bytes at a rate of 100 kB/s passes its 1000 frames, plus what the rate
+// adds while the test runs, and no more; the rest is dropped and counted as policed.
+void bpfPolice(FastPathProgram& prog, Report& r) {
+  r.section(prog.name() + " policer (credit and shared bucket)");
+  baseline(prog);
+  const uint8_t src[6] = {0x02, 0, 0, 0, 0, 1}, dst[6] = {0x02, 0, 0, 0, 0, 2};
+  prog.insert(1, src, kIn);
+  prog.insert(1, dst, kOut);
+  fast_port in{};
+  in.active = in.fast_in = 1;
+  in.access_vlan = 1;
+  in.bond = -1;
+  in.leg_rx = 1;
+  for (auto& b : in.buckets) b = -1;
+  prog.writePort(kIn, in);
+  fast_port out = in;
+  out.fast_in = 0;
+  out.fast_out = out.fast_out_mb = 1;
+  prog.writePort(kOut, out);
+  Bytes f(60, 0);
+  std::memcpy(f.data(), dst, 6);
+  std::memcpy(f.data() + 6, src, 6);
+  f[12] = 0x08;  // IPv4 (the policer reads no payload)
+  port_policy pol{};
+  pol.flags = VSW_POL_POLICE;
+  pol.police_rate = 100000;
+  pol.police_burst = 60000;
+  prog.writePolicy(kIn, pol);
+  // 2000 runs in one BPF_PROG_RUN (well under a millisecond: the rate adds about a frame).
+  const fast_counters before_out = prog.counters(kOut), before_in = prog.counters(kIn);
+  const auto start = std::chrono::steady_clock::now();
+  prog.runRepeat(f, 2000);
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  const int passed = static_cast<int>(prog.counters(kOut).tx_packets - before_out.tx_packets);
+  const int policed = static_cast<int>(prog.counters(kIn).policy_drops[VSW_POLICY_POLICED - 1] - before_in.policy_drops[VSW_POLICY_POLICED - 1]);
+  const int most = 1000 + static_cast<int>(secs * 100000 / 60) + 1;
+  r.check(passed >= 998 && passed <= most, "passed %d of 2000 in %.4f s, want 998..%d", passed, secs, most);
+  r.check(policed == 2000 - passed, "the rest counted as policed: %d", policed);
+  prog.writePolicy(kIn, port_policy{});
+  prog.clearFdb();
+}
+
 void bpfVlan(FastPathProgram& prog, const json::Value& vectors, Report& r) {
   r.section(prog.name() + " ingress vlan (tag of the redirected frame)");
   baseline(prog);
@@ -711,13 +833,13 @@ void bpfLayout(bpf_object* obj, const std::string& name, Report& r) {
       F(port_policy, flags), F(port_policy, n_macs), F(port_policy, n_ipv4), F(port_policy, n_ipv6), F(port_policy, reserved0),
       F(port_policy, macs), F(port_policy, ipv4), F(port_policy, ipv6), F(port_policy, storm_pps), F(port_policy, reserved1),
       F(port_policy, police_rate), F(port_policy, police_burst), F(port_buckets, storm), F(port_buckets, police),
-      F(vsw_bucket, tokens), F(vsw_bucket, last_ns),
+      F(vsw_bucket, tokens), F(vsw_bucket, last_ns), F(vsw_credit, tokens), F(vsw_credit, rate), F(vsw_credit, burst),
   };
 #undef F
   const std::map<std::string, size_t> sizes = {{"fdb_slot", sizeof(fdb_slot)}, {"fast_port", sizeof(fast_port)},
                                                {"fast_counters", sizeof(fast_counters)}, {"fast_config", sizeof(fast_config)},
                                                {"port_policy", sizeof(port_policy)}, {"port_buckets", sizeof(port_buckets)},
-                                               {"vsw_bucket", sizeof(vsw_bucket)}};
+                                               {"vsw_bucket", sizeof(vsw_bucket)}, {"vsw_credit", sizeof(vsw_credit)}};
   const btf* b = bpf_object__btf(obj);
   if (!b) return r.fail("the object has no BTF");
   for (const auto& [sname, size] : sizes) {
@@ -775,6 +897,7 @@ int main(int argc, char** argv) {
     cppMtu(vectors, r);
     cppPolicy(vectors, r);
     cppBucket(r);
+    cppCredit(r);
     if (!xdp_object.empty()) {
       if (geteuid() != 0) throw std::runtime_error("--bpf needs root (BPF_PROG_RUN, map creation)");
       libbpf_set_print(libbpfQuiet);
@@ -785,6 +908,7 @@ int main(int argc, char** argv) {
         bpfVlan(xdp, vectors, r);
         bpfMtu(xdp, vectors, r);
         bpfPolicy(xdp, vectors, r);
+        bpfPolice(xdp, r);
       }
       bpfFdb([&](uint32_t capacity) { return std::make_unique<XdpProgram>(xdp_object, capacity, kIn); }, "xdp", vectors, r);
       if (!tc_object.empty()) {
@@ -795,6 +919,7 @@ int main(int argc, char** argv) {
           bpfLayout(tc.object(), tc.name(), r);
           bpfFlow(tc, vectors, r);
           bpfPolicy(tc, vectors, r);
+          bpfPolice(tc, r);
         }
         bpfFdb([&](uint32_t capacity) { return std::make_unique<TcProgram>(tc_object, capacity, kIn); }, "tc", vectors, r);
       }
