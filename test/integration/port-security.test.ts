@@ -194,9 +194,9 @@ async function iperf(client: Host, server: Host, extra: string[], seconds = 3, l
   const srv = new Background(['iperf3', '-s', '-1', '--forceflush', '-B', server.ip], server.ns);
   try {
     await srv.waitFor('Server listening');
-    // From the client's connection on, not from the command's start: flock may first wait for another benchmark.
-    const mid = srv.waitFor('Accepted connection', 120_000).then(() => sleep(1000)).then(async () => ({ rx: await devCounter(server, 'rx_bytes'), at: process.hrtime.bigint() }));
-    mid.catch(() => {});  // read for UDP only; a run that never connects fails below
+    // From the client's connection (it may wait for the lock first), one second on.
+    const mid = srv.waitFor('Accepted connection', 150_000).then(() => sleep(1000)).then(async () => ({ rx: await devCounter(server, 'rx_bytes'), at: process.hrtime.bigint() }));
+    mid.catch(() => undefined);  // awaited for UDP only
     const res = await run((lock ? locked : (a: string[]) => a)(['iperf3', '-c', server.ip, '-t', `${seconds}`, '-J', ...extra]), { ns: client.ns, timeoutMs: 120_000, check: false });
     const end = process.hrtime.bigint();
     const report = JSON.parse(res.stdout) as { end?: { sum_received?: { bits_per_second: number } } };
@@ -271,4 +271,80 @@ test.serial('the internal port (no program of its own: the hot loop checks it): 
   const stats = await sw.stats();
   t.is(dropsOf(stats, bridge, 'spoofed_mac'), 10, 'each spoofed frame counted as spoofed_mac');
   t.is(dropsOf(stats, bridge, 'storm_broadcast'), 100 - storm, 'the rest of the burst counted as storm_broadcast');
+});
+
+test.serial('port security learn: 1: the first MAC is learned and locked; frames from a second reach no host and are counted; aging, restart and a same-settings reload keep the lock; unlock clears it', async (t) => {
+  const cleanup = cleanupFor(t);
+  const [hA, hB] = await Promise.all([addHost(cleanup, { cidr: '10.78.0.1/24', prefix: 'vlk' }), addHost(cleanup, { cidr: '10.78.0.2/24', prefix: 'vlk' })]);
+  const sticky = { ...accessPort(hA.port, 10), security: { learn: 1 } };
+  const ports = [sticky, accessPort(hB.port, 10)];
+  const sw = await startDaemon(t, cleanup, { ports, fdb: { aging: 1 } });
+  const show = async () => (await vswitchctl(sw.socketPath, ['port', 'show', hA.port])).stdout;
+  t.regex(await show(), /learned: none \(0 of 1, learning\)/, 'nothing learned before it sends');
+
+  const t0 = Date.now();
+  t.true(await pingUntil(hA, hB.ip), 'the host on the learning port reaches the other');
+  const firstPingMs = Date.now() - t0;
+  t.is(await ping(hA, hB.ip, { count: 5, interval: 0.05 }), 5, 'every ping answered');
+  t.regex(await show(), new RegExp(`learned: ${hA.mac} \\(1 of 1, locked\\)`), 'its MAC learned, the port locked');
+  const held = dropsOf(await sw.stats(), hA.port, 'mac_learning');
+  t.true(held >= 1, 'its first frame waited for the control plane (mac_learning), not forwarded');
+  t.log(`first ping answered after ${firstPingMs} ms; ${held} frame(s) dropped before the MAC was admitted (mac_learning)`);
+  const locks = () => sw.logs().split('\n').filter((l) => l.includes('port security locked')).length;
+  t.is(locks(), 1, 'one log line when it locked');
+
+  const fakeMac = '02:78:00:00:00:99';
+  let sent = 0;
+  // From a second MAC: broadcast, and unicast to the far host; counted on the far side.
+  const spoof = async (what: string) => {
+    const cap = await startCapture(cleanup, { dev: hB.dev, ns: hB.ns, seconds: 10 });
+    await sendFrames({ dev: hA.dev, ns: hA.ns, count: 10, raw: ethFrame('ff:ff:ff:ff:ff:ff', fakeMac, 0x0800, ipv4Udp(hA.ip, '255.255.255.255', 9, 9)) });
+    await sendFrames({ dev: hA.dev, ns: hA.ns, count: 10, raw: ethFrame(hB.mac, fakeMac, 0x0800, ipv4Udp(hA.ip, hB.ip, 9, 9)) });
+    sent += 20;
+    await eventually(`${what}: the second MAC's frames counted as spoofed_mac`, async () => dropsOf(await sw.stats(), hA.port, 'spoofed_mac') >= sent, 3000);
+    await sleep(100);
+    const seen = await cap.stop();
+    t.is(seen.filter((f) => f.src === fakeMac).length, 0, `${what}: none of the second MAC's frames reached the far host`);
+    t.is(dropsOf(await sw.stats(), hA.port, 'spoofed_mac'), sent, `${what}: each one counted as spoofed_mac`);
+    t.false((await sw.fdb()).some((r) => r.mac === fakeMac), `${what}: the second MAC is not learned`);
+    t.is(await ping(hA, hB.ip, { count: 3, interval: 0.05 }), 3, `${what}: its own MAC still works`);
+  };
+  const learningDrops = dropsOf(await sw.stats(), hA.port, 'mac_learning');
+  await spoof('locked');
+  t.is(dropsOf(await sw.stats(), hA.port, 'mac_learning'), learningDrops, 'a locked port sends nothing up to be learned');
+  const { samples } = await scrapeMetrics(metricsListen(sw));
+  t.is(metricValue(samples, 'vswitchd_port_drops_total', { port: hA.port, reason: 'spoofed_mac' }), sent, '/metrics has the drops');
+  t.is(metricValue(samples, 'vswitchd_port_security_learned_macs', { port: hA.port }), 1, '/metrics: 1 MAC learned');
+  t.is(metricValue(samples, 'vswitchd_port_security_learn_limit', { port: hA.port }), 1, '/metrics: of 1');
+
+  // Its FDB entry ages out (aging 1 s): the lock is not an FDB entry.
+  await eventually('its FDB entry aged out', async () => !(await sw.fdb()).some((r) => r.mac === hA.mac), 5000);
+  await spoof('after aging');
+
+  // A reload that keeps the security settings keeps the lock; a restart keeps it.
+  writeConfig(sw, [{ ...sticky, storm_control: { broadcast: 10000 } }, accessPort(hB.port, 10)]);
+  await reload(sw);
+  const restart = await vswitchctl(sw.socketPath, ['restart'], 30_000);
+  t.is(restart.code, 0, restart.stderr + restart.stdout);
+  t.regex(await show(), new RegExp(`learned: ${hA.mac} \\(1 of 1, locked\\)`), 'still locked after a reload and a restart');
+  await spoof('after a restart');
+  t.is(locks(), 1, 'no second lock line');
+
+  // Unlocked: the next MAC it sends from is learned (here the second one), and the first is then refused.
+  const unlock = await vswitchctl(sw.socketPath, ['port', 'unlock', hA.port]);
+  t.is(unlock.code, 0, unlock.stderr);
+  t.is(unlock.stdout, `port ${hA.port} unlocked (forgot ${hA.mac}): it learns its MACs again\n`);
+  t.regex(await show(), /learned: none \(0 of 1, learning\)/, 'unlock forgot it');
+  await sendFrames({ dev: hA.dev, ns: hA.ns, count: 3, interval: 0.2, raw: ethFrame('ff:ff:ff:ff:ff:ff', fakeMac, 0x0800, ipv4Udp(hA.ip, '255.255.255.255', 9, 9)) });
+  await eventually('the second MAC learned', async () => (await show()).includes(`learned: ${fakeMac} (1 of 1, locked)`), 3000);
+  t.is(await ping(hA, hB.ip, { count: 2, interval: 0.05 }), 0, 'and the first MAC is now the one refused');
+  // A reload that changes the security settings forgets what was learned too.
+  writeConfig(sw, [{ ...sticky, security: { learn: 2 } }, accessPort(hB.port, 10)]);
+  t.regex(await reload(sw), new RegExp(`changed: port ${hA.port} security`));
+  t.regex(await show(), /learned: none \(0 of 2, learning\)/, 'new settings: nothing learned');
+  t.true(await pingUntil(hA, hB.ip, 5000), 'its first MAC is learned again');
+  t.regex(await show(), new RegExp(`learned: ${hA.mac} \\(1 of 2, learning\\)`));
+  const bad = await vswitchctl(sw.socketPath, ['port', 'unlock', hB.port]);
+  t.not(bad.code, 0);
+  t.regex(bad.stderr, /does not learn its MACs/, 'unlock of a port without learn is refused');
 });
