@@ -48,32 +48,30 @@ void* mapRing(int fd, off_t pgoff, size_t len) {
   return p;
 }
 
+// Maps one ring of fd at pgoff and points ring at it; records the mapping in *map/*len.
+// A producer ring's cached_cons runs one ring ahead (the free-slot arithmetic of
+// xsk_prod_nb_free), a consumer ring's does not.
+template <class Ring>
+void mapOneRing(int fd, off_t pgoff, const xdp_ring_offset& o, uint32_t size, size_t entry, bool producer, Ring* ring,
+                void** map, size_t* len) {
+  *len = o.desc + size * entry;
+  *map = mapRing(fd, pgoff, *len);
+  auto* r = static_cast<uint8_t*>(*map);
+  ring->mask = size - 1;
+  ring->size = size;
+  ring->producer = reinterpret_cast<uint32_t*>(r + o.producer);
+  ring->consumer = reinterpret_cast<uint32_t*>(r + o.consumer);
+  ring->flags = reinterpret_cast<uint32_t*>(r + o.flags);
+  ring->ring = r + o.desc;
+  ring->cached_prod = *ring->producer;
+  ring->cached_cons = *ring->consumer + (producer ? size : 0);
+}
+
 // Maps the fill and completion rings of fd into fill/comp; records the mappings.
 void mapUmemRings(int fd, const xdp_mmap_offsets& off, uint32_t fill_size, uint32_t comp_size, xsk_ring_prod* fill,
                   xsk_ring_cons* comp, void** maps, size_t* lens) {
-  lens[0] = off.fr.desc + fill_size * sizeof(uint64_t);
-  maps[0] = mapRing(fd, XDP_UMEM_PGOFF_FILL_RING, lens[0]);
-  auto* f = static_cast<uint8_t*>(maps[0]);
-  fill->mask = fill_size - 1;
-  fill->size = fill_size;
-  fill->producer = reinterpret_cast<uint32_t*>(f + off.fr.producer);
-  fill->consumer = reinterpret_cast<uint32_t*>(f + off.fr.consumer);
-  fill->flags = reinterpret_cast<uint32_t*>(f + off.fr.flags);
-  fill->ring = f + off.fr.desc;
-  fill->cached_prod = *fill->producer;
-  fill->cached_cons = *fill->consumer + fill_size;
-
-  lens[1] = off.cr.desc + comp_size * sizeof(uint64_t);
-  maps[1] = mapRing(fd, XDP_UMEM_PGOFF_COMPLETION_RING, lens[1]);
-  auto* c = static_cast<uint8_t*>(maps[1]);
-  comp->mask = comp_size - 1;
-  comp->size = comp_size;
-  comp->producer = reinterpret_cast<uint32_t*>(c + off.cr.producer);
-  comp->consumer = reinterpret_cast<uint32_t*>(c + off.cr.consumer);
-  comp->flags = reinterpret_cast<uint32_t*>(c + off.cr.flags);
-  comp->ring = c + off.cr.desc;
-  comp->cached_prod = *comp->producer;
-  comp->cached_cons = *comp->consumer;
+  mapOneRing(fd, XDP_UMEM_PGOFF_FILL_RING, off.fr, fill_size, sizeof(uint64_t), true, fill, &maps[0], &lens[0]);
+  mapOneRing(fd, XDP_UMEM_PGOFF_COMPLETION_RING, off.cr, comp_size, sizeof(uint64_t), false, comp, &maps[1], &lens[1]);
 }
 
 // EBUSY: the queue's socket from before a restart that was not adopted is still bound;
@@ -161,29 +159,8 @@ void XskSocket::mapRings(const RingSizes& sizes) {
   const xdp_mmap_offsets off = mmapOffsets(fd_);
   mapUmemRings(fd_, off, sizes.fill, sizes.comp, &fill, &comp, maps_, map_len_);
 
-  map_len_[2] = off.rx.desc + sizes.rx * sizeof(xdp_desc);
-  maps_[2] = mapRing(fd_, XDP_PGOFF_RX_RING, map_len_[2]);
-  auto* r = static_cast<uint8_t*>(maps_[2]);
-  rx.mask = sizes.rx - 1;
-  rx.size = sizes.rx;
-  rx.producer = reinterpret_cast<uint32_t*>(r + off.rx.producer);
-  rx.consumer = reinterpret_cast<uint32_t*>(r + off.rx.consumer);
-  rx.flags = reinterpret_cast<uint32_t*>(r + off.rx.flags);
-  rx.ring = r + off.rx.desc;
-  rx.cached_prod = *rx.producer;
-  rx.cached_cons = *rx.consumer;
-
-  map_len_[3] = off.tx.desc + sizes.tx * sizeof(xdp_desc);
-  maps_[3] = mapRing(fd_, XDP_PGOFF_TX_RING, map_len_[3]);
-  auto* t = static_cast<uint8_t*>(maps_[3]);
-  tx.mask = sizes.tx - 1;
-  tx.size = sizes.tx;
-  tx.producer = reinterpret_cast<uint32_t*>(t + off.tx.producer);
-  tx.consumer = reinterpret_cast<uint32_t*>(t + off.tx.consumer);
-  tx.flags = reinterpret_cast<uint32_t*>(t + off.tx.flags);
-  tx.ring = t + off.tx.desc;
-  tx.cached_prod = *tx.producer;
-  tx.cached_cons = *tx.consumer + sizes.tx;  // free-slot arithmetic of xsk_prod_nb_free
+  mapOneRing(fd_, XDP_PGOFF_RX_RING, off.rx, sizes.rx, sizeof(xdp_desc), false, &rx, &maps_[2], &map_len_[2]);
+  mapOneRing(fd_, XDP_PGOFF_TX_RING, off.tx, sizes.tx, sizeof(xdp_desc), true, &tx, &maps_[3], &map_len_[3]);
 }
 
 XskSocket::XskSocket(const Umem& umem, int ifindex, uint32_t queue, const RingSizes& sizes) {
