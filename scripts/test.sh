@@ -31,14 +31,29 @@ else
 fi
 # The integration suite once per datapath.fast_path choice: off (every frame through the
 # hot loop), auto (the default: tc on veth and tap ports), xdp (the XDP hook on veths).
+failures=$(mktemp)
+trap 'rm -f "$log" "$failures"' EXIT
 for mode in off auto xdp; do
   echo "test: npm run test:integration (datapath.fast_path: $mode)"
-  VSWITCHD_TEST_FAST_PATH=$mode npm run test:integration 2>&1 | tee -a "$log" || status=1
+  part=$(mktemp)
+  VSWITCHD_TEST_FAST_PATH=$mode npm run test:integration 2>&1 | tee "$part" || status=1
+  cat "$part" >>"$log"
+  # ava ends a run that failed with each failure's assertion and values: kept for the end.
+  if grep -q '✘' "$part"; then
+    { echo "== datapath.fast_path: $mode"; sed -n '/^  ─$/,$p' "$part" | tail -n 80; } >>"$failures"
+  fi
+  rm -f "$part"
 done
 
 # One plain summary line over every suite (ava prints one per suite).
 passed=$(grep -c '✔' "$log" || true)
 failed=$(grep -c '✘' "$log" || true)
+# The failed tests again, last, where a reader of only the output's tail sees them.
+if ((failed > 0)); then
+  echo "failed tests:"
+  grep '✘' "$log" || true
+  cat "$failures"
+fi
 echo "${passed} passed, ${failed} failed"
 
 if ((status != 0)); then

@@ -192,7 +192,7 @@ async function across(t: ExecutionContext, kind: 'restart' | 'kill' | 'ctl', net
     try {
       const e = JSON.parse(l) as { time: number; level: number; msg: string; port?: string; handed_over_ms_ago?: number; process_uptime_ms?: number; took_ms?: number; steps?: Record<string, number>; frames_to_fill_rings?: number };
       // The early start logs once the logger exists: its own figures say when it served (ms after the old daemon's last save).
-      const when = e.handed_over_ms_ago !== undefined ? ` (served ${e.handed_over_ms_ago} ms after the handover, process up ${e.process_uptime_ms} ms, took ${e.took_ms} ms${e.steps ? ': ' + JSON.stringify(e.steps) : ''})` : '';
+      const when = e.handed_over_ms_ago !== undefined ? ` (served ${e.handed_over_ms_ago} ms after the handover, process up ${e.process_uptime_ms} ms${e.took_ms !== undefined ? `, took ${e.took_ms} ms` : ''}${e.steps ? ': ' + JSON.stringify(e.steps) : ''})` : '';
       const filled = e.frames_to_fill_rings !== undefined ? ` (${e.frames_to_fill_rings} frames to the fill rings)` : '';
       return e.time >= asked - 50 && e.level !== 20 ? [`${e.time - asked} ${e.msg}${e.port ? ' ' + e.port : ''}${when}${filled}`] : [];
     } catch {
