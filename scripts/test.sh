@@ -9,10 +9,26 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh --guest
 
 status=0
-log=$(mktemp)
-trap 'rm -f "$log"' EXIT
+log=$(mktemp)       # every ava run's output, for the summary
+failures=$(mktemp)  # ava's failure details of the runs that failed, printed again at the end
+trap 'rm -f "$log" "$failures"' EXIT
+
+# Runs one ava suite (its npm script, under LABEL), showing its output as it comes.
+ava_suite() {
+  local label=$1 part
+  shift
+  part=$(mktemp)
+  "$@" 2>&1 | tee "$part" || status=1
+  cat "$part" >>"$log"
+  # ava ends a run that failed with each failure's assertion and values.
+  if grep -q '✘' "$part"; then
+    { echo "== $label"; sed -n '/^  ─$/,$p' "$part" | tail -n 80; } >>"$failures"
+  fi
+  rm -f "$part"
+}
+
 echo "test: npm run test:unit"
-npm run test:unit 2>&1 | tee -a "$log" || status=1
+ava_suite "unit tests" npm run test:unit
 # Its output has no ✔/✘ marks, so the summary below still counts ava's tests only.
 echo "test: npm run test:native (shared vectors: C++ and XDP)"
 if npm run -s test:native 2>&1; then
@@ -31,18 +47,9 @@ else
 fi
 # The integration suite once per datapath.fast_path choice: off (every frame through the
 # hot loop), auto (the default: tc on veth and tap ports), xdp (the XDP hook on veths).
-failures=$(mktemp)
-trap 'rm -f "$log" "$failures"' EXIT
 for mode in off auto xdp; do
   echo "test: npm run test:integration (datapath.fast_path: $mode)"
-  part=$(mktemp)
-  VSWITCHD_TEST_FAST_PATH=$mode npm run test:integration 2>&1 | tee "$part" || status=1
-  cat "$part" >>"$log"
-  # ava ends a run that failed with each failure's assertion and values: kept for the end.
-  if grep -q '✘' "$part"; then
-    { echo "== datapath.fast_path: $mode"; sed -n '/^  ─$/,$p' "$part" | tail -n 80; } >>"$failures"
-  fi
-  rm -f "$part"
+  ava_suite "integration, datapath.fast_path: $mode" env VSWITCHD_TEST_FAST_PATH="$mode" npm run test:integration
 done
 
 # One plain summary line over every suite (ava prints one per suite).
